@@ -1,0 +1,364 @@
+//! Connection commands: PING, ECHO, QUIT, RESET, SELECT, AUTH, HELLO, CLIENT.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use cache_protocol::Protocol;
+
+use super::{int_arg, is, CmdError, CmdResult, Ctx};
+
+pub fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => ctx.out.simple("PONG"),
+        2 => ctx.out.bulk(&args[1]),
+        _ => {
+            return Err(CmdError::Msg(
+                "ERR wrong number of arguments for 'ping' command",
+            ))
+        }
+    }
+    Ok(())
+}
+
+pub fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    ctx.out.bulk(&args[1]);
+    Ok(())
+}
+
+pub fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.ok();
+    ctx.conn.close = true;
+    Ok(())
+}
+
+pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    select_db(ctx, 0);
+    set_protocol(ctx, Protocol::Resp2);
+    *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = String::new();
+    ctx.conn.authenticated = requirepass(ctx).is_empty();
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+fn select_db(ctx: &mut Ctx<'_>, db: usize) {
+    ctx.conn.db = db;
+    ctx.conn.info.db.store(db, Relaxed);
+}
+
+fn set_protocol(ctx: &mut Ctx<'_>, protocol: Protocol) {
+    ctx.out.protocol = protocol;
+    let n = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    ctx.conn.info.resp.store(n, Relaxed);
+}
+
+/// Parses a database index argument against the configured count.
+pub fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
+    let db = int_arg(arg)?;
+    if db < 0 || db as usize >= ctx.shared.store.databases() {
+        return Err(CmdError::DbIndex);
+    }
+    Ok(db as usize)
+}
+
+pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = db_index(ctx, &args[1])?;
+    select_db(ctx, db);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn requirepass(ctx: &Ctx<'_>) -> String {
+    ctx.shared.config.get("requirepass").unwrap_or_default()
+}
+
+/// Checks credentials for the one user we have, `default`.
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
+    let required = requirepass(ctx);
+    let ok = user == b"default" && (required.is_empty() || required.as_bytes() == pass);
+    if !ok {
+        return Err(CmdError::Msg(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ));
+    }
+    ctx.conn.authenticated = true;
+    Ok(())
+}
+
+pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        2 => {
+            if requirepass(ctx).is_empty() {
+                return Err(CmdError::Msg("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+            }
+            check_password(ctx, b"default", &args[1])?;
+        }
+        3 => check_password(ctx, &args[1], &args[2])?,
+        _ => return Err(CmdError::Syntax),
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut protocol = ctx.out.protocol;
+    if args.len() >= 2 {
+        let version = super::parse_i64(&args[1]).ok_or(CmdError::Msg(
+            "ERR Protocol version is not an integer or out of range",
+        ))?;
+        protocol = match version {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => return Err(CmdError::Msg("NOPROTO unsupported protocol version")),
+        };
+    }
+    let mut i = 2;
+    let mut name = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if is(&args[i], "auth") && more >= 2 {
+            check_password(ctx, &args[i + 1], &args[i + 2])?;
+            i += 3;
+        } else if is(&args[i], "setname") && more >= 1 {
+            name = Some(valid_name(&args[i + 1])?);
+            i += 2;
+        } else {
+            return Err(CmdError::Owned(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if !ctx.conn.authenticated {
+        return Err(CmdError::Msg("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
+    }
+    if let Some(name) = name {
+        *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+    set_protocol(ctx, protocol);
+    let out = &mut *ctx.out;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(crate::cmd::server::REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.int(if protocol == Protocol::Resp3 { 3 } else { 2 });
+    out.bulk(b"id");
+    out.int(ctx.conn.info.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}
+
+fn valid_name(name: &[u8]) -> Result<String, CmdError> {
+    // Redis allows printable ASCII without spaces.
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(CmdError::Msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(String::from_utf8_lossy(name).into_owned())
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>,",
+    "    SKIPME (yes|no), USER <username>, TYPE (normal|pubsub).",
+    "LIST [TYPE (normal|pubsub)] [ID <client-id> [<client-id> ...]]",
+    "    Return information about client connections.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn help(ctx: &mut Ctx<'_>, lines: &[&str]) {
+    ctx.out.array(lines.len());
+    for line in lines {
+        ctx.out.simple(line);
+    }
+}
+
+pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    let info = ctx.conn.info.clone();
+    if is(sub, "id") {
+        ctx.out.int(info.id as i64);
+    } else if is(sub, "setname") {
+        let name = valid_name(&args[2])?;
+        *info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+        ctx.out.ok();
+    } else if is(sub, "getname") {
+        let name = info.name();
+        if name.is_empty() {
+            ctx.out.null();
+        } else {
+            ctx.out.bulk(name.as_bytes());
+        }
+    } else if is(sub, "info") {
+        let line = info.describe() + "\n";
+        ctx.out.verbatim("txt", line.as_bytes());
+    } else if is(sub, "list") {
+        client_list(ctx, args)?;
+    } else if is(sub, "kill") {
+        client_kill(ctx, args)?;
+    } else if is(sub, "setinfo") {
+        let value = String::from_utf8_lossy(&args[3]).into_owned();
+        if value.bytes().any(|b| !(b'!'..=b'~').contains(&b)) {
+            return Err(CmdError::Owned(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                String::from_utf8_lossy(&args[2]).to_ascii_uppercase()
+            )));
+        }
+        if is(&args[2], "lib-name") {
+            *info.lib_name.lock().unwrap_or_else(|e| e.into_inner()) = value;
+        } else if is(&args[2], "lib-ver") {
+            *info.lib_ver.lock().unwrap_or_else(|e| e.into_inner()) = value;
+        } else {
+            return Err(CmdError::Owned(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&args[2])
+            )));
+        }
+        ctx.out.ok();
+    } else {
+        help(ctx, CLIENT_HELP);
+    }
+    Ok(())
+}
+
+fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "type") && i + 1 < args.len() {
+            let t = &args[i + 1];
+            if !(is(t, "normal") || is(t, "pubsub") || is(t, "master") || is(t, "replica")) {
+                return Err(CmdError::Owned(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                )));
+            }
+            // Every client of ours is a normal one.
+            if !is(t, "normal") {
+                ids = Some(Vec::new());
+            }
+            i += 2;
+        } else if is(&args[i], "id") && i + 1 < args.len() {
+            let mut list = Vec::new();
+            for a in &args[i + 1..] {
+                match super::parse_i64(a) {
+                    Some(id) if id > 0 => list.push(id as u64),
+                    _ => return Err(CmdError::Msg("ERR Invalid client ID")),
+                }
+            }
+            ids = Some(list);
+            i = args.len();
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut text = String::new();
+    for c in ctx.shared.clients.all() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            continue;
+        }
+        text.push_str(&c.describe());
+        text.push('\n');
+    }
+    ctx.out.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let me = ctx.conn.info.id;
+    if args.len() == 3 {
+        let addr = String::from_utf8_lossy(&args[2]);
+        let Some(c) = ctx
+            .shared
+            .clients
+            .all()
+            .into_iter()
+            .find(|c| c.peer.to_string() == addr)
+        else {
+            return Err(CmdError::Msg("ERR No such client"));
+        };
+        if c.id == me {
+            ctx.conn.close = true;
+        } else {
+            c.request_kill();
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    if !args.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut skipme = true;
+    for pair in args[2..].chunks(2) {
+        let (opt, value) = (&pair[0], &pair[1]);
+        if is(opt, "id") {
+            id = Some(
+                super::parse_i64(value)
+                    .filter(|v| *v > 0)
+                    .ok_or(CmdError::Msg("ERR client-id should be greater than 0"))?
+                    as u64,
+            );
+        } else if is(opt, "addr") {
+            addr = Some(String::from_utf8_lossy(value).into_owned());
+        } else if is(opt, "laddr") {
+            laddr = Some(String::from_utf8_lossy(value).into_owned());
+        } else if is(opt, "skipme") {
+            skipme = if is(value, "yes") {
+                true
+            } else if is(value, "no") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+        } else if is(opt, "user") || is(opt, "type") {
+            // One user (default) and one client type (normal): filters that match everyone
+            // when they name those, nobody otherwise.
+            if !(is(value, "default") || is(value, "normal")) {
+                id = Some(0);
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut killed = 0;
+    for c in ctx.shared.clients.all() {
+        let matches = id.is_none_or(|id| id == c.id)
+            && addr.as_ref().is_none_or(|a| *a == c.peer.to_string())
+            && laddr.as_ref().is_none_or(|a| *a == c.local.to_string());
+        if !matches || (skipme && c.id == me) {
+            continue;
+        }
+        if c.id == me {
+            ctx.conn.close = true;
+        } else {
+            c.request_kill();
+        }
+        killed += 1;
+    }
+    ctx.out.int(killed);
+    Ok(())
+}

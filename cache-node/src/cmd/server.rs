@@ -1,0 +1,519 @@
+//! Server commands: INFO, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, CONFIG, TIME, LASTSAVE, SHUTDOWN,
+//! COMMAND.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use cache_protocol::command::{all_specs, flags};
+use cache_protocol::{Cmd, CommandSpec};
+
+use super::connection::help;
+use super::{is, CmdError, CmdResult, Ctx};
+use crate::config::ConfigError;
+use crate::stats::sum;
+
+/// The Redis version we answer to: clients gate features on it, and we implement 7.0's
+/// commands and replies.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let n = ctx.shared.store.dbsize(ctx.db());
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// FLUSHDB / FLUSHALL take an optional ASYNC or SYNC; both are done at once here (dropping a
+/// table is a free per shard, in shard order).
+fn flush_mode(args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(()),
+        2 if is(&args[1], "async") || is(&args[1], "sync") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    ctx.shared.store.flush(Some(ctx.db()));
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    ctx.shared.store.flush(None);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = super::parse_i64(&args[1]).ok_or(CmdError::Msg("ERR invalid first DB index"))?;
+    let b = super::parse_i64(&args[2]).ok_or(CmdError::Msg("ERR invalid second DB index"))?;
+    let n = ctx.shared.store.databases() as i64;
+    if !(0..n).contains(&a) || !(0..n).contains(&b) {
+        return Err(CmdError::DbIndex);
+    }
+    if a != b {
+        ctx.shared.store.swap_db(a as usize, b as usize);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.out.array(2);
+    ctx.out.bulk(now.as_secs().to_string().as_bytes());
+    ctx.out.bulk(now.subsec_micros().to_string().as_bytes());
+    Ok(())
+}
+
+pub fn lastsave(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    // Nothing is ever saved: report the start time, as Redis does before its first save.
+    let started = ctx.now / 1000 - ctx.shared.started.elapsed().as_secs();
+    ctx.out.int(started as i64);
+    Ok(())
+}
+
+pub fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    for a in &args[1..] {
+        if !(is(a, "nosave") || is(a, "save") || is(a, "now") || is(a, "force") || is(a, "abort")) {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if args[1..].iter().any(|a| is(a, "abort")) {
+        return Err(CmdError::Msg("ERR No shutdown in progress."));
+    }
+    tracing::info!(client = ctx.conn.info.id, "SHUTDOWN requested");
+    ctx.shared.shutdown.trigger();
+    // Like Redis, the client gets no reply: the connection just closes.
+    ctx.conn.close = true;
+    Ok(())
+}
+
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    let config = &ctx.shared.config;
+    if is(sub, "get") {
+        let mut found: Vec<(&str, String)> = Vec::new();
+        for pattern in &args[2..] {
+            for (name, value) in config.matching(pattern) {
+                if !found.iter().any(|(n, _)| *n == name) {
+                    found.push((name, value));
+                }
+            }
+        }
+        ctx.out.map(found.len());
+        for (name, value) in found {
+            ctx.out.bulk(name.as_bytes());
+            ctx.out.bulk(value.as_bytes());
+        }
+    } else if is(sub, "set") {
+        if !args.len().is_multiple_of(2) {
+            return Err(CmdError::Owned(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(&args[2])
+            )));
+        }
+        // All or nothing: validate every pair before applying any.
+        let pairs: Vec<(String, String)> = args[2..]
+            .chunks(2)
+            .map(|p| {
+                (
+                    String::from_utf8_lossy(&p[0]).into_owned(),
+                    String::from_utf8_lossy(&p[1]).into_owned(),
+                )
+            })
+            .collect();
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                return Err(CmdError::Owned(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                )));
+            }
+            config
+                .check(name, value)
+                .map_err(|e| config_error(name, e))?;
+        }
+        for (name, value) in &pairs {
+            config.set(name, value).map_err(|e| config_error(name, e))?;
+        }
+        ctx.out.ok();
+    } else if is(sub, "resetstat") {
+        ctx.shared.stats.reset();
+        ctx.out.ok();
+    } else if is(sub, "rewrite") {
+        return Err(CmdError::Msg(
+            "ERR The server is running without a config file",
+        ));
+    } else {
+        help(ctx, CONFIG_HELP);
+    }
+    Ok(())
+}
+
+fn config_error(name: &str, e: ConfigError) -> CmdError {
+    match e {
+        ConfigError::Unknown(_) => CmdError::Owned(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+        )),
+        other => CmdError::Owned(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {other}"
+        )),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1024.0 {
+        format!("{n}B")
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.2}K", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", n / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", n / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+/// Heap bytes in use and resident bytes, from jemalloc's own statistics.
+pub fn memory_stats() -> (u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    let allocated = stats::allocated::read().unwrap_or(0) as u64;
+    let resident = stats::resident::read().unwrap_or(0) as u64;
+    (allocated, resident)
+}
+
+fn rss_bytes() -> u64 {
+    // Field 2 of /proc/self/statm is resident pages.
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "keyspace",
+    "commandstats",
+];
+
+pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut everything = false;
+    if args.len() == 1 {
+        wanted.extend(SECTIONS.iter().filter(|s| **s != "commandstats"));
+    }
+    for a in &args[1..] {
+        if is(a, "all") || is(a, "everything") {
+            everything = true;
+        } else if is(a, "default") {
+            wanted.extend(SECTIONS.iter().filter(|s| **s != "commandstats"));
+        } else if let Some(s) = SECTIONS.iter().find(|s| is(a, s)) {
+            wanted.push(s);
+        }
+    }
+    if everything {
+        wanted = SECTIONS.to_vec();
+    }
+    let mut text = String::new();
+    for section in SECTIONS.iter().filter(|s| wanted.contains(s)) {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        write_section(ctx, section, &mut text);
+    }
+    ctx.out.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
+    let shared = ctx.shared;
+    let stats = &shared.stats;
+    let uptime = shared.started.elapsed().as_secs();
+    // Writing to a String cannot fail.
+    let _ = match section {
+        "server" => write!(
+            t,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nferrocache_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            shared.run_id,
+            shared.addr.port(),
+            ctx.now * 1000,
+            uptime,
+            uptime / 86400,
+            shared.config.hz.load(Relaxed),
+            shared.config.hz.load(Relaxed),
+            (ctx.now / 1000) & 0xFF_FFFF,
+            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            shared.config_file.clone().unwrap_or_default(),
+        ),
+        "clients" => write!(
+            t,
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            shared.clients.len(),
+            shared.config.maxclients.load(Relaxed),
+        ),
+        "memory" => {
+            let (used, resident) = memory_stats();
+            let rss = rss_bytes();
+            write!(
+                t,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nallocator_resident:{resident}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                human_bytes(used),
+                human_bytes(rss),
+                if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+            )
+        }
+        "persistence" => write!(
+            t,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n",
+        ),
+        "stats" => write!(
+            t,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
+            stats.connections_received.load(Relaxed),
+            sum(stats, |s| &s.commands),
+            sum(stats, |s| &s.net_input_bytes),
+            sum(stats, |s| &s.net_output_bytes),
+            stats.rejected_connections.load(Relaxed),
+            shared.store.expired_keys(),
+            sum(stats, |s| &s.keyspace_hits),
+            sum(stats, |s| &s.keyspace_misses),
+        ),
+        "replication" => write!(
+            t,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:{}\r\nmaster_repl_offset:0\r\n",
+            shared.run_id
+        ),
+        "cpu" => write!(t, "# CPU\r\n"),
+        "keyspace" => {
+            let _ = write!(t, "# Keyspace\r\n");
+            for (db, (keys, expires)) in shared.store.keyspace_counts().into_iter().enumerate() {
+                if keys > 0 {
+                    let _ = write!(t, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                }
+            }
+            Ok(())
+        }
+        "commandstats" => {
+            let _ = write!(t, "# Commandstats\r\n");
+            for (i, spec) in all_specs().enumerate() {
+                let (calls, usec, rejected, failed) = stats.command(i);
+                if calls + rejected == 0 {
+                    continue;
+                }
+                let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+                let _ = write!(
+                    t,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                    spec.name
+                );
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+}
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn write_command_info(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
+    let out = &mut *ctx.out;
+    out.array(10);
+    out.bulk(spec.name.as_bytes());
+    out.int(i64::from(spec.arity));
+    let names: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(f, _)| spec.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    out.set(names.len());
+    for n in names {
+        out.simple(n);
+    }
+    out.int(i64::from(spec.first_key));
+    out.int(i64::from(spec.last_key));
+    out.int(i64::from(spec.step));
+    let category = format!("@{}", spec.group);
+    out.set(1);
+    out.simple(&category);
+    out.set(0); // tips
+    if spec.first_key > 0 {
+        // One key spec in Redis 7's shape: a range from first_key to last_key.
+        out.array(1);
+        out.map(3);
+        out.bulk(b"flags");
+        out.set(0);
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"index");
+        out.bulk(b"spec");
+        out.map(1);
+        out.bulk(b"index");
+        out.int(i64::from(spec.first_key));
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"range");
+        out.bulk(b"spec");
+        out.map(3);
+        out.bulk(b"lastkey");
+        out.int(if spec.last_key < 0 {
+            i64::from(spec.last_key)
+        } else {
+            i64::from(spec.last_key - spec.first_key)
+        });
+        out.bulk(b"keystep");
+        out.int(i64::from(spec.step));
+        out.bulk(b"limit");
+        out.int(0);
+    } else {
+        out.array(0);
+    }
+    out.array(spec.subcommands.len());
+    for sub in spec.subcommands {
+        write_command_info(ctx, sub);
+    }
+}
+
+fn write_command_docs(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
+    let out = &mut *ctx.out;
+    out.bulk(spec.name.as_bytes());
+    let has_subs = !spec.subcommands.is_empty();
+    out.map(if has_subs { 3 } else { 2 });
+    out.bulk(b"summary");
+    out.bulk(spec.summary.as_bytes());
+    out.bulk(b"group");
+    out.bulk(spec.group.as_bytes());
+    if has_subs {
+        out.bulk(b"subcommands");
+        out.map(spec.subcommands.len());
+        for sub in spec.subcommands {
+            write_command_docs(ctx, sub);
+        }
+    }
+}
+
+fn find_spec(name: &[u8]) -> Option<&'static CommandSpec> {
+    if let Some(cmd) = Cmd::lookup(name) {
+        return Some(cmd.spec());
+    }
+    let text = std::str::from_utf8(name).ok()?;
+    let (parent, _) = text.split_once('|')?;
+    let parent = Cmd::lookup(parent.as_bytes())?;
+    parent
+        .spec()
+        .subcommands
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(text))
+}
+
+pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 1 {
+        ctx.out.array(Cmd::ALL.len());
+        for cmd in Cmd::ALL {
+            write_command_info(ctx, cmd.spec());
+        }
+        return Ok(());
+    }
+    let sub = &args[1];
+    if is(sub, "count") {
+        ctx.out.int(Cmd::ALL.len() as i64);
+    } else if is(sub, "list") {
+        ctx.out.array(Cmd::ALL.len());
+        for cmd in Cmd::ALL {
+            ctx.out.bulk(cmd.spec().name.as_bytes());
+        }
+    } else if is(sub, "info") {
+        if args.len() == 2 {
+            ctx.out.array(Cmd::ALL.len());
+            for cmd in Cmd::ALL {
+                write_command_info(ctx, cmd.spec());
+            }
+        } else {
+            ctx.out.array(args.len() - 2);
+            for name in &args[2..] {
+                match find_spec(name) {
+                    Some(spec) => write_command_info(ctx, spec),
+                    None => ctx.out.null_array(),
+                }
+            }
+        }
+    } else if is(sub, "docs") {
+        let specs: Vec<&CommandSpec> = if args.len() == 2 {
+            Cmd::ALL.iter().map(|c| c.spec()).collect()
+        } else {
+            args[2..].iter().filter_map(|n| find_spec(n)).collect()
+        };
+        ctx.out.map(specs.len());
+        for spec in specs {
+            write_command_docs(ctx, spec);
+        }
+    } else if is(sub, "getkeys") {
+        let target = &args[2..];
+        let Some(cmd) = Cmd::lookup(&target[0]) else {
+            return Err(CmdError::Msg("ERR Invalid command specified"));
+        };
+        if !cmd.spec().arity_ok(target.len()) {
+            return Err(CmdError::Msg(
+                "ERR Invalid number of arguments specified for command",
+            ));
+        }
+        let keys = cmd.keys(target);
+        if keys.is_empty() {
+            return Err(CmdError::Msg("ERR The command has no key arguments"));
+        }
+        ctx.out.array(keys.len());
+        for i in keys {
+            ctx.out.bulk(&target[i]);
+        }
+    } else {
+        help(ctx, COMMAND_HELP);
+    }
+    Ok(())
+}

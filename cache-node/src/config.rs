@@ -1,0 +1,382 @@
+//! Configuration parameters: one table drives the command line (`--port 7001`), the TOML file
+//! (`port = 7001`), `CONFIG GET` and `CONFIG SET`, so the three never disagree.
+//!
+//! Values read on the hot path (limits) are atomics; the rest sit behind a mutex.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use cache_store::pattern::glob_match;
+
+/// How a parameter's text is parsed and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A plain integer with bounds.
+    Int { min: i64, max: i64 },
+    /// A byte size with Redis's units (`100mb`, `1gb`, `512k`).
+    Memory,
+    /// Free text.
+    Text,
+    /// One of a fixed set of words.
+    Enum(&'static [&'static str]),
+}
+
+struct Param {
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    /// Settable with CONFIG SET (else only at start-up).
+    mutable: bool,
+    /// What it does, for `--help`.
+    help: &'static str,
+}
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+
+static PARAMS: &[Param] = &[
+    Param {
+        name: "bind",
+        kind: Kind::Text,
+        default: "127.0.0.1",
+        mutable: false,
+        help: "address to listen on",
+    },
+    Param {
+        name: "port",
+        kind: Kind::Int { min: 0, max: 65535 },
+        default: "6379",
+        mutable: false,
+        help: "TCP port (0 = any free port)",
+    },
+    Param {
+        name: "requirepass",
+        kind: Kind::Text,
+        default: "",
+        mutable: true,
+        help: "password clients must AUTH with (empty = none)",
+    },
+    Param {
+        name: "maxclients",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "10000",
+        mutable: true,
+        help: "most simultaneous client connections",
+    },
+    Param {
+        name: "timeout",
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        default: "0",
+        mutable: true,
+        help: "close a client idle this many seconds (0 = never)",
+    },
+    Param {
+        name: "databases",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: "16",
+        mutable: false,
+        help: "number of databases (SELECT 0..n-1)",
+    },
+    Param {
+        name: "proto-max-bulk-len",
+        kind: Kind::Memory,
+        default: "512mb",
+        mutable: true,
+        help: "largest single argument a client may send",
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        kind: Kind::Memory,
+        default: "1gb",
+        mutable: true,
+        help: "largest buffered, not yet complete request of one client",
+    },
+    Param {
+        name: "hz",
+        kind: Kind::Int { min: 1, max: 500 },
+        default: "10",
+        mutable: true,
+        help: "active expiry cycles per second",
+    },
+    Param {
+        name: "loglevel",
+        kind: Kind::Enum(LOGLEVELS),
+        default: "notice",
+        mutable: false,
+        help: "debug, verbose, notice, warning or nothing",
+    },
+    Param {
+        name: "dir",
+        kind: Kind::Text,
+        default: ".",
+        mutable: false,
+        help: "working directory for files the node writes",
+    },
+    Param {
+        name: "threads",
+        kind: Kind::Int { min: 0, max: 256 },
+        default: "0",
+        mutable: false,
+        help: "worker threads (0 = one per available core)",
+    },
+    // Facts clients read (redis-benchmark asks for both): this node keeps nothing on disk.
+    Param {
+        name: "save",
+        kind: Kind::Enum(&[""]),
+        default: "",
+        mutable: false,
+        help: "RDB snapshots: none (always empty)",
+    },
+    Param {
+        name: "appendonly",
+        kind: Kind::Enum(&["no"]),
+        default: "no",
+        mutable: false,
+        help: "append-only file: none (always no)",
+    },
+];
+
+/// A parameter name or value the node refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown parameter '{0}'")]
+    Unknown(String),
+    #[error("can't set immutable config")]
+    Immutable,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The node's configuration.
+pub struct Config {
+    values: Mutex<Vec<String>>,
+    // Hot-path copies of numeric parameters.
+    pub proto_max_bulk_len: AtomicU64,
+    pub client_query_buffer_limit: AtomicU64,
+    pub maxclients: AtomicU64,
+    pub timeout_secs: AtomicU64,
+    pub hz: AtomicU64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config").finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let config = Config {
+            values: Mutex::new(Vec::new()),
+            proto_max_bulk_len: AtomicU64::new(0),
+            client_query_buffer_limit: AtomicU64::new(0),
+            maxclients: AtomicU64::new(0),
+            timeout_secs: AtomicU64::new(0),
+            hz: AtomicU64::new(0),
+        };
+        let defaults: Vec<String> = PARAMS
+            .iter()
+            .map(|p| normalize(p, p.default).expect("defaults are valid"))
+            .collect();
+        for (p, v) in PARAMS.iter().zip(&defaults) {
+            config.publish(p.name, v);
+        }
+        *config.lock() = defaults;
+        config
+    }
+}
+
+fn find(name: &str) -> Option<(usize, &'static Param)> {
+    PARAMS
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.name.eq_ignore_ascii_case(name))
+}
+
+/// Parses a size with Redis's units: `1k` = 1000, `1kb` = 1024, likewise m/mb, g/gb.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let units: [(&str, u64); 7] = [
+        ("gb", 1 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1_000),
+        ("b", 1),
+    ];
+    let (digits, mult) = units
+        .iter()
+        .find_map(|(u, m)| lower.strip_suffix(u).map(|d| (d, *m)))
+        .unwrap_or((lower.as_str(), 1));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn normalize(param: &Param, value: &str) -> Result<String, ConfigError> {
+    match param.kind {
+        Kind::Int { min, max } => match value.parse::<i64>() {
+            Ok(v) if v >= min && v <= max => Ok(v.to_string()),
+            Ok(_) => Err(ConfigError::Invalid(format!(
+                "argument must be between {min} and {max} inclusive"
+            ))),
+            Err(_) => Err(ConfigError::Invalid(
+                "argument couldn't be parsed into an integer".into(),
+            )),
+        },
+        Kind::Memory => parse_memory(value)
+            .map(|v| v.to_string())
+            .ok_or_else(|| ConfigError::Invalid("argument must be a memory value".into())),
+        Kind::Text => Ok(value.to_string()),
+        Kind::Enum(words) => words
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(value))
+            .map(|w| w.to_string())
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "argument(s) must be one of the following: ".to_string() + &words.join(", "),
+                )
+            }),
+    }
+}
+
+impl Config {
+    /// Sets a parameter at start-up (command line or file): immutable ones allowed.
+    ///
+    /// # Errors
+    /// Unknown name or a value that does not parse.
+    pub fn set_initial(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_inner(name, value, true)
+    }
+
+    /// Sets a parameter at runtime (`CONFIG SET`).
+    ///
+    /// # Errors
+    /// Unknown name, an immutable parameter, or a value that does not parse.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_inner(name, value, false)
+    }
+
+    fn set_inner(&self, name: &str, value: &str, initial: bool) -> Result<(), ConfigError> {
+        let (i, param) = find(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        if !initial && !param.mutable {
+            return Err(ConfigError::Immutable);
+        }
+        let value = normalize(param, value)?;
+        self.publish(param.name, &value);
+        self.lock()[i] = value;
+        Ok(())
+    }
+
+    /// Validates without applying (CONFIG SET is all or nothing).
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
+    pub fn check(&self, name: &str, value: &str) -> Result<&'static str, ConfigError> {
+        let (_, param) = find(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        if !param.mutable {
+            return Err(ConfigError::Immutable);
+        }
+        normalize(param, value)?;
+        Ok(param.name)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, name: &str, value: &str) {
+        let number = || value.parse::<u64>().unwrap_or(0);
+        match name {
+            "proto-max-bulk-len" => self.proto_max_bulk_len.store(number(), Relaxed),
+            "client-query-buffer-limit" => self.client_query_buffer_limit.store(number(), Relaxed),
+            "maxclients" => self.maxclients.store(number(), Relaxed),
+            "timeout" => self.timeout_secs.store(number(), Relaxed),
+            "hz" => self.hz.store(number(), Relaxed),
+            _ => {}
+        }
+    }
+
+    /// The current value of a parameter.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let (i, _) = find(name)?;
+        Some(self.lock()[i].clone())
+    }
+
+    /// `(name, value)` of every parameter matching a glob pattern (CONFIG GET).
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
+        let values = self.lock();
+        PARAMS
+            .iter()
+            .zip(values.iter())
+            .filter(|(p, _)| glob_match(pattern, p.name.as_bytes(), true))
+            .map(|(p, v)| (p.name, v.clone()))
+            .collect()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(6379)
+    }
+
+    pub fn databases(&self) -> usize {
+        self.get("databases")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(16)
+    }
+
+    /// `--help` text: every parameter, its default and what it does.
+    pub fn help() -> String {
+        let mut text = String::new();
+        for p in PARAMS {
+            let default = if p.default.is_empty() {
+                "\"\""
+            } else {
+                p.default
+            };
+            text.push_str(&format!(
+                "  --{:<28} {} (default {})\n",
+                p.name, p.help, default
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("100mb"), Some(100 << 20));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("2GB"), Some(2 << 30));
+        assert_eq!(parse_memory("12"), Some(12));
+        assert_eq!(parse_memory("mb"), None);
+        assert_eq!(parse_memory("-1"), None);
+    }
+
+    #[test]
+    fn set_and_get() {
+        let c = Config::default();
+        c.set("timeout", "5").unwrap();
+        assert_eq!(c.timeout_secs.load(Relaxed), 5);
+        assert_eq!(c.set("port", "1"), Err(ConfigError::Immutable));
+        assert!(matches!(c.set("nope", "1"), Err(ConfigError::Unknown(_))));
+        assert!(c.set("timeout", "x").is_err());
+        c.set_initial("port", "0").unwrap();
+        assert_eq!(c.port(), 0);
+        assert_eq!(c.proto_max_bulk_len.load(Relaxed), 512 << 20);
+        let got = c.matching(b"*max*");
+        assert!(got.iter().any(|(n, _)| *n == "maxclients"));
+    }
+}

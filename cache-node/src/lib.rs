@@ -1,0 +1,178 @@
+//! cache-node: a Redis-compatible RESP2/RESP3 server over the `cache-store` keyspace.
+//!
+//! ```text
+//!   accept loop ──spawn──► connection task (one per client)
+//!                            read ─► Decoder ─► every complete request ─► dispatch ─► ReplyBuf
+//!                            write once per batch ◄────────────────────────────────────┘
+//!   cron task (hz) ──► active expiry, idle-client timeout
+//!   Shared: Store (sharded, sync locks) · Config · Stats · client registry · Shutdown
+//! ```
+//!
+//! `main.rs` only parses the command line; tests and benches call [`Node::start`].
+
+pub mod client;
+pub mod cmd;
+pub mod config;
+mod conn;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cache_net::Shutdown;
+use cache_store::{Store, StoreConfig};
+
+pub use config::{Config, ConfigError};
+
+// jemalloc for everything that links the node (binary, tests, benches): it is what INFO's
+// used_memory reads, and it fragments less than the system allocator under cache churn.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+use client::Clients;
+use stats::Stats;
+
+/// Everything the connection tasks share.
+pub struct Shared {
+    pub store: Store,
+    pub config: Config,
+    pub stats: Stats,
+    pub clients: Clients,
+    pub shutdown: Shutdown,
+    pub started: std::time::Instant,
+    pub run_id: String,
+    pub addr: SocketAddr,
+    pub config_file: Option<String>,
+}
+
+/// Unix time in milliseconds: the clock every command reads once.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A running node.
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Asks the node to stop and waits until its accept loop and cron have ended.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.trigger();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the node stops by itself (SHUTDOWN, a signal).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// The node as a library: configuration in, a running server out.
+pub struct Node;
+
+impl Node {
+    /// Binds the configured address and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start(config: Config, config_file: Option<String>) -> std::io::Result<Handle> {
+        let bind = config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
+        let bind = bind
+            .split_whitespace()
+            .next()
+            .unwrap_or("127.0.0.1")
+            .to_string();
+        let host = if bind.contains(':') {
+            format!("[{bind}]")
+        } else {
+            bind
+        };
+        let (listener, addr) = cache_net::bind(&format!("{host}:{}", config.port())).await?;
+        // Port 0 means "any": report the real one in CONFIG GET port and INFO.
+        let _ = config.set_initial("port", &addr.port().to_string());
+        let store = Store::new(StoreConfig {
+            databases: config.databases(),
+        });
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            stats: Stats::default(),
+            clients: Clients::default(),
+            shutdown: Shutdown::new(),
+            started: std::time::Instant::now(),
+            run_id: run_id(),
+            addr,
+            config_file,
+        });
+        tracing::info!(%addr, "ready to accept connections");
+        let task = tokio::spawn(run(listener, shared.clone()));
+        Ok(Handle { addr, shared, task })
+    }
+}
+
+fn run_id() -> String {
+    // 40 hex characters as Redis's; unique enough from time and pid.
+    let seed = now_ms() ^ (u64::from(std::process::id()) << 32);
+    let mut x = seed | 1;
+    (0..5)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{:08x}", x as u32)
+        })
+        .collect()
+}
+
+async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let cron = tokio::spawn(cron(shared.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => conn::spawn(stream, peer, shared.clone()),
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shared.shutdown.wait() => break,
+        }
+    }
+    drop(listener);
+    shared.clients.kill_all();
+    let _ = cron.await;
+    tracing::info!("node stopped");
+}
+
+/// Background work Redis does in `serverCron`: active expiry and idle-client timeouts.
+async fn cron(shared: Arc<Shared>) {
+    let mut last_idle_check = std::time::Instant::now();
+    loop {
+        let hz = shared.config.hz.load(Relaxed).clamp(1, 500);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
+            _ = shared.shutdown.wait() => return,
+        }
+        // A bounded amount per shard per tick keeps each lock hold short; a backlog drains
+        // over the following ticks.
+        let removed = shared.store.expire_cycle(now_ms(), 256);
+        if removed > 0 {
+            tracing::trace!(removed, "active expiry");
+        }
+        if last_idle_check.elapsed() >= Duration::from_secs(1) {
+            last_idle_check = std::time::Instant::now();
+            let timeout = shared.config.timeout_secs.load(Relaxed);
+            if timeout > 0 {
+                shared.clients.kill_idle(Duration::from_secs(timeout));
+            }
+        }
+    }
+}

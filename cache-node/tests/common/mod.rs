@@ -1,0 +1,52 @@
+//! Shared by the end-to-end test files: start the real binary, reach the reference Redis.
+#![allow(dead_code)]
+
+pub use cache_testkit::{reference_redis, NodeProcess, RawConn};
+
+pub fn node(args: &[&str]) -> NodeProcess {
+    NodeProcess::start(env!("CARGO_BIN_EXE_cache-node"), args)
+}
+
+/// A connection to the reference Redis on a database of our own, flushed first, or None (the
+/// test is skipped) when `FERROCACHE_REFERENCE_REDIS` is unset.
+pub fn reference(test: &str, db: u32) -> Option<RawConn> {
+    let addr = reference_redis(test)?;
+    let mut conn = RawConn::connect(&addr);
+    assert_eq!(conn.cmd_str(&["SELECT", &db.to_string()]), b"+OK\r\n");
+    assert_eq!(conn.cmd_str(&["FLUSHDB"]), b"+OK\r\n");
+    Some(conn)
+}
+
+/// Sends each command to both servers and asserts byte-identical replies.
+pub fn compare(ours: &mut RawConn, theirs: &mut RawConn, script: &[Vec<&[u8]>]) {
+    for cmd in script {
+        let a = ours.cmd(cmd);
+        let b = theirs.cmd(cmd);
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "reply differs for {:?}",
+            cmd.iter()
+                .map(|x| String::from_utf8_lossy(x))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Splits a line like `SET k "a b"` into arguments (inline-command rules, without escapes).
+pub fn words(line: &str) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = line.trim();
+    while !rest.is_empty() {
+        if let Some(stripped) = rest.strip_prefix('"') {
+            let end = stripped.find('"').expect("closing quote");
+            out.push(&stripped.as_bytes()[..end]);
+            rest = stripped[end + 1..].trim_start();
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            out.push(&rest.as_bytes()[..end]);
+            rest = rest[end..].trim_start();
+        }
+    }
+    out
+}

@@ -1,0 +1,257 @@
+//! The reply encoder: appends RESP2 or RESP3 replies to one output buffer per connection.
+//!
+//! Handlers never build reply values; they write straight into the buffer, which the
+//! connection writes once per drained batch of requests.
+
+use bytes::{BufMut, BytesMut};
+
+/// The protocol a connection speaks, switched by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+/// A connection's output buffer.
+#[derive(Debug, Default)]
+pub struct ReplyBuf {
+    pub buf: BytesMut,
+    pub protocol: Protocol,
+}
+
+impl ReplyBuf {
+    pub fn new() -> Self {
+        ReplyBuf {
+            buf: BytesMut::with_capacity(16 * 1024),
+            protocol: Protocol::Resp2,
+        }
+    }
+
+    pub fn resp3(&self) -> bool {
+        self.protocol == Protocol::Resp3
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Drops everything appended after `len` (used to retract a partially written reply).
+    pub fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
+    pub fn ok(&mut self) {
+        self.buf.put_slice(b"+OK\r\n");
+    }
+
+    pub fn simple(&mut self, s: &str) {
+        self.buf.reserve(s.len() + 3);
+        self.buf.put_u8(b'+');
+        self.buf.put_slice(s.as_bytes());
+        self.buf.put_slice(b"\r\n");
+    }
+
+    /// An error reply. `msg` carries its own code (`ERR ...`, `WRONGTYPE ...`).
+    pub fn error(&mut self, msg: &str) {
+        self.buf.reserve(msg.len() + 3);
+        self.buf.put_u8(b'-');
+        // A newline inside an error would break the framing; Redis replaces them too.
+        for &b in msg.as_bytes() {
+            self.buf
+                .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+        }
+        self.buf.put_slice(b"\r\n");
+    }
+
+    pub fn int(&mut self, v: i64) {
+        self.header(b':', v);
+    }
+
+    pub fn bulk(&mut self, data: &[u8]) {
+        self.buf.reserve(data.len() + 16);
+        self.header(b'$', data.len() as i64);
+        self.buf.put_slice(data);
+        self.buf.put_slice(b"\r\n");
+    }
+
+    /// A bulk string of a formatted integer (what `INCRBYFLOAT` and friends return in RESP2).
+    pub fn bulk_int(&mut self, v: i64) {
+        let mut tmp = itoa_buf();
+        let s = format_i64(v, &mut tmp);
+        self.bulk(s);
+    }
+
+    /// The null bulk string: `$-1` in RESP2, `_` in RESP3.
+    pub fn null(&mut self) {
+        if self.resp3() {
+            self.buf.put_slice(b"_\r\n");
+        } else {
+            self.buf.put_slice(b"$-1\r\n");
+        }
+    }
+
+    /// The null array: `*-1` in RESP2, `_` in RESP3.
+    pub fn null_array(&mut self) {
+        if self.resp3() {
+            self.buf.put_slice(b"_\r\n");
+        } else {
+            self.buf.put_slice(b"*-1\r\n");
+        }
+    }
+
+    pub fn array(&mut self, len: usize) {
+        self.header(b'*', len as i64);
+    }
+
+    /// A map of `len` pairs: `%` in RESP3, a flat array of `2 * len` in RESP2.
+    pub fn map(&mut self, len: usize) {
+        if self.resp3() {
+            self.header(b'%', len as i64);
+        } else {
+            self.header(b'*', 2 * len as i64);
+        }
+    }
+
+    /// A set: `~` in RESP3, an array in RESP2.
+    pub fn set(&mut self, len: usize) {
+        if self.resp3() {
+            self.header(b'~', len as i64);
+        } else {
+            self.header(b'*', len as i64);
+        }
+    }
+
+    /// A push frame (RESP3 `>`), an array in RESP2.
+    pub fn push(&mut self, len: usize) {
+        if self.resp3() {
+            self.header(b'>', len as i64);
+        } else {
+            self.header(b'*', len as i64);
+        }
+    }
+
+    /// A double: `,` in RESP3, a bulk string in RESP2.
+    pub fn double(&mut self, v: f64) {
+        let text = format_double(v);
+        if self.resp3() {
+            self.buf.put_u8(b',');
+            self.buf.put_slice(text.as_bytes());
+            self.buf.put_slice(b"\r\n");
+        } else {
+            self.bulk(text.as_bytes());
+        }
+    }
+
+    pub fn boolean(&mut self, v: bool) {
+        if self.resp3() {
+            self.buf.put_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+        } else {
+            self.int(i64::from(v));
+        }
+    }
+
+    /// A verbatim string (`=` with a 3-letter format in RESP3), a bulk string in RESP2.
+    pub fn verbatim(&mut self, format: &str, text: &[u8]) {
+        if self.resp3() {
+            self.header(b'=', (text.len() + 4) as i64);
+            self.buf.put_slice(format.as_bytes());
+            self.buf.put_u8(b':');
+            self.buf.put_slice(text);
+            self.buf.put_slice(b"\r\n");
+        } else {
+            self.bulk(text);
+        }
+    }
+
+    fn header(&mut self, kind: u8, n: i64) {
+        let mut tmp = itoa_buf();
+        let s = format_i64(n, &mut tmp);
+        self.buf.reserve(s.len() + 3);
+        self.buf.put_u8(kind);
+        self.buf.put_slice(s);
+        self.buf.put_slice(b"\r\n");
+    }
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0u8; 20]
+}
+
+/// Formats an integer into `buf` without allocating.
+pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let negative = v < 0;
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        // i64::MIN has 19 digits plus the sign: exactly 20 bytes.
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// Formats a double as Redis replies it: `inf`, `-inf`, `nan`, or the shortest text that reads
+/// back as the same value.
+pub fn format_double(v: f64) -> String {
+    if v.is_nan() {
+        "nan".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        let mut s = format!("{v}");
+        if s == "-0" {
+            s = "0".to_string();
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        let mut r = ReplyBuf::new();
+        r.null();
+        r.map(1);
+        r.double(1.5);
+        r.boolean(true);
+        assert_eq!(&r.buf[..], b"$-1\r\n*2\r\n$3\r\n1.5\r\n:1\r\n");
+        let mut r = ReplyBuf::new();
+        r.protocol = Protocol::Resp3;
+        r.null();
+        r.map(1);
+        r.double(1.5);
+        r.boolean(true);
+        assert_eq!(&r.buf[..], b"_\r\n%1\r\n,1.5\r\n#t\r\n");
+    }
+
+    #[test]
+    fn integers() {
+        let mut tmp = itoa_buf();
+        assert_eq!(format_i64(i64::MIN, &mut tmp), b"-9223372036854775808");
+        assert_eq!(format_i64(0, &mut tmp), b"0");
+        assert_eq!(format_i64(42, &mut tmp), b"42");
+    }
+
+    #[test]
+    fn errors_stay_on_one_line() {
+        let mut r = ReplyBuf::new();
+        r.error("ERR a\r\nb");
+        assert_eq!(&r.buf[..], b"-ERR a  b\r\n");
+    }
+}

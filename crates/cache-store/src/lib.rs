@@ -1,0 +1,738 @@
+//! The keyspace: sharded tables of keys with TTLs, independent of sockets and of time.
+//!
+//! ```text
+//!            key ──CRC16──► slot (0..16384) ──mod N──► shard
+//!  Store ─┬─ Mutex<Shard 0> ─┬─ Db 0: IndexMap<Key, Entry> + BTreeSet<(expires_at, Key)>
+//!         │                  ├─ Db 1 ...            (all 16 databases of the shard's slots)
+//!         ├─ Mutex<Shard 1>
+//!         └─ ...
+//! ```
+//!
+//! A shard owns whole cluster slots, so "every key of slot S" lives in one shard: that is the
+//! per-slot key index the proxy's invalidation uses (`keys_in_slot`, `drop_slot`), kept for the
+//! price of a 4-byte counter per slot. A shard holds every database, so MOVE and COPY between
+//! databases take one lock. Locks are `std::sync::Mutex`, held for one command and never across
+//! an `.await`; multi-key commands lock their shards in ascending order.
+//!
+//! Each table is an `IndexMap` (hashbrown inside) so that a random entry is one index away
+//! (RANDOMKEY, eviction sampling) and SCAN can walk positions downwards: `swap_remove` only moves
+//! the last entry into a hole, so a cursor that walks from the top never misses a key that was
+//! present for the whole scan. Keys with a TTL are also in a `BTreeSet` ordered by expiry, so
+//! active expiry removes exactly the expired keys instead of sampling for them.
+//!
+//! Time is passed in (`now_ms`), never read here, so tests control it.
+
+pub mod pattern;
+pub mod slot;
+pub mod value;
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
+
+use indexmap::IndexMap;
+
+pub use slot::{key_slot, SLOTS};
+pub use value::{Entry, Key, Value};
+
+/// Shards per store. A power of two that divides the slot count.
+pub const SHARDS: usize = 64;
+const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
+
+type Table = IndexMap<Key, Entry, hashbrown::DefaultHashBuilder>;
+
+/// One database's part of one shard.
+#[derive(Debug, Default)]
+pub struct Db {
+    map: Table,
+    expires: BTreeSet<(u64, Key)>,
+    /// Keys per slot of this shard (index `slot / SHARDS`); empty until the first insert.
+    slot_counts: Vec<u32>,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    fn count_slot(&mut self, key: &[u8], delta: i32) {
+        if self.slot_counts.is_empty() {
+            self.slot_counts = vec![0; SLOTS_PER_SHARD];
+        }
+        let i = key_slot(key) as usize / SHARDS;
+        self.slot_counts[i] = self.slot_counts[i].wrapping_add_signed(delta);
+    }
+
+    fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        let expires_at = entry.expires_at;
+        let old = match self.map.get_index_of(key) {
+            Some(i) => Some(std::mem::replace(&mut self.map[i], entry)),
+            None => {
+                self.count_slot(key, 1);
+                self.map.insert(key.into(), entry);
+                None
+            }
+        };
+        let old_expiry = old.as_ref().map_or(0, |e| e.expires_at);
+        if old_expiry != expires_at {
+            if old_expiry != 0 {
+                self.expires.remove(&(old_expiry, Key::from(key)));
+            }
+            if expires_at != 0 {
+                self.expires.insert((expires_at, key.into()));
+            }
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.map.swap_remove(key)?;
+        self.count_slot(key, -1);
+        if entry.expires_at != 0 {
+            self.expires.remove(&(entry.expires_at, Key::from(key)));
+        }
+        Some(entry)
+    }
+
+    fn remove_index(&mut self, index: usize) -> Option<(Key, Entry)> {
+        let (key, entry) = self.map.swap_remove_index(index)?;
+        self.count_slot(&key, -1);
+        if entry.expires_at != 0 {
+            self.expires.remove(&(entry.expires_at, key.clone()));
+        }
+        Some((key, entry))
+    }
+
+    fn set_expiry(&mut self, key: &[u8], expires_at: u64) -> bool {
+        let Some(entry) = self.map.get_mut(key) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut entry.expires_at, expires_at);
+        if old != expires_at {
+            if old != 0 {
+                self.expires.remove(&(old, Key::from(key)));
+            }
+            if expires_at != 0 {
+                self.expires.insert((expires_at, key.into()));
+            }
+        }
+        true
+    }
+
+    fn clear(&mut self) {
+        *self = Db::default();
+    }
+}
+
+/// One lock's worth of the keyspace.
+#[derive(Debug)]
+pub struct Shard {
+    dbs: Box<[Db]>,
+    rng: u64,
+    /// Keys removed because their TTL passed (lazily or actively).
+    pub expired_keys: u64,
+}
+
+impl Shard {
+    fn new(databases: usize, seed: u64) -> Self {
+        Shard {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            rng: seed | 1,
+            expired_keys: 0,
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: plenty for sampling, one multiply.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn db(&self, db: usize) -> &Db {
+        &self.dbs[db]
+    }
+
+    /// Looks a key up, deleting it first if its TTL has passed.
+    fn lookup(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
+        let d = &mut self.dbs[db];
+        let i = d.map.get_index_of(key)?;
+        if d.map[i].is_expired(now_ms) {
+            d.remove_index(i);
+            self.expired_keys += 1;
+            return None;
+        }
+        Some(i)
+    }
+
+    /// Removes up to `budget` expired keys; returns how many went.
+    fn expire_some(&mut self, now_ms: u64, budget: usize) -> usize {
+        let mut removed = 0;
+        for d in self.dbs.iter_mut() {
+            while removed < budget {
+                let Some((at, key)) = d.expires.first() else {
+                    break;
+                };
+                if *at > now_ms {
+                    break;
+                }
+                let key = key.clone();
+                d.remove(&key);
+                removed += 1;
+            }
+        }
+        self.expired_keys += removed as u64;
+        removed
+    }
+}
+
+/// Which shards a command holds.
+enum Guards<'a> {
+    One(usize, MutexGuard<'a, Shard>),
+    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
+}
+
+/// The shards one command locked, and the operations it may do on their keys.
+///
+/// Every key passed in must belong to a locked shard (else a panic: a bug in the caller's key
+/// list, never in client input).
+pub struct Locked<'a> {
+    guards: Guards<'a>,
+}
+
+impl<'a> Locked<'a> {
+    fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let want = shard_of(key);
+        match &mut self.guards {
+            Guards::One(i, g) => {
+                assert_eq!(*i, want, "key's shard not locked");
+                g
+            }
+            Guards::Many(list) => {
+                let pos = list
+                    .binary_search_by_key(&want, |(i, _)| *i)
+                    .expect("key's shard not locked");
+                &mut list[pos].1
+            }
+        }
+    }
+
+    /// The live entry of `key`, if any; an expired one is deleted and not returned.
+    /// Counts as an access (OBJECT IDLETIME).
+    pub fn get(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let shard = self.shard(key);
+        let i = shard.lookup(db, key, now_ms)?;
+        let entry = &mut shard.dbs[db].map[i];
+        entry.access = clock_secs(now_ms);
+        Some(entry)
+    }
+
+    /// Like [`get`](Self::get) without counting as an access (TYPE, TTL, OBJECT).
+    pub fn peek(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let shard = self.shard(key);
+        let i = shard.lookup(db, key, now_ms)?;
+        Some(&mut shard.dbs[db].map[i])
+    }
+
+    pub fn contains(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        self.peek(db, key, now_ms).is_some()
+    }
+
+    /// Stores `entry` under `key`, replacing any value (and its TTL with the entry's).
+    /// Returns the replaced entry, which may have been expired.
+    pub fn insert(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        mut entry: Entry,
+        now_ms: u64,
+    ) -> Option<Entry> {
+        entry.access = clock_secs(now_ms);
+        self.shard(key).dbs[db].insert(key, entry)
+    }
+
+    /// Removes `key`; returns its entry if it was live.
+    pub fn remove(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let shard = self.shard(key);
+        let entry = shard.dbs[db].remove(key)?;
+        if entry.is_expired(now_ms) {
+            shard.expired_keys += 1;
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Sets (or with 0 clears) the absolute expiry of an existing key. False if absent.
+    pub fn set_expiry(&mut self, db: usize, key: &[u8], expires_at: u64) -> bool {
+        self.shard(key).dbs[db].set_expiry(key, expires_at)
+    }
+}
+
+fn shard_of(key: &[u8]) -> usize {
+    key_slot(key) as usize % SHARDS
+}
+
+/// Seconds on the access clock: wraps after 136 years, which IDLETIME never sees.
+pub fn clock_secs(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+/// Store-wide settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub databases: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { databases: 16 }
+    }
+}
+
+/// The whole keyspace.
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    databases: usize,
+}
+
+/// What a SCAN call found, and where the next call continues (0 when done).
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    pub cursor: u64,
+    pub keys: Vec<Key>,
+}
+
+impl Store {
+    pub fn new(config: StoreConfig) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64);
+        Store {
+            shards: (0..SHARDS)
+                .map(|i| {
+                    Mutex::new(Shard::new(
+                        config.databases,
+                        seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    ))
+                })
+                .collect(),
+            databases: config.databases,
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    fn lock_shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A panic while holding a shard lock leaves data consistent at the entry level (each
+        // operation is a single table update), so a poisoned lock is still usable.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the shard of one key.
+    pub fn lock(&self, key: &[u8]) -> Locked<'_> {
+        let i = shard_of(key);
+        Locked {
+            guards: Guards::One(i, self.lock_shard(i)),
+        }
+    }
+
+    /// Locks the shards of all `keys`, in ascending shard order (no deadlock between
+    /// commands), so the command is atomic.
+    pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Locked<'_> {
+        let mut ids: Vec<usize> = keys.into_iter().map(shard_of).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() == 1 {
+            return Locked {
+                guards: Guards::One(ids[0], self.lock_shard(ids[0])),
+            };
+        }
+        Locked {
+            guards: Guards::Many(ids.into_iter().map(|i| (i, self.lock_shard(i))).collect()),
+        }
+    }
+
+    /// Locks every shard (FLUSHALL, SWAPDB, a whole transaction).
+    pub fn lock_all(&self) -> Locked<'_> {
+        Locked {
+            guards: Guards::Many((0..SHARDS).map(|i| (i, self.lock_shard(i))).collect()),
+        }
+    }
+
+    /// Keys in one database (expired ones not yet collected included, as Redis counts them).
+    pub fn dbsize(&self, db: usize) -> usize {
+        (0..SHARDS).map(|i| self.lock_shard(i).dbs[db].len()).sum()
+    }
+
+    /// (keys, keys with a TTL) per database, for INFO keyspace.
+    pub fn keyspace_counts(&self) -> Vec<(usize, usize)> {
+        let mut counts = vec![(0, 0); self.databases];
+        for i in 0..SHARDS {
+            let shard = self.lock_shard(i);
+            for (db, c) in shard.dbs.iter().zip(counts.iter_mut()) {
+                c.0 += db.len();
+                c.1 += db.volatile_len();
+            }
+        }
+        counts
+    }
+
+    pub fn expired_keys(&self) -> u64 {
+        (0..SHARDS).map(|i| self.lock_shard(i).expired_keys).sum()
+    }
+
+    /// Empties one database, or all of them.
+    pub fn flush(&self, db: Option<usize>) {
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
+            match db {
+                Some(db) => shard.dbs[db].clear(),
+                None => shard.dbs.iter_mut().for_each(Db::clear),
+            }
+        }
+    }
+
+    /// Swaps two databases atomically.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        let mut all: Vec<_> = (0..SHARDS).map(|i| self.lock_shard(i)).collect();
+        for shard in all.iter_mut() {
+            shard.dbs.swap(a, b);
+        }
+    }
+
+    /// Moves `key` from database `from` to `to`. False if the key is absent or exists in `to`.
+    pub fn move_key(&self, key: &[u8], from: usize, to: usize, now_ms: u64) -> bool {
+        let mut shard = self.lock_shard(shard_of(key));
+        if shard.lookup(to, key, now_ms).is_some() {
+            return false;
+        }
+        let Some(i) = shard.lookup(from, key, now_ms) else {
+            return false;
+        };
+        let (_, entry) = shard.dbs[from].remove_index(i).expect("index just found");
+        shard.dbs[to].insert(key, entry);
+        true
+    }
+
+    /// All live keys matching `pattern` (KEYS).
+    pub fn keys(&self, db: usize, pattern: &[u8], now_ms: u64) -> Vec<Key> {
+        let match_all = pattern == b"*";
+        let mut out = Vec::new();
+        for i in 0..SHARDS {
+            let shard = self.lock_shard(i);
+            for (k, e) in shard.dbs[db].map.iter() {
+                if !e.is_expired(now_ms) && (match_all || pattern::glob_match(pattern, k, false)) {
+                    out.push(k.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// A random live key, or None when the database is empty.
+    pub fn random_key(&self, db: usize, now_ms: u64) -> Option<Key> {
+        let start = {
+            let mut shard = self.lock_shard(0);
+            shard.random() as usize
+        };
+        // Try a few random shards first (uniform enough for big keyspaces), then sweep all so
+        // a nearly empty keyspace still finds its keys.
+        for attempt in 0..SHARDS * 2 {
+            let i = if attempt < SHARDS {
+                (start.wrapping_add(attempt.wrapping_mul(0x9E37))) % SHARDS
+            } else {
+                attempt - SHARDS
+            };
+            let mut shard = self.lock_shard(i);
+            for _ in 0..8 {
+                let len = shard.dbs[db].len();
+                if len == 0 {
+                    break;
+                }
+                let j = (shard.random() % len as u64) as usize;
+                if shard.dbs[db].map[j].is_expired(now_ms) {
+                    shard.dbs[db].remove_index(j);
+                    shard.expired_keys += 1;
+                    continue;
+                }
+                return shard.dbs[db].map.get_index(j).map(|(k, _)| k.clone());
+            }
+        }
+        None
+    }
+
+    /// One SCAN step. Visits about `count` table positions and returns the live keys among
+    /// them that pass `filter`. Every key present from the first call to the last is returned
+    /// at least once; keys added or removed meanwhile may or may not be.
+    ///
+    /// The cursor is `(remaining + 1) << 8 | shard`: the shard being walked and how many of
+    /// its positions (from the bottom) are still to visit; `remaining + 1 == 0` means "from
+    /// the top". Cursor 0 is the start, and 0 is returned at the end.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        mut filter: impl FnMut(&[u8], &Entry) -> bool,
+    ) -> ScanPage {
+        let mut shard_idx = (cursor & 0xFF) as usize;
+        let mut remaining = cursor >> 8;
+        let mut page = ScanPage::default();
+        if shard_idx >= SHARDS {
+            return page;
+        }
+        let mut visited = 0usize;
+        let count = count.max(1);
+        loop {
+            let shard = self.lock_shard(shard_idx);
+            let table = &shard.dbs[db].map;
+            let mut pos = if remaining == 0 {
+                table.len()
+            } else {
+                ((remaining - 1) as usize).min(table.len())
+            };
+            while pos > 0 && visited < count {
+                pos -= 1;
+                visited += 1;
+                let (k, e) = table.get_index(pos).expect("pos < len");
+                if !e.is_expired(now_ms) && filter(k, e) {
+                    page.keys.push(k.clone());
+                }
+            }
+            drop(shard);
+            if pos > 0 {
+                page.cursor = ((pos as u64 + 1) << 8) | shard_idx as u64;
+                return page;
+            }
+            shard_idx += 1;
+            remaining = 0;
+            if shard_idx == SHARDS {
+                page.cursor = 0;
+                return page;
+            }
+            if visited >= count {
+                page.cursor = shard_idx as u64;
+                return page;
+            }
+        }
+    }
+
+    /// Active expiry: removes up to `budget_per_shard` expired keys from each shard.
+    /// Returns the number removed.
+    pub fn expire_cycle(&self, now_ms: u64, budget_per_shard: usize) -> usize {
+        (0..SHARDS)
+            .map(|i| self.lock_shard(i).expire_some(now_ms, budget_per_shard))
+            .sum()
+    }
+
+    /// Live keys of one slot (CLUSTER GETKEYSINSLOT; the proxy's slot invalidation).
+    pub fn keys_in_slot(&self, db: usize, slot: u16, limit: usize, now_ms: u64) -> Vec<Key> {
+        let shard = self.lock_shard(slot as usize % SHARDS);
+        let d = &shard.dbs[db];
+        if d.slot_counts
+            .get(slot as usize / SHARDS)
+            .copied()
+            .unwrap_or(0)
+            == 0
+        {
+            return Vec::new();
+        }
+        d.map
+            .iter()
+            .filter(|(k, e)| key_slot(k) == slot && !e.is_expired(now_ms))
+            .take(limit)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Keys (live or expired but not yet collected) in one slot.
+    pub fn count_keys_in_slot(&self, db: usize, slot: u16) -> usize {
+        let shard = self.lock_shard(slot as usize % SHARDS);
+        shard.dbs[db]
+            .slot_counts
+            .get(slot as usize / SHARDS)
+            .copied()
+            .unwrap_or(0) as usize
+    }
+
+    /// Deletes every key of `slot` in every database; returns how many went.
+    pub fn drop_slot(&self, slot: u16) -> usize {
+        let mut shard = self.lock_shard(slot as usize % SHARDS);
+        let mut removed = 0;
+        for d in shard.dbs.iter_mut() {
+            if d.slot_counts
+                .get(slot as usize / SHARDS)
+                .copied()
+                .unwrap_or(0)
+                == 0
+            {
+                continue;
+            }
+            let doomed: Vec<Key> = d
+                .map
+                .keys()
+                .filter(|k| key_slot(k) == slot)
+                .cloned()
+                .collect();
+            for k in doomed {
+                d.remove(&k);
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    fn s(v: &str) -> Entry {
+        Entry::new(Value::Str(v.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let store = Store::new(StoreConfig::default());
+        let mut l = store.lock(b"a");
+        l.insert(
+            0,
+            b"a",
+            Entry::with_expiry(Value::Str(b"1".to_vec()), 100),
+            0,
+        );
+        assert!(l.get(0, b"a", 99).is_some());
+        assert!(l.get(0, b"a", 100).is_none());
+        drop(l);
+        assert_eq!(store.expired_keys(), 1);
+        for i in 0..100u32 {
+            let key = format!("k{i}");
+            store.lock(key.as_bytes()).insert(
+                0,
+                key.as_bytes(),
+                Entry::with_expiry(Value::Str(vec![]), 50 + u64::from(i % 2) * 1000),
+                0,
+            );
+        }
+        assert_eq!(store.expire_cycle(60, 1000), 50);
+        assert_eq!(store.dbsize(0), 50);
+        assert_eq!(store.keyspace_counts()[0], (50, 50));
+    }
+
+    #[test]
+    fn scan_returns_every_stable_key_despite_churn() {
+        let store = Store::new(StoreConfig::default());
+        let stable: HashSet<Vec<u8>> = (0..2000).map(|i| format!("s{i}").into_bytes()).collect();
+        for k in &stable {
+            store.lock(k).insert(0, k, s("v"), 0);
+        }
+        for i in 0..1000 {
+            let k = format!("t{i}");
+            store.lock(k.as_bytes()).insert(0, k.as_bytes(), s("v"), 0);
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            let page = store.scan(0, cursor, 10, 0, |_, _| true);
+            seen.extend(page.keys.into_iter().map(|k| k.to_vec()));
+            // Churn: delete transient keys, add new ones.
+            let del = format!("t{step}");
+            store.lock(del.as_bytes()).remove(0, del.as_bytes(), 0);
+            let add = format!("n{step}");
+            store
+                .lock(add.as_bytes())
+                .insert(0, add.as_bytes(), s("v"), 0);
+            step += 1;
+            cursor = page.cursor;
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert!(stable.is_subset(&seen));
+    }
+
+    #[test]
+    fn slots_index() {
+        let store = Store::new(StoreConfig::default());
+        for i in 0..50 {
+            let k = format!("{{tag}}:{i}");
+            store.lock(k.as_bytes()).insert(3, k.as_bytes(), s("v"), 0);
+        }
+        store.lock(b"other").insert(0, b"other", s("v"), 0);
+        let slot = key_slot(b"tag");
+        assert_eq!(store.count_keys_in_slot(3, slot), 50);
+        assert_eq!(store.keys_in_slot(3, slot, 10, 0).len(), 10);
+        assert_eq!(store.drop_slot(slot), 50);
+        assert_eq!(store.count_keys_in_slot(3, slot), 0);
+        assert_eq!(store.dbsize(0), 1);
+    }
+
+    #[test]
+    fn multi_lock_and_move() {
+        let store = Store::new(StoreConfig::default());
+        let keys: Vec<Vec<u8>> = (0..20).map(|i| format!("key{i}").into_bytes()).collect();
+        let mut l = store.lock_keys(keys.iter().map(|k| &k[..]));
+        for k in &keys {
+            l.insert(0, k, s("x"), 0);
+        }
+        drop(l);
+        assert!(store.move_key(b"key1", 0, 1, 0));
+        assert!(!store.move_key(b"key1", 0, 1, 0));
+        assert_eq!(store.dbsize(1), 1);
+        store.swap_db(0, 1);
+        assert_eq!(store.dbsize(0), 1);
+        assert_eq!(store.dbsize(1), 19);
+        assert!(store.random_key(1, 0).is_some());
+        store.flush(None);
+        assert!(store.random_key(1, 0).is_none());
+    }
+
+    proptest::proptest! {
+        /// The store agrees with a HashMap model under inserts, removes and expiries.
+        #[test]
+        fn matches_a_model(ops in proptest::collection::vec((0u8..3, 0u8..16, 0u64..4), 1..200)) {
+            let store = Store::new(StoreConfig::default());
+            let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+            let mut now = 10;
+            for (op, k, ttl) in ops {
+                let key = vec![b'k', k];
+                now += 1;
+                match op {
+                    0 => {
+                        let exp = if ttl == 0 { 0 } else { now + ttl };
+                        store.lock(&key).insert(0, &key, Entry::with_expiry(Value::Str(vec![]), exp), now);
+                        model.insert(key.clone(), exp);
+                    }
+                    1 => {
+                        let got = store.lock(&key).remove(0, &key, now).is_some();
+                        let want = model.remove(&key).is_some_and(|e| e == 0 || e > now);
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    _ => {
+                        let got = store.lock(&key).get(0, &key, now).is_some();
+                        let want = model.get(&key).is_some_and(|&e| e == 0 || e > now);
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+            }
+            let live = model.values().filter(|&&e| e == 0 || e > now).count();
+            store.expire_cycle(now, usize::MAX);
+            proptest::prop_assert_eq!(store.dbsize(0), live);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Test helpers: start the real `cache-node` binary on a free port, talk raw RESP to it, and
+//! find the reference Redis for differential tests.
+//!
+//! ```text
+//!  test ──spawn──► cache-node --port 0 ──stdout "addr=127.0.0.1:N"──► NodeProcess { addr }
+//!       ──RawConn──► exact reply bytes, compared with the reference Redis's
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the reference Redis (`127.0.0.1:6379`); `.ci/run` sets it.
+pub const REFERENCE_ENV: &str = "FERROCACHE_REFERENCE_REDIS";
+
+/// A `cache-node` process on a free port, killed when dropped.
+pub struct NodeProcess {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Starts `bin --bind 127.0.0.1 --port 0 ARGS...` and waits for its "ready" log line.
+    ///
+    /// # Panics
+    /// When the binary does not start or does not report its address within 20 seconds.
+    pub fn start(bin: &str, args: &[&str]) -> NodeProcess {
+        let mut child = Command::new(bin)
+            .args(["--bind", "127.0.0.1", "--port", "0", "--loglevel", "notice"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let mut sent = false;
+            // Keep draining after the address is found so the child never blocks on a full pipe.
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if !sent {
+                    if let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("addr="))
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                    {
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+                line.clear();
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("node did not report its address");
+        NodeProcess { addr, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// A `redis` crate connection.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to node")
+    }
+
+    pub fn raw(&self) -> RawConn {
+        RawConn::connect(&self.addr.to_string())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reference Redis's address, or None (after saying the test is skipped) when the
+/// environment does not name one.
+pub fn reference_redis(test: &str) -> Option<String> {
+    match std::env::var(REFERENCE_ENV) {
+        Ok(addr) if !addr.is_empty() => Some(addr),
+        _ => {
+            eprintln!("SKIPPED {test}: set {REFERENCE_ENV}=127.0.0.1:6379 to compare with Redis");
+            None
+        }
+    }
+}
+
+/// A plain TCP connection that sends requests and returns replies as exact bytes.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    /// # Panics
+    /// When the address does not accept connections.
+    pub fn connect(addr: &str) -> RawConn {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set timeout");
+        let _ = stream.set_nodelay(true);
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Encodes `args` as a RESP multibulk.
+    pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends one command and returns its reply's bytes.
+    pub fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(&Self::encode(args));
+        self.read_reply()
+    }
+
+    /// Like [`cmd`](Self::cmd) with string arguments.
+    pub fn cmd_str(&mut self, args: &[&str]) -> Vec<u8> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.cmd(&args)
+    }
+
+    /// Reads exactly one reply.
+    ///
+    /// # Panics
+    /// On timeout or a closed connection.
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(n) = reply_len(&self.buf) {
+                return self.buf.drain(..n).collect();
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self.stream.read(&mut chunk).expect("read reply");
+            assert!(
+                n > 0,
+                "connection closed; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads until the peer closes; returns what arrived.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut rest = std::mem::take(&mut self.buf);
+        let _ = self.stream.read_to_end(&mut rest);
+        rest
+    }
+}
+
+/// Length of the first complete RESP2/RESP3 reply in `buf`, if it is all there.
+pub fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let header = std::str::from_utf8(&buf[1..line_end]).ok()?;
+    let after = line_end + 2;
+    match buf.first()? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = header.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n: i64 = header.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let items = if matches!(buf[0], b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
+            let mut pos = after;
+            for _ in 0..items {
+                pos += reply_len(&buf[pos..])?;
+            }
+            Some(pos)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reply_len;
+
+    #[test]
+    fn frames_replies() {
+        assert_eq!(reply_len(b"+OK\r\n+x"), Some(5));
+        assert_eq!(reply_len(b"$3\r\nabc\r\n"), Some(9));
+        assert_eq!(reply_len(b"$3\r\nab"), None);
+        assert_eq!(reply_len(b"*2\r\n:1\r\n$-1\r\n"), Some(13));
+        assert_eq!(reply_len(b"%1\r\n+a\r\n:1\r\n"), Some(12));
+    }
+}
