@@ -32,9 +32,13 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn touch(&self, cmd_stat_index: usize) {
+    /// Records activity now (once per batch of requests).
+    pub fn mark_active(&self, now: Instant) {
         self.last_active_ms
-            .store(self.created.elapsed().as_millis() as u64, Relaxed);
+            .store(now.duration_since(self.created).as_millis() as u64, Relaxed);
+    }
+
+    pub fn set_last_command(&self, cmd_stat_index: usize) {
         self.last_cmd.store(cmd_stat_index + 1, Relaxed);
     }
 

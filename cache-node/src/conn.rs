@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use cache_protocol::{Decoder, Limits, ReplyBuf};
@@ -78,6 +79,9 @@ async fn serve(
         let stripe = shared.stats.local();
         stripe.net_input_bytes.fetch_add(n as u64, Relaxed);
         let mut protocol_error = None;
+        let now = crate::now_ms();
+        let mut clock = Instant::now();
+        info.mark_active(clock);
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(args)) => {
@@ -85,7 +89,8 @@ async fn serve(
                         shared,
                         conn: &mut conn,
                         out: &mut out,
-                        now: 0,
+                        now,
+                        clock: &mut clock,
                     };
                     dispatch(&mut ctx, &args);
                     if conn.close {

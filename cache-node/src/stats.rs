@@ -20,7 +20,6 @@ pub struct CommandCounters {
 /// One thread's counters.
 #[repr(align(128))]
 pub struct Stripe {
-    pub commands: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
     pub net_input_bytes: AtomicU64,
@@ -31,7 +30,6 @@ pub struct Stripe {
 impl Stripe {
     fn new(n: usize) -> Self {
         Stripe {
-            commands: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
@@ -111,7 +109,6 @@ impl Stats {
     pub fn reset(&self) {
         for s in self.stripes.iter() {
             for c in [
-                &s.commands,
                 &s.keyspace_hits,
                 &s.keyspace_misses,
                 &s.net_input_bytes,

@@ -34,8 +34,11 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub conn: &'a mut ConnState,
     pub out: &'a mut ReplyBuf,
-    /// Unix milliseconds, read once per command.
+    /// Unix milliseconds, read once per batch of pipelined requests (they run within
+    /// microseconds of each other; a clock read per command cost 10% of a GET).
     pub now: u64,
+    /// When the previous command of this batch ended: the start of this one.
+    pub clock: &'a mut Instant,
 }
 
 /// An error reply. `Display` gives Redis's exact text.
@@ -216,16 +219,15 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         ctx.out.error("NOAUTH Authentication required.");
         return;
     }
-    ctx.conn.info.touch(stat);
+    ctx.conn.info.set_last_command(stat);
     let before = ctx.out.len();
-    let started = Instant::now();
-    ctx.now = crate::now_ms();
     let result = run(ctx, cmd, args);
-    let usec = started.elapsed().as_micros() as u64;
+    let ended = Instant::now();
+    let usec = ended.duration_since(*ctx.clock).as_micros() as u64;
+    *ctx.clock = ended;
     let counters = &stripe.per_command[stat];
     counters.calls.fetch_add(1, Relaxed);
     counters.usec.fetch_add(usec, Relaxed);
-    stripe.commands.fetch_add(1, Relaxed);
     match result {
         Ok(()) => {
             if ctx.out.buf.get(before) == Some(&b'-') {

@@ -300,7 +300,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
             t,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
             stats.connections_received.load(Relaxed),
-            sum(stats, |s| &s.commands),
+            (0..all_specs().count()).map(|i| stats.command(i).0).sum::<u64>(),
             sum(stats, |s| &s.net_input_bytes),
             sum(stats, |s| &s.net_output_bytes),
             stats.rejected_connections.load(Relaxed),

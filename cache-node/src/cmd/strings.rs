@@ -11,12 +11,14 @@ use super::{float_arg, int_arg, is, parse_float, CmdError, CmdResult, Ctx};
 fn as_str(entry: &Entry) -> Result<&Vec<u8>, CmdError> {
     match &entry.value {
         Value::Str(s) => Ok(s),
+        _ => Err(CmdError::WrongType),
     }
 }
 
 fn as_str_mut(entry: &mut Entry) -> Result<&mut Vec<u8>, CmdError> {
     match &mut entry.value {
         Value::Str(s) => Ok(s),
+        _ => Err(CmdError::WrongType),
     }
 }
 
@@ -244,7 +246,8 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             drop(locked);
             ctx.out.bulk(&v);
         }
-        None => {
+        // Checked to be a string above.
+        Some(_) | None => {
             drop(locked);
             ctx.out.null();
         }
@@ -312,7 +315,8 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 ctx.out.bulk(s);
                 hits += 1;
             }
-            None => ctx.out.null(),
+            // MGET answers nil for a key of another type, not WRONGTYPE.
+            Some(_) | None => ctx.out.null(),
         }
     }
     drop(locked);

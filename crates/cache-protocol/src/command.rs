@@ -5,8 +5,9 @@
 //! with [`CommandSpec::keys`]. Arity follows Redis: `n` means exactly `n` arguments including
 //! the name, `-n` means at least `n`.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use hashbrown::HashMap;
 
 pub mod flags {
     pub const WRITE: u32 = 1 << 0;

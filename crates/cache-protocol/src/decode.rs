@@ -107,7 +107,7 @@ impl Decoder {
                 let Some(count) = read_header(buf, "too big mbulk count string")? else {
                     return Ok(None);
                 };
-                if count > self.limits.max_multibulk_len as i64 {
+                if count > 0 && count as u64 > self.limits.max_multibulk_len as u64 {
                     return Err(ProtocolError::new("invalid multibulk length"));
                 }
                 if count <= 0 {
@@ -249,7 +249,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -282,7 +282,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -299,7 +299,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     i += 1;
                     current.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -325,6 +325,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
         }
         args.push(Bytes::from(current));
     }
+}
+
+/// C's `isspace`, which Redis uses: Rust's `is_ascii_whitespace` leaves out `\v`.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 fn hex(c: u8) -> Option<u8> {

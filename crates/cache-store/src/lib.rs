@@ -25,6 +25,7 @@
 pub mod pattern;
 pub mod slot;
 pub mod value;
+pub mod zset;
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
@@ -32,7 +33,8 @@ use std::sync::{Mutex, MutexGuard};
 use indexmap::IndexMap;
 
 pub use slot::{key_slot, SLOTS};
-pub use value::{Entry, Key, Value};
+pub use value::{Entry, HashValue, Key, ListValue, SetValue, Value};
+pub use zset::ZSet;
 
 /// Shards per store. A power of two that divides the slot count.
 pub const SHARDS: usize = 64;
@@ -212,13 +214,15 @@ pub struct Locked<'a> {
 
 impl<'a> Locked<'a> {
     fn shard(&mut self, key: &[u8]) -> &mut Shard {
-        let want = shard_of(key);
         match &mut self.guards {
             Guards::One(i, g) => {
-                assert_eq!(*i, want, "key's shard not locked");
+                // The single-shard lock was taken for this key; hashing it again per access
+                // would double the CRC16 work on the hot path.
+                debug_assert_eq!(*i, shard_of(key), "key's shard not locked");
                 g
             }
             Guards::Many(list) => {
+                let want = shard_of(key);
                 let pos = list
                     .binary_search_by_key(&want, |(i, _)| *i)
                     .expect("key's shard not locked");

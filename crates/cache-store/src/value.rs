@@ -1,12 +1,32 @@
 //! Values and entries.
 
+use std::collections::VecDeque;
+
+use indexmap::{IndexMap, IndexSet};
+
+use crate::zset::ZSet;
+
 /// A key as stored: a boxed slice, 16 bytes in the table plus the bytes themselves.
 pub type Key = Box<[u8]>;
 
-/// The value of a key.
+pub type Hasher = hashbrown::DefaultHashBuilder;
+pub type HashValue = IndexMap<Box<[u8]>, Vec<u8>, Hasher>;
+pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
+pub type ListValue = VecDeque<Vec<u8>>;
+
+/// Redis's thresholds for its compact encodings, reported by OBJECT ENCODING.
+const LISTPACK_MAX_ENTRIES: usize = 128;
+const LISTPACK_MAX_VALUE: usize = 64;
+const INTSET_MAX_ENTRIES: usize = 512;
+
+/// The value of a key. Collections are boxed so an entry stays small for strings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Vec<u8>),
+    List(Box<ListValue>),
+    Hash(Box<HashValue>),
+    Set(Box<SetValue>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -14,6 +34,21 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// Whether a collection has become empty (and its key must go, as in Redis).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -27,6 +62,34 @@ impl Value {
                     "embstr"
                 } else {
                     "raw"
+                }
+            }
+            Value::List(_) => "quicklist",
+            Value::Hash(h) => {
+                if h.len() <= LISTPACK_MAX_ENTRIES
+                    && h.iter().all(|(k, v)| {
+                        k.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE
+                    })
+                {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::Set(s) => {
+                if s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| cache_int(m)) {
+                    "intset"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::ZSet(z) => {
+                if z.len() <= LISTPACK_MAX_ENTRIES
+                    && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE)
+                {
+                    "listpack"
+                } else {
+                    "skiplist"
                 }
             }
         }
