@@ -54,7 +54,7 @@ fn parse_args(args: &[String]) -> Result<CommandLine> {
         println!("cache-node {}", env!("CARGO_PKG_VERSION"));
         std::process::exit(0);
     }
-    let config = matches.get_one::<String>("config").cloned();
+    let mut config = matches.get_one::<String>("config").cloned();
     let rest: Vec<String> = matches
         .get_many::<String>("params")
         .map(|v| v.cloned().collect())
@@ -69,6 +69,17 @@ fn parse_args(args: &[String]) -> Result<CommandLine> {
         let value = rest
             .get(i + 1)
             .ok_or_else(|| format!("--{name} needs a value"))?;
+        // clap only sees `--config` before the first `--NAME VALUE`; after one it lands here.
+        // Accept it anywhere (`cache-node --port 7001 --config node.toml`) instead of failing
+        // with "unknown parameter 'config'"; the file still applies before every pair.
+        if name == "config" {
+            if config.is_some() {
+                return Err("--config given more than once".into());
+            }
+            config = Some(value.clone());
+            i += 2;
+            continue;
+        }
         pairs.push((name.to_string(), value.clone()));
         i += 2;
     }

@@ -262,10 +262,10 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(&args[i], "id") && i + 1 < args.len() {
             let mut list = Vec::new();
             for a in &args[i + 1..] {
-                match super::parse_i64(a) {
-                    Some(id) if id > 0 => list.push(id as u64),
-                    _ => return Err(CmdError::Msg("ERR Invalid client ID")),
-                }
+                // Any integer is accepted, as Redis does (`CLIENT LIST ID 0` is an empty
+                // list, not an error); ids start at 1, so one below that matches nobody.
+                let id = super::parse_i64(a).ok_or(CmdError::Msg("ERR Invalid client ID"))?;
+                list.push(u64::try_from(id).unwrap_or(0));
             }
             ids = Some(list);
             i = args.len();

@@ -187,7 +187,9 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         ));
         return;
     }
-    if !spec.subcommands.is_empty() {
+    // COMMAND has subcommands yet is valid alone (arity -1): without this length check a
+    // bare `COMMAND` indexed past the arguments and panicked the connection task.
+    if !spec.subcommands.is_empty() && args.len() > 1 {
         match spec.subcommand(&args[1]) {
             Some(s) if s.arity_ok(args.len()) => sub = Some(s),
             Some(s) => {

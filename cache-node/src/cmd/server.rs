@@ -112,25 +112,32 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     let config = &ctx.shared.config;
     if is(sub, "get") {
-        let mut found: Vec<(&str, String)> = Vec::new();
+        // (canonical name, name as shown, value). Like Redis 7.0, a pattern without glob
+        // characters is a direct lookup shown as the client spelled it (`CONFIG GET
+        // MAXCLIENTS` answers `MAXCLIENTS`); a parameter already found is not repeated.
+        let mut found: Vec<(&str, Vec<u8>, String)> = Vec::new();
         for pattern in &args[2..] {
+            let exact = !pattern.iter().any(|b| matches!(b, b'[' | b'*' | b'?'));
             for (name, value) in config.matching(pattern) {
-                if !found.iter().any(|(n, _)| *n == name) {
-                    found.push((name, value));
+                if !found.iter().any(|(n, _, _)| *n == name) {
+                    let shown = if exact {
+                        pattern.to_vec()
+                    } else {
+                        name.as_bytes().to_vec()
+                    };
+                    found.push((name, shown, value));
                 }
             }
         }
         ctx.out.map(found.len());
-        for (name, value) in found {
-            ctx.out.bulk(name.as_bytes());
+        for (_, shown, value) in found {
+            ctx.out.bulk(&shown);
             ctx.out.bulk(value.as_bytes());
         }
     } else if is(sub, "set") {
+        // An odd count (a name without its value) is Redis's plain syntax error.
         if !args.len().is_multiple_of(2) {
-            return Err(CmdError::Owned(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                String::from_utf8_lossy(&args[2])
-            )));
+            return Err(CmdError::Syntax);
         }
         // All or nothing: validate every pair before applying any.
         let pairs: Vec<(String, String)> = args[2..]
@@ -480,7 +487,8 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             for name in &args[2..] {
                 match find_spec(name) {
                     Some(spec) => write_command_info(ctx, spec),
-                    None => ctx.out.null_array(),
+                    // Redis answers an unknown name with a null bulk (`$-1`), not `*-1`.
+                    None => ctx.out.null(),
                 }
             }
         }

@@ -404,9 +404,11 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         "server",
         "Returns a list of command names."
     ),
+    // Redis 7.0's arity is -4 (COMMAND GETKEYS <cmd> <arg>...): `COMMAND GETKEYS PING`
+    // must be a wrong-arity error, as Redis answers, not "has no key arguments".
     spec!(
         "command|getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         0,
         0,
