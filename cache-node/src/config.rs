@@ -161,6 +161,8 @@ pub struct Config {
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
+    /// Parsed `notify-keyspace-events`.
+    pub notify_flags: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Config {
@@ -178,6 +180,7 @@ impl Default for Config {
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(0),
+            notify_flags: std::sync::atomic::AtomicU32::new(0),
         };
         let defaults: Vec<String> = PARAMS
             .iter()
@@ -221,6 +224,12 @@ pub fn parse_memory(text: &str) -> Option<u64> {
 }
 
 fn normalize(param: &Param, value: &str) -> Result<String, ConfigError> {
+    if param.name == "notify-keyspace-events" {
+        let flags = crate::cmd::Notify::parse(value).ok_or_else(|| {
+            ConfigError::Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())
+        })?;
+        return Ok(crate::cmd::Notify::format(flags));
+    }
     match param.kind {
         Kind::Int { min, max } => match value.parse::<i64>() {
             Ok(v) if v >= min && v <= max => Ok(v.to_string()),
@@ -300,6 +309,9 @@ impl Config {
             "maxclients" => self.maxclients.store(number(), Relaxed),
             "timeout" => self.timeout_secs.store(number(), Relaxed),
             "hz" => self.hz.store(number(), Relaxed),
+            "notify-keyspace-events" => self
+                .notify_flags
+                .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),
             _ => {}
         }
     }

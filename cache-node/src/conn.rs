@@ -1,4 +1,10 @@
 //! One client connection: read, decode every complete request, run each, write once.
+//!
+//! ```text
+//!  loop: run every complete request (holding the gate shared, no .await)
+//!        ├─ a blocking command parked us: write what we have, wait for the waiter
+//!        write replies once ─► wait for input, a pub/sub message, or a kill
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -10,6 +16,8 @@ use cache_protocol::{Decoder, Limits, ReplyBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::client::ClientInfo;
+use crate::cmd::blocking::{self, Outcome};
 use crate::cmd::{dispatch, ConnState, Ctx};
 use crate::Shared;
 
@@ -33,11 +41,27 @@ pub fn spawn(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let info = shared.clients.register(peer, local);
     tokio::spawn(async move {
         let id = info.id;
+        // Unregisters even if a handler panics, so a crashed connection never lingers in
+        // CLIENT LIST or counts against maxclients.
+        let _registration = Registration {
+            shared: &shared,
+            id,
+        };
         if let Err(e) = serve(stream, info, &shared).await {
             tracing::debug!(id, error = %e, "connection ended with an error");
         }
-        shared.clients.unregister(id);
     });
+}
+
+struct Registration<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.shared.clients.unregister(self.id);
+    }
 }
 
 fn limits(shared: &Shared) -> Limits {
@@ -47,62 +71,110 @@ fn limits(shared: &Shared) -> Limits {
     }
 }
 
+/// Per-connection cleanup that must run however the connection ends.
+struct Cleanup<'a> {
+    shared: &'a Shared,
+    conn: ConnState,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if let Some(subs) = &self.conn.subs {
+            self.shared.pubsub.drop_client(self.conn.info.id, subs);
+        }
+        if let Some((waiter, _)) = self.conn.blocked.take() {
+            blocking::abandon(self.shared, &waiter);
+        }
+        if !self.conn.watched.is_empty() {
+            crate::cmd::multi::forget(self.shared, &mut self.conn);
+        }
+    }
+}
+
 async fn serve(
     mut stream: TcpStream,
-    info: Arc<crate::client::ClientInfo>,
+    info: Arc<ClientInfo>,
     shared: &Shared,
 ) -> std::io::Result<()> {
-    let mut conn = ConnState {
-        authenticated: shared
-            .config
-            .get("requirepass")
-            .is_none_or(|p| p.is_empty()),
-        info: info.clone(),
-        db: 0,
-        close: false,
+    let authenticated = shared
+        .config
+        .get("requirepass")
+        .is_none_or(|p| p.is_empty());
+    let mut state = Cleanup {
+        shared,
+        conn: ConnState::new(info.clone(), authenticated),
     };
+    let conn = &mut state.conn;
     let mut decoder = Decoder::new(limits(shared));
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = ReplyBuf::new();
     loop {
-        // Reserve the whole of a large argument at once instead of growing read by read.
-        decoder.set_limits(limits(shared));
-        let needed = decoder.bytes_needed(&input).max(READ_CHUNK);
-        input.reserve(needed);
-        let n = tokio::select! {
-            read = stream.read_buf(&mut input) => read?,
-            _ = info.kill.notified() => return Ok(()),
-        };
-        if n == 0 || info.killed.load(Relaxed) {
-            return Ok(());
-        }
-        let stripe = shared.stats.local();
-        stripe.net_input_bytes.fetch_add(n as u64, Relaxed);
         let mut protocol_error = None;
         let now = crate::now_ms();
         let mut clock = Instant::now();
         info.mark_active(clock);
-        loop {
-            match decoder.decode(&mut input) {
-                Ok(Some(args)) => {
-                    let mut ctx = Ctx {
-                        shared,
-                        conn: &mut conn,
-                        out: &mut out,
-                        now,
-                        clock: &mut clock,
-                    };
-                    dispatch(&mut ctx, &args);
-                    if conn.close {
+        let mut parked = None;
+        {
+            // Shared hold on the transaction gate for this batch; never held across .await.
+            let mut gate = Some(shared.gate.read());
+            loop {
+                match decoder.decode(&mut input) {
+                    Ok(Some(args)) => {
+                        let mut ctx = Ctx {
+                            shared,
+                            conn: &mut *conn,
+                            out: &mut out,
+                            now,
+                            clock: &mut clock,
+                        };
+                        dispatch(&mut ctx, &args);
+                        if let Some(queue) = ctx.conn.exec_queue.take() {
+                            // EXEC runs alone: trade the shared hold for an exclusive one.
+                            drop(gate.take());
+                            let exclusive = shared.gate.write();
+                            crate::cmd::multi::run(&mut ctx, queue);
+                            drop(exclusive);
+                            gate = Some(shared.gate.read());
+                            blocking::serve_ready(shared, now);
+                        }
+                        if conn.close {
+                            break;
+                        }
+                        if let Some(blocked) = conn.blocked.take() {
+                            parked = Some(blocked);
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
                         break;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    protocol_error = Some(e);
-                    break;
-                }
             }
+            drop(gate);
+        }
+        if let Some((waiter, timeout)) = parked {
+            // A blocking command parked us: send what is ready, wait, then go on with the
+            // requests already buffered behind it.
+            if !out.is_empty() {
+                stream.write_all(&out.buf).await?;
+                out.buf.clear();
+            }
+            if !wait_blocked(
+                &mut stream,
+                &mut input,
+                &info,
+                shared,
+                &waiter,
+                timeout,
+                &mut out,
+            )
+            .await?
+            {
+                return Ok(());
+            }
+            continue;
         }
         if let Some(e) = &protocol_error {
             out.error(&format!("ERR {e}"));
@@ -117,7 +189,11 @@ async fn serve(
         }
         if !out.is_empty() {
             stream.write_all(&out.buf).await?;
-            stripe.net_output_bytes.fetch_add(out.len() as u64, Relaxed);
+            shared
+                .stats
+                .local()
+                .net_output_bytes
+                .fetch_add(out.len() as u64, Relaxed);
             out.buf.clear();
         }
         if conn.close || protocol_error.is_some() || over_limit {
@@ -127,6 +203,92 @@ async fn serve(
         // After a huge reply, give the memory back instead of keeping it per connection.
         if out.buf.capacity() > 1 << 20 {
             out.buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        decoder.set_limits(limits(shared));
+        let needed = decoder.bytes_needed(&input).max(READ_CHUNK);
+        input.reserve(needed);
+        let n = match conn.subs.as_mut() {
+            None => tokio::select! {
+                read = stream.read_buf(&mut input) => read?,
+                _ = info.kill.notified() => return Ok(()),
+            },
+            Some(subs) => tokio::select! {
+                read = stream.read_buf(&mut input) => read?,
+                _ = info.kill.notified() => return Ok(()),
+                message = subs.rx.recv() => {
+                    if let Some(frame) = message {
+                        // Drain whatever else is queued into the same write.
+                        let mut frames = vec![frame];
+                        while let Ok(f) = subs.rx.try_recv() {
+                            frames.push(f);
+                        }
+                        let mut batch = BytesMut::new();
+                        for f in &frames {
+                            batch.extend_from_slice(f);
+                        }
+                        stream.write_all(&batch).await?;
+                        subs.outbox.pending.fetch_sub(batch.len(), Relaxed);
+                    }
+                    continue;
+                }
+            },
+        };
+        if n == 0 || info.killed.load(Relaxed) {
+            return Ok(());
+        }
+        shared
+            .stats
+            .local()
+            .net_input_bytes
+            .fetch_add(n as u64, Relaxed);
+    }
+}
+
+/// Waits for a blocked command's outcome and appends its reply. Input that arrives meanwhile
+/// is buffered for later; false when the client went away.
+async fn wait_blocked(
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    info: &ClientInfo,
+    shared: &Shared,
+    waiter: &Arc<blocking::Waiter>,
+    timeout: Option<std::time::Duration>,
+    out: &mut ReplyBuf,
+) -> std::io::Result<bool> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut timed_out = false;
+        tokio::select! {
+            _ = waiter.wake.notified() => {}
+            _ = sleep => timed_out = true,
+            _ = info.kill.notified() => {
+                blocking::abandon(shared, waiter);
+                return Ok(false);
+            }
+            read = stream.read_buf(input) => {
+                if read? == 0 {
+                    blocking::abandon(shared, waiter);
+                    return Ok(false);
+                }
+                continue;
+            }
+        }
+        match blocking::finish(shared, waiter, timed_out) {
+            Some(Outcome::Reply(bytes)) => {
+                out.buf.extend_from_slice(&bytes);
+                return Ok(true);
+            }
+            Some(Outcome::TimedOut) => {
+                out.null_array();
+                return Ok(true);
+            }
+            None => continue,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 mod conn;
+pub mod gate;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -40,11 +41,54 @@ pub struct Shared {
     pub config: Config,
     pub stats: Stats,
     pub clients: Clients,
+    pub blocking: cmd::blocking::Blocking,
+    pub watches: cmd::multi::Watches,
+    pub pubsub: cmd::pubsub::PubSub,
+    pub gate: gate::Gate,
     pub shutdown: Shutdown,
     pub started: std::time::Instant,
     pub run_id: String,
     pub addr: SocketAddr,
     pub config_file: Option<String>,
+}
+
+impl Shared {
+    /// Publishes a keyspace notification when `class` is enabled in
+    /// `notify-keyspace-events` (one atomic load when notifications are off).
+    pub fn notify(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        let flags = self.config.notify_flags.load(Relaxed);
+        if flags != 0 {
+            cmd::pubsub::notify_event(self, flags, db, class, event, key);
+        }
+    }
+}
+
+/// Receives the store's key-change reports and fans them out to WATCH, blocked clients and
+/// keyspace notifications of expiries.
+struct Observer {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl cache_store::KeyObserver for Observer {
+    fn modified(&self, db: usize, key: &[u8]) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.watches.key_modified(db, key);
+            shared.blocking.key_modified(db, key);
+        }
+    }
+
+    fn expired(&self, db: usize, key: &[u8]) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.watches.key_modified(db, key);
+            shared.notify(db, cmd::Notify::EXPIRED, "expired", key);
+        }
+    }
+
+    fn flushed(&self, db: Option<usize>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.watches.flushed(db);
+        }
+    }
 }
 
 /// Unix time in milliseconds: the clock every command reads once.
@@ -100,17 +144,29 @@ impl Node {
         let store = Store::new(StoreConfig {
             databases: config.databases(),
         });
-        let shared = Arc::new(Shared {
-            store,
-            config,
-            stats: Stats::default(),
-            clients: Clients::default(),
-            shutdown: Shutdown::new(),
-            started: std::time::Instant::now(),
-            run_id: run_id(),
-            addr,
-            config_file,
+        let shared = Arc::new_cyclic(|weak| {
+            store.set_observer(Arc::new(Observer {
+                shared: weak.clone(),
+            }));
+            Shared {
+                store,
+                config,
+                stats: Stats::default(),
+                clients: Clients::default(),
+                blocking: Default::default(),
+                watches: Default::default(),
+                pubsub: Default::default(),
+                gate: Default::default(),
+                shutdown: Shutdown::new(),
+                started: std::time::Instant::now(),
+                run_id: run_id(),
+                addr,
+                config_file,
+            }
         });
+        shared
+            .store
+            .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
         tracing::info!(%addr, "ready to accept connections");
         let task = tokio::spawn(run(listener, shared.clone()));
         Ok(Handle { addr, shared, task })

@@ -8,6 +8,18 @@ use cache_protocol::Protocol;
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 
 pub fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if ctx.conn.subscribed() && !ctx.out.resp3() {
+        // In RESP2 subscribed mode PING answers in the shape of a message.
+        if args.len() > 2 {
+            return Err(CmdError::Msg(
+                "ERR wrong number of arguments for 'ping' command",
+            ));
+        }
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(&args[1]),
@@ -32,6 +44,16 @@ pub fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.conn.multi = None;
+    ctx.conn.multi_failed = false;
+    super::multi::unwatch_all(ctx);
+    if ctx.conn.subs.is_some() {
+        let mut sink = cache_protocol::ReplyBuf::new();
+        std::mem::swap(ctx.out, &mut sink);
+        let _ = super::pubsub::unsubscribe(ctx, &[Bytes::from_static(b"unsubscribe")], false);
+        let _ = super::pubsub::unsubscribe(ctx, &[Bytes::from_static(b"punsubscribe")], true);
+        std::mem::swap(ctx.out, &mut sink);
+    }
     select_db(ctx, 0);
     set_protocol(ctx, Protocol::Resp2);
     *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = String::new();
@@ -47,6 +69,7 @@ fn select_db(ctx: &mut Ctx<'_>, db: usize) {
 
 fn set_protocol(ctx: &mut Ctx<'_>, protocol: Protocol) {
     ctx.out.protocol = protocol;
+    super::pubsub::protocol_changed(ctx);
     let n = if protocol == Protocol::Resp3 { 3 } else { 2 };
     ctx.conn.info.resp.store(n, Relaxed);
 }
@@ -135,6 +158,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
     }
     set_protocol(ctx, protocol);
+    super::pubsub::protocol_changed(ctx);
     let out = &mut *ctx.out;
     out.map(7);
     out.bulk(b"server");

@@ -6,7 +6,7 @@ use cache_store::clock_secs;
 use cache_store::pattern::glob_match;
 
 use super::connection::{db_index, help};
-use super::{int_arg, is, CmdError, CmdResult, Ctx};
+use super::{int_arg, is, CmdError, CmdResult, Ctx, Notify};
 
 fn key_slices(args: &[Bytes]) -> impl Iterator<Item = &[u8]> {
     args.iter().map(|a| &a[..])
@@ -15,11 +15,15 @@ fn key_slices(args: &[Bytes]) -> impl Iterator<Item = &[u8]> {
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let mut locked = ctx.shared.store.lock_keys(key_slices(&args[1..]));
-    let removed = args[1..]
+    let removed: Vec<&Bytes> = args[1..]
         .iter()
         .filter(|k| locked.remove(db, k, now).is_some())
-        .count();
+        .collect();
     drop(locked);
+    for k in &removed {
+        ctx.notify(Notify::GENERIC, "del", k);
+    }
+    let removed = removed.len();
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -84,6 +88,8 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     let entry = locked.remove(db, src, now).expect("checked above");
     locked.insert(db, dst, entry, now);
     drop(locked);
+    ctx.notify(Notify::GENERIC, "rename_from", src);
+    ctx.notify(Notify::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -269,12 +275,18 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64, absolute: bool) -
         ctx.out.int(0);
         return Ok(());
     }
-    if when_ms <= now {
+    let deleted = when_ms <= now;
+    if deleted {
         locked.remove(db, &args[1], ctx.now);
     } else {
         locked.set_expiry(db, &args[1], when_ms as u64);
     }
     drop(locked);
+    ctx.notify(
+        Notify::GENERIC,
+        if deleted { "del" } else { "expire" },
+        &args[1],
+    );
     ctx.out.int(1);
     Ok(())
 }
@@ -314,6 +326,9 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         locked.set_expiry(db, &args[1], 0);
     }
     drop(locked);
+    if had_ttl {
+        ctx.notify(Notify::GENERIC, "persist", &args[1]);
+    }
     ctx.out.int(i64::from(had_ttl));
     Ok(())
 }

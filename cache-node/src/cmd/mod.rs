@@ -4,10 +4,17 @@
 //! time of this command) and the arguments, write their reply into the buffer, and return
 //! `Err` for an error reply so argument parsing can use `?`.
 
+pub mod blocking;
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
+pub mod multi;
+pub mod pubsub;
 pub mod server;
+pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
@@ -27,6 +34,44 @@ pub struct ConnState {
     pub authenticated: bool,
     /// Set by QUIT and protocol errors: write what is buffered, then close.
     pub close: bool,
+    /// Commands queued since MULTI.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command was refused while queueing: EXEC must abort.
+    pub multi_failed: bool,
+    /// Running the queue of EXEC: blocking commands do not block, nothing is queued.
+    pub in_exec: bool,
+    /// EXEC accepted this queue: the connection runs it holding the gate exclusively.
+    pub exec_queue: Option<Vec<Vec<Bytes>>>,
+    /// Set when a watched key changes.
+    pub watch_dirty: Arc<std::sync::atomic::AtomicBool>,
+    pub watched: Vec<(usize, Bytes)>,
+    /// A blocking command parked this connection: the waiter and its timeout.
+    pub blocked: Option<(Arc<blocking::Waiter>, Option<std::time::Duration>)>,
+    pub subs: Option<pubsub::Subscriptions>,
+}
+
+impl ConnState {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        ConnState {
+            info,
+            db: 0,
+            authenticated,
+            close: false,
+            multi: None,
+            multi_failed: false,
+            in_exec: false,
+            exec_queue: None,
+            watch_dirty: Arc::default(),
+            watched: Vec::new(),
+            blocked: None,
+            subs: None,
+        }
+    }
+
+    /// RESP2 clients with subscriptions may only (un)subscribe, PING, QUIT and RESET.
+    pub fn subscribed(&self) -> bool {
+        self.subs.as_ref().is_some_and(|s| s.count() > 0)
+    }
 }
 
 /// What a handler works with.
@@ -114,6 +159,144 @@ impl Ctx<'_> {
     pub fn hit(&self, hit: bool) {
         self.shared.stats.hit(hit);
     }
+
+    /// Publishes a keyspace notification (when enabled for `class`).
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.shared.notify(self.db(), class, event, key);
+    }
+}
+
+pub use pubsub::notify as Notify;
+
+/// SCAN-family options: cursor, COUNT, MATCH (and TYPE, for SCAN only).
+pub struct ScanArgs<'a> {
+    pub cursor: u64,
+    pub count: usize,
+    pub pattern: Option<&'a [u8]>,
+}
+
+impl ScanArgs<'_> {
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern
+            .is_none_or(|p| cache_store::pattern::glob_match(p, item, false))
+    }
+}
+
+/// Parses `cursor [MATCH p] [COUNT n]` with the cursor at `args[at - 1]`... for HSCAN, SSCAN
+/// and ZSCAN the cursor is `args[2]` and options start at 3.
+pub fn scan_args(args: &[Bytes], at: usize) -> Result<ScanArgs<'_>, CmdError> {
+    let cursor = std::str::from_utf8(&args[at])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CmdError::Msg("ERR invalid cursor"))?;
+    let mut scan = ScanArgs {
+        cursor,
+        count: 10,
+        pattern: None,
+    };
+    let mut i = at + 1;
+    while i < args.len() {
+        if is(&args[i], "count") && i + 1 < args.len() {
+            let n = int_arg(&args[i + 1])?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            scan.count = n as usize;
+        } else if is(&args[i], "match") && i + 1 < args.len() {
+            scan.pattern = Some(&args[i + 1][..]).filter(|p| *p != b"*");
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(scan)
+}
+
+/// One step over a collection stored in an `IndexMap`, with the same downward cursor as the
+/// keyspace SCAN (cursor = positions still to visit + 1; 0 = start). Small collections come
+/// back whole in one call, as Redis does for its compact encodings.
+pub fn scan_indexmap(
+    len: usize,
+    cursor: u64,
+    count: usize,
+    mut item: impl FnMut(usize) -> Option<Vec<Vec<u8>>>,
+) -> (u64, Vec<Vec<u8>>) {
+    let mut out = Vec::new();
+    if cursor == 0 && len <= 128 {
+        for i in 0..len {
+            if let Some(parts) = item(i) {
+                out.extend(parts);
+            }
+        }
+        return (0, out);
+    }
+    let mut pos = if cursor == 0 {
+        len
+    } else {
+        ((cursor - 1) as usize).min(len)
+    };
+    let mut visited = 0;
+    while pos > 0 && visited < count {
+        pos -= 1;
+        visited += 1;
+        if let Some(parts) = item(pos) {
+            out.extend(parts);
+        }
+    }
+    let next = if pos == 0 { 0 } else { pos as u64 + 1 };
+    (next, out)
+}
+
+pub fn reply_scan(ctx: &mut Ctx<'_>, (cursor, items): (u64, Vec<Vec<u8>>)) {
+    ctx.out.array(2);
+    ctx.out.bulk(cursor.to_string().as_bytes());
+    ctx.out.array(items.len());
+    for i in items {
+        ctx.out.bulk(&i);
+    }
+}
+
+/// A random number below `n` (n > 0), from a per-thread xorshift.
+pub fn random_below(n: usize) -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            crate::now_ms() ^ (std::process::id() as u64) << 20 | 1,
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n as u64) as usize
+    })
+}
+
+/// Indices for HRANDFIELD/SRANDMEMBER/ZRANDMEMBER `count`: distinct when positive (all of
+/// them, in order, when count covers the collection), with repeats when negative.
+pub fn random_indices(len: usize, count: i64) -> Vec<usize> {
+    if len == 0 || count == 0 {
+        return Vec::new();
+    }
+    if count < 0 {
+        return (0..count.unsigned_abs())
+            .map(|_| random_below(len))
+            .collect();
+    }
+    let count = count as usize;
+    if count >= len {
+        return (0..len).collect();
+    }
+    // Partial Fisher-Yates over a list of indices: distinct picks in O(len).
+    let mut all: Vec<usize> = (0..len).collect();
+    for i in 0..count {
+        let j = i + random_below(len - i);
+        all.swap(i, j);
+    }
+    all.truncate(count);
+    all
 }
 
 /// Index of each top-level command in `all_specs()` order (subcommands follow their parent).
@@ -170,7 +353,9 @@ fn unknown_command(args: &[Bytes]) -> String {
 /// Runs one request and appends its reply.
 pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let stats = &ctx.shared.stats;
+    let queueing = ctx.conn.multi.is_some() && !ctx.conn.in_exec;
     let Some(cmd) = Cmd::lookup(&args[0]) else {
+        ctx.conn.multi_failed |= queueing;
         ctx.out.error(&unknown_command(args));
         return;
     };
@@ -178,6 +363,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let mut sub = None;
     let stripe = stats.local();
     if !spec.arity_ok(args.len()) {
+        ctx.conn.multi_failed |= queueing;
         stripe.per_command[stat_index(cmd, None)]
             .rejected
             .fetch_add(1, Relaxed);
@@ -193,6 +379,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         match spec.subcommand(&args[1]) {
             Some(s) if s.arity_ok(args.len()) => sub = Some(s),
             Some(s) => {
+                ctx.conn.multi_failed |= queueing;
                 stripe.per_command[stat_index(cmd, Some(s))]
                     .rejected
                     .fetch_add(1, Relaxed);
@@ -203,6 +390,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
                 return;
             }
             None => {
+                ctx.conn.multi_failed |= queueing;
                 let name: String = String::from_utf8_lossy(&args[1])
                     .chars()
                     .take(128)
@@ -217,9 +405,35 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     }
     let stat = stat_index(cmd, sub);
     if !ctx.conn.authenticated && !spec.has(flags::NO_AUTH) {
+        ctx.conn.multi_failed |= queueing;
         stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
         ctx.out.error("NOAUTH Authentication required.");
         return;
+    }
+    if ctx.conn.subscribed() && !ctx.out.resp3() && !spec.has(flags::PUBSUB_OK) {
+        ctx.out.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        ));
+        return;
+    }
+    if queueing {
+        if spec.has(flags::NO_MULTI) {
+            ctx.conn.multi_failed = true;
+            ctx.out
+                .error("ERR Command not allowed inside a transaction");
+            return;
+        }
+        if !matches!(
+            cmd,
+            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
+        ) {
+            if let Some(queue) = ctx.conn.multi.as_mut() {
+                queue.push(args.to_vec());
+            }
+            ctx.out.simple("QUEUED");
+            return;
+        }
     }
     ctx.conn.info.set_last_command(stat);
     let before = ctx.out.len();
@@ -241,6 +455,9 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
             ctx.out.truncate(before);
             ctx.out.error(&e.to_string());
         }
+    }
+    if !ctx.conn.in_exec {
+        blocking::serve_ready(ctx.shared, ctx.now);
     }
 }
 
@@ -317,6 +534,107 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Getbit => strings::getbit(ctx, args),
         Bitcount => strings::bitcount(ctx, args),
         Bitpos => strings::bitpos(ctx, args),
+        Hset => hashes::hset(ctx, args, false),
+        Hmset => hashes::hset(ctx, args, true),
+        Hsetnx => hashes::hsetnx(ctx, args),
+        Hget => hashes::hget(ctx, args),
+        Hmget => hashes::hmget(ctx, args),
+        Hdel => hashes::hdel(ctx, args),
+        Hexists => hashes::hexists(ctx, args),
+        Hlen => hashes::hlen(ctx, args),
+        Hstrlen => hashes::hstrlen(ctx, args),
+        Hkeys => hashes::hgetall(ctx, args, true, false),
+        Hvals => hashes::hgetall(ctx, args, false, true),
+        Hgetall => hashes::hgetall(ctx, args, true, true),
+        Hincrby => hashes::hincrby(ctx, args),
+        Hincrbyfloat => hashes::hincrbyfloat(ctx, args),
+        Hrandfield => hashes::hrandfield(ctx, args),
+        Hscan => hashes::hscan(ctx, args),
+        Lpush => lists::push(ctx, args, true, false),
+        Rpush => lists::push(ctx, args, false, false),
+        Lpushx => lists::push(ctx, args, true, true),
+        Rpushx => lists::push(ctx, args, false, true),
+        Lpop => lists::pop(ctx, args, true),
+        Rpop => lists::pop(ctx, args, false),
+        Llen => lists::llen(ctx, args),
+        Lrange => lists::lrange(ctx, args),
+        Lindex => lists::lindex(ctx, args),
+        Lset => lists::lset(ctx, args),
+        Lrem => lists::lrem(ctx, args),
+        Ltrim => lists::ltrim(ctx, args),
+        Linsert => lists::linsert(ctx, args),
+        Lpos => lists::lpos(ctx, args),
+        Lmove => lists::lmove(ctx, args, None),
+        Rpoplpush => lists::lmove(ctx, args, Some((false, true))),
+        Lmpop => lists::lmpop(ctx, args),
+        Blpop => lists::bpop(ctx, args, true),
+        Brpop => lists::bpop(ctx, args, false),
+        Blmove => lists::blmove(ctx, args, None),
+        Brpoplpush => lists::blmove(ctx, args, Some((false, true))),
+        Blmpop => lists::blmpop(ctx, args),
+        Sadd => sets::sadd(ctx, args),
+        Srem => sets::srem(ctx, args),
+        Smembers => sets::smembers(ctx, args),
+        Sismember => sets::sismember(ctx, args),
+        Smismember => sets::smismember(ctx, args),
+        Scard => sets::scard(ctx, args),
+        Spop => sets::spop(ctx, args),
+        Srandmember => sets::srandmember(ctx, args),
+        Smove => sets::smove(ctx, args),
+        Sinter => sets::setop(ctx, args, sets::SetOp::Inter),
+        Sunion => sets::setop(ctx, args, sets::SetOp::Union),
+        Sdiff => sets::setop(ctx, args, sets::SetOp::Diff),
+        Sinterstore => sets::setop_store(ctx, args, sets::SetOp::Inter),
+        Sunionstore => sets::setop_store(ctx, args, sets::SetOp::Union),
+        Sdiffstore => sets::setop_store(ctx, args, sets::SetOp::Diff),
+        Sintercard => sets::sintercard(ctx, args),
+        Sscan => sets::sscan(ctx, args),
+        Zadd => zsets::zadd(ctx, args, false),
+        Zincrby => zsets::zincrby(ctx, args),
+        Zrem => zsets::zrem(ctx, args),
+        Zscore => zsets::zscore(ctx, args),
+        Zmscore => zsets::zmscore(ctx, args),
+        Zcard => zsets::zcard(ctx, args),
+        Zcount => zsets::zcount(ctx, args, false),
+        Zlexcount => zsets::zcount(ctx, args, true),
+        Zrange => zsets::zrange(ctx, args, zsets::By::Rank, false, false),
+        Zrangebyscore => zsets::zrange(ctx, args, zsets::By::Score, false, true),
+        Zrevrangebyscore => zsets::zrange(ctx, args, zsets::By::Score, true, true),
+        Zrangebylex => zsets::zrange(ctx, args, zsets::By::Lex, false, true),
+        Zrevrangebylex => zsets::zrange(ctx, args, zsets::By::Lex, true, true),
+        Zrevrange => zsets::zrange(ctx, args, zsets::By::Rank, true, true),
+        Zrank => zsets::zrank(ctx, args, false),
+        Zrevrank => zsets::zrank(ctx, args, true),
+        Zrangestore => zsets::zrangestore(ctx, args),
+        Zpopmin => zsets::zpop(ctx, args, false),
+        Zpopmax => zsets::zpop(ctx, args, true),
+        Bzpopmin => zsets::bzpop(ctx, args, false),
+        Bzpopmax => zsets::bzpop(ctx, args, true),
+        Zmpop => zsets::zmpop(ctx, args),
+        Bzmpop => zsets::bzmpop(ctx, args),
+        Zremrangebyrank => zsets::zremrange(ctx, args, zsets::By::Rank),
+        Zremrangebyscore => zsets::zremrange(ctx, args, zsets::By::Score),
+        Zremrangebylex => zsets::zremrange(ctx, args, zsets::By::Lex),
+        Zunion => zsets::zsetop(ctx, args, zsets::ZOp::Union),
+        Zinter => zsets::zsetop(ctx, args, zsets::ZOp::Inter),
+        Zdiff => zsets::zsetop(ctx, args, zsets::ZOp::Diff),
+        Zunionstore => zsets::zsetop_store(ctx, args, zsets::ZOp::Union),
+        Zinterstore => zsets::zsetop_store(ctx, args, zsets::ZOp::Inter),
+        Zdiffstore => zsets::zsetop_store(ctx, args, zsets::ZOp::Diff),
+        Zintercard => zsets::zintercard(ctx, args),
+        Zrandmember => zsets::zrandmember(ctx, args),
+        Zscan => zsets::zscan(ctx, args),
+        Multi => multi::multi(ctx, args),
+        Exec => multi::exec(ctx, args),
+        Discard => multi::discard(ctx, args),
+        Watch => multi::watch(ctx, args),
+        Unwatch => multi::unwatch(ctx, args),
+        Subscribe => pubsub::subscribe(ctx, args, false),
+        Psubscribe => pubsub::subscribe(ctx, args, true),
+        Unsubscribe => pubsub::unsubscribe(ctx, args, false),
+        Punsubscribe => pubsub::unsubscribe(ctx, args, true),
+        Publish => pubsub::publish(ctx, args),
+        Pubsub => pubsub::pubsub(ctx, args),
     }
 }
 

@@ -162,6 +162,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for (name, value) in &pairs {
             config.set(name, value).map_err(|e| config_error(name, e))?;
         }
+        let expiries = config.notify_flags.load(Relaxed) & super::Notify::EXPIRED != 0;
+        ctx.shared.store.report_expiries(expiries);
         ctx.out.ok();
     } else if is(sub, "resetstat") {
         ctx.shared.stats.reset();

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use cache_protocol::format_double;
 use cache_store::{Entry, Value};
 
-use super::{float_arg, int_arg, is, parse_float, CmdError, CmdResult, Ctx};
+use super::{float_arg, int_arg, is, parse_float, CmdError, CmdResult, Ctx, Notify};
 
 fn as_str(entry: &Entry) -> Result<&Vec<u8>, CmdError> {
     match &entry.value {
@@ -350,6 +350,9 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         locked.insert(db, &p[0], Entry::new(Value::Str(p[1].to_vec())), now);
     }
     drop(locked);
+    for p in pairs.chunks(2) {
+        ctx.notify(Notify::STRING, "set", &p[0]);
+    }
     if nx {
         ctx.out.int(1);
     } else {
@@ -362,7 +365,7 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
     let delta = delta?;
     let (db, now) = (ctx.db(), ctx.now);
     let mut locked = ctx.shared.store.lock(key);
-    let result = match locked.get(db, key, now) {
+    let result = match locked.get_mut(db, key, now) {
         Some(e) => {
             let s = as_str_mut(e)?;
             let current = if s.len() <= 20 {
@@ -387,6 +390,7 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
         }
     };
     drop(locked);
+    ctx.notify(Notify::STRING, "incrby", key);
     ctx.out.int(result);
     Ok(())
 }
@@ -405,7 +409,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Msg("ERR increment would produce NaN or Infinity"));
     }
     let text = format_double(next);
-    match locked.get(db, key, now) {
+    match locked.get_mut(db, key, now) {
         Some(e) => {
             let s = as_str_mut(e)?;
             s.clear();
@@ -421,6 +425,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     drop(locked);
+    ctx.notify(Notify::STRING, "incrbyfloat", key);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }
@@ -430,7 +435,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let max = ctx.shared.config.proto_max_bulk_len.load(Relaxed);
     let mut locked = ctx.shared.store.lock(key);
-    let len = match locked.get(db, key, now) {
+    let len = match locked.get_mut(db, key, now) {
         Some(e) => {
             let s = as_str_mut(e)?;
             if (s.len() + args[2].len()) as u64 > max {
@@ -447,6 +452,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     };
     drop(locked);
+    ctx.notify(Notify::STRING, "append", key);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -530,7 +536,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !exists {
         locked.insert(db, key, Entry::new(Value::Str(Vec::new())), now);
     }
-    let s = as_str_mut(locked.get(db, key, now).expect("present"))?;
+    let s = as_str_mut(locked.get_mut(db, key, now).expect("present"))?;
     if s.len() < offset + value.len() {
         s.resize(offset + value.len(), 0);
     }
@@ -564,7 +570,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if locked.get(db, key, now).is_none() {
         locked.insert(db, key, Entry::new(Value::Str(Vec::new())), now);
     }
-    let s = as_str_mut(locked.get(db, key, now).expect("present"))?;
+    let s = as_str_mut(locked.get_mut(db, key, now).expect("present"))?;
     let byte = (offset >> 3) as usize;
     if s.len() <= byte {
         s.resize(byte + 1, 0);

@@ -225,6 +225,113 @@ commands! {
     Getbit => "getbit", 3, READONLY | FAST, 1, 1, 1, "bitmap", "Returns a bit value by offset.";
     Bitcount => "bitcount", -2, READONLY, 1, 1, 1, "bitmap", "Counts the number of set bits (population counting) in a string.";
     Bitpos => "bitpos", -3, READONLY, 1, 1, 1, "bitmap", "Finds the first set (1) or clear (0) bit in a string.";
+    // hash
+    Hset => "hset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "Creates or modifies the value of a field in a hash.";
+    Hsetnx => "hsetnx", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "Sets the value of a field in a hash only when the field doesn't exist.";
+    Hmset => "hmset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "Sets the values of multiple fields.";
+    Hget => "hget", 3, READONLY | FAST, 1, 1, 1, "hash", "Returns the value of a field in a hash.";
+    Hmget => "hmget", -3, READONLY | FAST, 1, 1, 1, "hash", "Returns the values of all fields in a hash.";
+    Hdel => "hdel", -3, WRITE | FAST, 1, 1, 1, "hash", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.";
+    Hexists => "hexists", 3, READONLY | FAST, 1, 1, 1, "hash", "Determines whether a field exists in a hash.";
+    Hlen => "hlen", 2, READONLY | FAST, 1, 1, 1, "hash", "Returns the number of fields in a hash.";
+    Hstrlen => "hstrlen", 3, READONLY | FAST, 1, 1, 1, "hash", "Returns the length of the value of a field.";
+    Hkeys => "hkeys", 2, READONLY, 1, 1, 1, "hash", "Returns all fields in a hash.";
+    Hvals => "hvals", 2, READONLY, 1, 1, 1, "hash", "Returns all values in a hash.";
+    Hgetall => "hgetall", 2, READONLY, 1, 1, 1, "hash", "Returns all fields and values in a hash.";
+    Hincrby => "hincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.";
+    Hincrbyfloat => "hincrbyfloat", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.";
+    Hrandfield => "hrandfield", -2, READONLY, 1, 1, 1, "hash", "Returns one or more random fields from a hash.";
+    Hscan => "hscan", -3, READONLY, 1, 1, 1, "hash", "Iterates over fields and values of a hash.";
+    // list
+    Lpush => "lpush", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "Prepends one or more elements to a list. Creates the key if it doesn't exist.";
+    Rpush => "rpush", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "Appends one or more elements to a list. Creates the key if it doesn't exist.";
+    Lpushx => "lpushx", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "Prepends one or more elements to a list only when the list exists.";
+    Rpushx => "rpushx", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "Appends an element to a list only when the list exists.";
+    Lpop => "lpop", -2, WRITE | FAST, 1, 1, 1, "list", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.";
+    Rpop => "rpop", -2, WRITE | FAST, 1, 1, 1, "list", "Returns and removes the last elements of a list. Deletes the list if the last element was popped.";
+    Llen => "llen", 2, READONLY | FAST, 1, 1, 1, "list", "Returns the length of a list.";
+    Lrange => "lrange", 4, READONLY, 1, 1, 1, "list", "Returns a range of elements from a list.";
+    Lindex => "lindex", 3, READONLY, 1, 1, 1, "list", "Returns an element from a list by its index.";
+    Lset => "lset", 4, WRITE | DENYOOM, 1, 1, 1, "list", "Sets the value of an element in a list by its index.";
+    Lrem => "lrem", 4, WRITE, 1, 1, 1, "list", "Removes elements from a list. Deletes the list if the last element was removed.";
+    Ltrim => "ltrim", 4, WRITE, 1, 1, 1, "list", "Removes elements from both ends a list. Deletes the list if all elements were trimmed.";
+    Linsert => "linsert", 5, WRITE | DENYOOM, 1, 1, 1, "list", "Inserts an element before or after another element in a list.";
+    Lpos => "lpos", -3, READONLY, 1, 1, 1, "list", "Returns the index of matching elements in a list.";
+    Lmove => "lmove", 5, WRITE | DENYOOM, 1, 2, 1, "list", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.";
+    Rpoplpush => "rpoplpush", 3, WRITE | DENYOOM, 1, 2, 1, "list", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.";
+    Lmpop => "lmpop", -4, WRITE | MOVABLE_KEYS, 0, 0, 0, "list", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.";
+    Blpop => "blpop", -3, WRITE | NOSCRIPT | BLOCKING, 1, -2, 1, "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    Brpop => "brpop", -3, WRITE | NOSCRIPT | BLOCKING, 1, -2, 1, "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    Blmove => "blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, 1, 2, 1, "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
+    Blmpop => "blmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, 0, 0, 0, "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    Brpoplpush => "brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, 1, 2, 1, "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
+    // set
+    Sadd => "sadd", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "set", "Adds one or more members to a set. Creates the key if it doesn't exist.";
+    Srem => "srem", -3, WRITE | FAST, 1, 1, 1, "set", "Removes one or more members from a set. Deletes the set if the last member was removed.";
+    Smembers => "smembers", 2, READONLY, 1, 1, 1, "set", "Returns all members of a set.";
+    Sismember => "sismember", 3, READONLY | FAST, 1, 1, 1, "set", "Determines whether a member belongs to a set.";
+    Smismember => "smismember", -3, READONLY | FAST, 1, 1, 1, "set", "Determines whether multiple members belong to a set.";
+    Scard => "scard", 2, READONLY | FAST, 1, 1, 1, "set", "Returns the number of members in a set.";
+    Spop => "spop", -2, WRITE | FAST, 1, 1, 1, "set", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.";
+    Srandmember => "srandmember", -2, READONLY, 1, 1, 1, "set", "Get one or multiple random members from a set";
+    Smove => "smove", 4, WRITE | FAST, 1, 2, 1, "set", "Moves a member from one set to another.";
+    Sinter => "sinter", -2, READONLY, 1, -1, 1, "set", "Returns the intersect of multiple sets.";
+    Sunion => "sunion", -2, READONLY, 1, -1, 1, "set", "Returns the union of multiple sets.";
+    Sdiff => "sdiff", -2, READONLY, 1, -1, 1, "set", "Returns the difference of multiple sets.";
+    Sinterstore => "sinterstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "Stores the intersect of multiple sets in a key.";
+    Sunionstore => "sunionstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "Stores the union of multiple sets in a key.";
+    Sdiffstore => "sdiffstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "Stores the difference of multiple sets in a key.";
+    Sintercard => "sintercard", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "set", "Returns the number of members of the intersect of multiple sets.";
+    Sscan => "sscan", -3, READONLY, 1, 1, 1, "set", "Iterates over members of a set.";
+    // sorted set
+    Zadd => "zadd", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "sorted-set", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.";
+    Zincrby => "zincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "sorted-set", "Increments the score of a member in a sorted set.";
+    Zrem => "zrem", -3, WRITE | FAST, 1, 1, 1, "sorted-set", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.";
+    Zscore => "zscore", 3, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the score of a member in a sorted set.";
+    Zmscore => "zmscore", -3, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the score of one or more members in a sorted set.";
+    Zcard => "zcard", 2, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the number of members in a sorted set.";
+    Zcount => "zcount", 4, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the count of members in a sorted set that have scores within a range.";
+    Zlexcount => "zlexcount", 4, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the number of members in a sorted set within a lexicographical range.";
+    Zrange => "zrange", -4, READONLY, 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of indexes.";
+    Zrangebyscore => "zrangebyscore", -4, READONLY, 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of scores.";
+    Zrevrangebyscore => "zrevrangebyscore", -4, READONLY, 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of scores in reverse order.";
+    Zrangebylex => "zrangebylex", -4, READONLY, 1, 1, 1, "sorted-set", "Returns members in a sorted set within a lexicographical range.";
+    Zrevrangebylex => "zrevrangebylex", -4, READONLY, 1, 1, 1, "sorted-set", "Returns members in a sorted set within a lexicographical range in reverse order.";
+    Zrevrange => "zrevrange", -4, READONLY, 1, 1, 1, "sorted-set", "Returns members in a sorted set within a range of indexes in reverse order.";
+    Zrank => "zrank", 3, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the index of a member in a sorted set ordered by ascending scores.";
+    Zrevrank => "zrevrank", 3, READONLY | FAST, 1, 1, 1, "sorted-set", "Returns the index of a member in a sorted set ordered by descending scores.";
+    Zrangestore => "zrangestore", -5, WRITE | DENYOOM, 1, 2, 1, "sorted-set", "Stores a range of members from sorted set in a key.";
+    Zpopmin => "zpopmin", -2, WRITE | FAST, 1, 1, 1, "sorted-set", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    Zpopmax => "zpopmax", -2, WRITE | FAST, 1, 1, 1, "sorted-set", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    Bzpopmin => "bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, 1, -2, 1, "sorted-set", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
+    Bzpopmax => "bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, 1, -2, 1, "sorted-set", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.";
+    Zmpop => "zmpop", -4, WRITE | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
+    Bzmpop => "bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
+    Zremrangebyrank => "zremrangebyrank", 4, WRITE, 1, 1, 1, "sorted-set", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.";
+    Zremrangebyscore => "zremrangebyscore", 4, WRITE, 1, 1, 1, "sorted-set", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";
+    Zremrangebylex => "zremrangebylex", 4, WRITE, 1, 1, 1, "sorted-set", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.";
+    Zunion => "zunion", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the union of multiple sorted sets.";
+    Zinter => "zinter", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the intersect of multiple sorted sets.";
+    Zdiff => "zdiff", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the difference between multiple sorted sets.";
+    Zunionstore => "zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "sorted-set", "Stores the union of multiple sorted sets in a key.";
+    Zinterstore => "zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "sorted-set", "Stores the intersect of multiple sorted sets in a key.";
+    Zdiffstore => "zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "sorted-set", "Stores the difference of multiple sorted sets in a key.";
+    Zintercard => "zintercard", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the number of members of the intersect of multiple sorted sets.";
+    Zrandmember => "zrandmember", -2, READONLY, 1, 1, 1, "sorted-set", "Returns one or more random members from a sorted set.";
+    Zscan => "zscan", -3, READONLY, 1, 1, 1, "sorted-set", "Iterates over members and scores of a sorted set.";
+    // transactions
+    Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
+    Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
+    Discard => "discard", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Discards a transaction.";
+    Watch => "watch", -2, NOSCRIPT | LOADING | STALE | FAST, 1, -1, 1, "transactions", "Monitors changes to keys to determine the execution of a transaction.";
+    Unwatch => "unwatch", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Forgets about watched keys of a transaction.";
+    // pubsub
+    Subscribe => "subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_OK, 0, 0, 0, "pubsub", "Listens for messages published to channels.";
+    Unsubscribe => "unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_OK, 0, 0, 0, "pubsub", "Stops listening to messages posted to channels.";
+    Psubscribe => "psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_OK, 0, 0, 0, "pubsub", "Listens for messages published to channels that match one or more patterns.";
+    Punsubscribe => "punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_OK, 0, 0, 0, "pubsub", "Stops listening to messages published to channels that match one or more patterns.";
+    Publish => "publish", 3, PUBSUB | LOADING | STALE | FAST, 0, 0, 0, "pubsub", "Posts a message to a channel.";
+    Pubsub => "pubsub", -2, 0, 0, 0, 0, "pubsub", "A container for Pub/Sub commands.", subs = PUBSUB_SUBCOMMANDS;
 }
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -428,6 +535,49 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!(
+        "pubsub|channels",
+        -2,
+        PUBSUB | LOADING | STALE,
+        0,
+        0,
+        0,
+        "pubsub",
+        "Returns the active channels."
+    ),
+    spec!(
+        "pubsub|numsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        0,
+        0,
+        0,
+        "pubsub",
+        "Returns a count of subscribers to channels."
+    ),
+    spec!(
+        "pubsub|numpat",
+        2,
+        PUBSUB | LOADING | STALE,
+        0,
+        0,
+        0,
+        "pubsub",
+        "Returns a count of unique pattern subscriptions."
+    ),
+    spec!(
+        "pubsub|help",
+        2,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "pubsub",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     spec!(
         "object|encoding",
@@ -516,9 +666,32 @@ impl Cmd {
         self as usize
     }
 
-    /// Indices of the key arguments of this call.
+    /// Indices of the key arguments of this call, including commands whose keys are counted
+    /// by a `numkeys` argument.
     pub fn keys(self, args: &[impl AsRef<[u8]>]) -> Vec<usize> {
         let spec = self.spec();
+        if spec.has(MOVABLE_KEYS) {
+            // (index of numkeys, whether a destination key precedes it)
+            let (numkeys_at, dest) = match self {
+                Cmd::Lmpop | Cmd::Zmpop | Cmd::Sintercard | Cmd::Zintercard => (1, false),
+                Cmd::Zunion | Cmd::Zinter | Cmd::Zdiff => (1, false),
+                Cmd::Blmpop | Cmd::Bzmpop => (2, false),
+                Cmd::Zunionstore | Cmd::Zinterstore | Cmd::Zdiffstore => (2, true),
+                _ => return Vec::new(),
+            };
+            let Some(n) = args
+                .get(numkeys_at)
+                .and_then(|a| crate::decode::parse_i64(a.as_ref()))
+                .filter(|n| *n > 0)
+            else {
+                return Vec::new();
+            };
+            let first = numkeys_at + 1;
+            let last = (first + n as usize).min(args.len());
+            let mut keys: Vec<usize> = if dest { vec![1] } else { Vec::new() };
+            keys.extend(first..last);
+            return keys;
+        }
         if spec.subcommands.is_empty() {
             return spec.key_indices(args.len()).collect();
         }

@@ -16,4 +16,4 @@ pub mod reply;
 
 pub use command::{Cmd, CommandSpec, COMMANDS};
 pub use decode::{parse_i64, Decoder, Limits, ProtocolError};
-pub use reply::{format_double, Protocol, ReplyBuf};
+pub use reply::{format_double, format_score, Protocol, ReplyBuf};

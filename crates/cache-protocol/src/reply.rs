@@ -135,9 +135,10 @@ impl ReplyBuf {
         }
     }
 
-    /// A double: `,` in RESP3, a bulk string in RESP2.
+    /// A double (a sorted-set score): `,` in RESP3, a bulk string in RESP2, with Redis 7.0's
+    /// `%.17g` text.
     pub fn double(&mut self, v: f64) {
-        let text = format_double(v);
+        let text = format_score(v);
         if self.resp3() {
             self.buf.put_u8(b',');
             self.buf.put_slice(text.as_bytes());
@@ -219,9 +220,75 @@ pub fn format_double(v: f64) -> String {
     }
 }
 
+/// Formats a double as Redis 7.0's `d2string`: integers in ±2^52 as integers, else `%.17g`.
+pub fn format_score(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    if v > -4_503_599_627_370_495.0 && v < 4_503_599_627_370_496.0 && v == (v as i64) as f64 {
+        return (v as i64).to_string();
+    }
+    format_g17(v)
+}
+
+/// C's `%.17g`: 17 significant digits, trailing zeros dropped, exponent form outside
+/// 1e-4 ..= 1e17.
+fn format_g17(v: f64) -> String {
+    let sci = format!("{v:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if negative { "-" } else { "" };
+    if !(-4..17).contains(&exp) {
+        let mut m = format!("{}.{}", &digits[..1], &digits[1..]);
+        while m.ends_with('0') {
+            m.pop();
+        }
+        if m.ends_with('.') {
+            m.pop();
+        }
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{m}e{esign}{:02}", exp.abs());
+    }
+    let mut text = if exp >= 0 {
+        let int_len = exp as usize + 1;
+        format!("{}.{}", &digits[..int_len], &digits[int_len..])
+    } else {
+        format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
+    };
+    if text.contains('.') {
+        while text.ends_with('0') {
+            text.pop();
+        }
+        if text.ends_with('.') {
+            text.pop();
+        }
+    }
+    format!("{sign}{text}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_as_redis_7_0() {
+        assert_eq!(format_score(0.1), "0.10000000000000001");
+        assert_eq!(format_score(1.5), "1.5");
+        assert_eq!(format_score(3.0), "3");
+        assert_eq!(format_score(-2.5), "-2.5");
+        assert_eq!(format_score(1e20), "1e+20");
+        assert_eq!(format_score(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(format_score(123456.789), "123456.789");
+        assert_eq!(format_score(f64::INFINITY), "inf");
+    }
 
     #[test]
     fn resp2_and_resp3_shapes() {

@@ -133,13 +133,38 @@ impl Db {
     }
 }
 
+/// Told about key changes, after the shard locks are released: WATCH, blocked clients, and
+/// later client tracking and the backing store hang off this.
+pub trait KeyObserver: Send + Sync {
+    /// `key` in `db` was written or deleted.
+    fn modified(&self, db: usize, key: &[u8]);
+    /// `key` in `db` was removed because its TTL passed.
+    fn expired(&self, db: usize, key: &[u8]);
+    /// A whole database (or all, for None) was flushed or swapped.
+    fn flushed(&self, db: Option<usize>);
+}
+
 /// One lock's worth of the keyspace.
-#[derive(Debug)]
 pub struct Shard {
     dbs: Box<[Db]>,
     rng: u64,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired_keys: u64,
+    /// Keys of this shard someone observes (WATCH, a blocked client); while non-zero, every
+    /// change is recorded in `touched` for the observer.
+    observed: usize,
+    /// Report every expiry (keyspace notifications of class `x` are on).
+    report_expiries: bool,
+    touched: Vec<Touched>,
+}
+
+/// A change recorded for the observer: (db, key, whether it was an expiry).
+type Touched = (usize, Key, bool);
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").finish_non_exhaustive()
+    }
 }
 
 impl Shard {
@@ -148,6 +173,21 @@ impl Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             rng: seed | 1,
             expired_keys: 0,
+            observed: 0,
+            report_expiries: false,
+            touched: Vec::new(),
+        }
+    }
+
+    fn touch(&mut self, db: usize, key: &[u8]) {
+        if self.observed > 0 {
+            self.touched.push((db, key.into(), false));
+        }
+    }
+
+    fn touch_expired(&mut self, db: usize, key: &[u8]) {
+        if self.observed > 0 || self.report_expiries {
+            self.touched.push((db, key.into(), true));
         }
     }
 
@@ -172,6 +212,7 @@ impl Shard {
         if d.map[i].is_expired(now_ms) {
             d.remove_index(i);
             self.expired_keys += 1;
+            self.touch_expired(db, key);
             return None;
         }
         Some(i)
@@ -180,7 +221,7 @@ impl Shard {
     /// Removes up to `budget` expired keys; returns how many went.
     fn expire_some(&mut self, now_ms: u64, budget: usize) -> usize {
         let mut removed = 0;
-        for d in self.dbs.iter_mut() {
+        for (db, d) in self.dbs.iter_mut().enumerate() {
             while removed < budget {
                 let Some((at, key)) = d.expires.first() else {
                     break;
@@ -190,6 +231,9 @@ impl Shard {
                 }
                 let key = key.clone();
                 d.remove(&key);
+                if self.observed > 0 || self.report_expiries {
+                    self.touched.push((db, key, true));
+                }
                 removed += 1;
             }
         }
@@ -210,6 +254,27 @@ enum Guards<'a> {
 /// list, never in client input).
 pub struct Locked<'a> {
     guards: Guards<'a>,
+    store: &'a Store,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let mut touched = Vec::new();
+        match &mut self.guards {
+            Guards::One(_, g) => touched.append(&mut g.touched),
+            Guards::Many(list) => {
+                for (_, g) in list.iter_mut() {
+                    touched.append(&mut g.touched);
+                }
+            }
+        }
+        if touched.is_empty() {
+            return;
+        }
+        // Release the shard locks before calling out: the observer may lock shards itself.
+        self.guards = Guards::Many(Vec::new());
+        self.store.report(touched);
+    }
 }
 
 impl<'a> Locked<'a> {
@@ -233,7 +298,7 @@ impl<'a> Locked<'a> {
 
     /// The live entry of `key`, if any; an expired one is deleted and not returned.
     /// Counts as an access (OBJECT IDLETIME).
-    pub fn get(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    pub fn get(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let shard = self.shard(key);
         let i = shard.lookup(db, key, now_ms)?;
         let entry = &mut shard.dbs[db].map[i];
@@ -241,11 +306,48 @@ impl<'a> Locked<'a> {
         Some(entry)
     }
 
-    /// Like [`get`](Self::get) without counting as an access (TYPE, TTL, OBJECT).
-    pub fn peek(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    /// The live entry of `key` for changing in place; the change is reported to the observer.
+    pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let shard = self.shard(key);
         let i = shard.lookup(db, key, now_ms)?;
-        Some(&mut shard.dbs[db].map[i])
+        shard.touch(db, key);
+        let entry = &mut shard.dbs[db].map[i];
+        entry.access = clock_secs(now_ms);
+        Some(entry)
+    }
+
+    /// The live entry of `key`, created with `make` if absent; reported as changed.
+    pub fn get_or_insert(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        make: impl FnOnce() -> Value,
+    ) -> &mut Entry {
+        if self.peek(db, key, now_ms).is_none() {
+            self.insert(db, key, Entry::new(make()), now_ms);
+        }
+        self.get_mut(db, key, now_ms).expect("just inserted")
+    }
+
+    /// Deletes `key` if it holds an empty collection (Redis never keeps empty ones).
+    /// Returns whether it was deleted.
+    pub fn remove_if_empty(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        if self
+            .peek(db, key, now_ms)
+            .is_some_and(|e| e.value.is_empty_collection())
+        {
+            self.remove(db, key, now_ms);
+            return true;
+        }
+        false
+    }
+
+    /// Like [`get`](Self::get) without counting as an access (TYPE, TTL, OBJECT).
+    pub fn peek(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let shard = self.shard(key);
+        let i = shard.lookup(db, key, now_ms)?;
+        Some(&shard.dbs[db].map[i])
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
@@ -271,14 +373,18 @@ impl<'a> Locked<'a> {
         let entry = shard.dbs[db].remove(key)?;
         if entry.is_expired(now_ms) {
             shard.expired_keys += 1;
+            shard.touch_expired(db, key);
             return None;
         }
+        shard.touch(db, key);
         Some(entry)
     }
 
     /// Sets (or with 0 clears) the absolute expiry of an existing key. False if absent.
     pub fn set_expiry(&mut self, db: usize, key: &[u8], expires_at: u64) -> bool {
-        self.shard(key).dbs[db].set_expiry(key, expires_at)
+        let shard = self.shard(key);
+        shard.touch(db, key);
+        shard.dbs[db].set_expiry(key, expires_at)
     }
 }
 
@@ -307,6 +413,7 @@ impl Default for StoreConfig {
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     databases: usize,
+    observer: std::sync::OnceLock<std::sync::Arc<dyn KeyObserver>>,
 }
 
 /// What a SCAN call found, and where the next call continues (0 when done).
@@ -331,7 +438,21 @@ impl Store {
                 })
                 .collect(),
             databases: config.databases,
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the observer of key changes (once).
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn KeyObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Starts (`delta = 1`) or stops (`-1`) observing `key`: while any key of a shard is
+    /// observed, that shard reports its changes. Taken under the shard lock, so a write is
+    /// either before the observation started or reported.
+    pub fn observe(&self, key: &[u8], delta: isize) {
+        let mut shard = self.lock_shard(shard_of(key));
+        shard.observed = shard.observed.saturating_add_signed(delta);
     }
 
     pub fn databases(&self) -> usize {
@@ -349,6 +470,7 @@ impl Store {
         let i = shard_of(key);
         Locked {
             guards: Guards::One(i, self.lock_shard(i)),
+            store: self,
         }
     }
 
@@ -361,10 +483,12 @@ impl Store {
         if ids.len() == 1 {
             return Locked {
                 guards: Guards::One(ids[0], self.lock_shard(ids[0])),
+                store: self,
             };
         }
         Locked {
             guards: Guards::Many(ids.into_iter().map(|i| (i, self.lock_shard(i))).collect()),
+            store: self,
         }
     }
 
@@ -372,6 +496,7 @@ impl Store {
     pub fn lock_all(&self) -> Locked<'_> {
         Locked {
             guards: Guards::Many((0..SHARDS).map(|i| (i, self.lock_shard(i))).collect()),
+            store: self,
         }
     }
 
@@ -406,6 +531,9 @@ impl Store {
                 None => shard.dbs.iter_mut().for_each(Db::clear),
             }
         }
+        if let Some(observer) = self.observer.get() {
+            observer.flushed(db);
+        }
     }
 
     /// Swaps two databases atomically.
@@ -413,6 +541,11 @@ impl Store {
         let mut all: Vec<_> = (0..SHARDS).map(|i| self.lock_shard(i)).collect();
         for shard in all.iter_mut() {
             shard.dbs.swap(a, b);
+        }
+        drop(all);
+        if let Some(observer) = self.observer.get() {
+            observer.flushed(Some(a));
+            observer.flushed(Some(b));
         }
     }
 
@@ -427,6 +560,11 @@ impl Store {
         };
         let (_, entry) = shard.dbs[from].remove_index(i).expect("index just found");
         shard.dbs[to].insert(key, entry);
+        shard.touch(from, key);
+        shard.touch(to, key);
+        let touched = std::mem::take(&mut shard.touched);
+        drop(shard);
+        self.report(touched);
         true
     }
 
@@ -537,9 +675,37 @@ impl Store {
     /// Active expiry: removes up to `budget_per_shard` expired keys from each shard.
     /// Returns the number removed.
     pub fn expire_cycle(&self, now_ms: u64, budget_per_shard: usize) -> usize {
-        (0..SHARDS)
-            .map(|i| self.lock_shard(i).expire_some(now_ms, budget_per_shard))
-            .sum()
+        let mut total = 0;
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
+            total += shard.expire_some(now_ms, budget_per_shard);
+            let touched = std::mem::take(&mut shard.touched);
+            drop(shard);
+            self.report(touched);
+        }
+        total
+    }
+
+    fn report(&self, touched: Vec<Touched>) {
+        if touched.is_empty() {
+            return;
+        }
+        if let Some(observer) = self.observer.get() {
+            for (db, key, expired) in touched {
+                if expired {
+                    observer.expired(db, &key);
+                } else {
+                    observer.modified(db, &key);
+                }
+            }
+        }
+    }
+
+    /// Turns reporting of every expiry to the observer on or off.
+    pub fn report_expiries(&self, on: bool) {
+        for i in 0..SHARDS {
+            self.lock_shard(i).report_expiries = on;
+        }
     }
 
     /// Live keys of one slot (CLUSTER GETKEYSINSLOT; the proxy's slot invalidation).

@@ -1,0 +1,280 @@
+//! Blocking list and sorted-set pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP.
+//!
+//! ```text
+//!  BLPOP k ─► keys empty ─► Waiter queued on each key (FIFO), keys observed in the store
+//!  LPUSH k ─► store reports "k modified" ─► k marked ready
+//!          ─► after that command, serve_ready(): first waiter of k pops, reply handed over
+//!  waiter's connection wakes (or times out: null reply) and goes on with its input
+//! ```
+//!
+//! Serving happens in the pushing client's context right after its command, as Redis does,
+//! so a blocked client is served before any later command can take the element.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_protocol::{Protocol, ReplyBuf};
+use hashbrown::HashMap;
+
+use super::{parse_float, CmdError, CmdResult, Ctx};
+use crate::Shared;
+
+/// What a blocked client does when one of its keys has data.
+#[derive(Debug, Clone)]
+pub enum BlockOp {
+    ListPop {
+        left: bool,
+    },
+    ListMove {
+        dst: Bytes,
+        from_left: bool,
+        to_left: bool,
+    },
+    ListMPop {
+        left: bool,
+        count: usize,
+    },
+    ZPop {
+        max: bool,
+    },
+    ZMPop {
+        max: bool,
+        count: usize,
+    },
+}
+
+/// Parses a blocking timeout in seconds (fractions allowed); None means forever.
+pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    let secs = parse_float(arg)
+        .filter(|v| v.is_finite())
+        .ok_or(CmdError::Msg("ERR timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(CmdError::Msg("ERR timeout is negative"));
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+}
+
+#[derive(Debug)]
+enum State {
+    Waiting,
+    Done(Vec<u8>),
+    TimedOut,
+}
+
+/// One blocked client.
+pub struct Waiter {
+    id: u64,
+    db: usize,
+    keys: Vec<Bytes>,
+    op: BlockOp,
+    protocol: Protocol,
+    state: Mutex<State>,
+    /// Cleared by the first unregistration; makes a second one a no-op.
+    registered: AtomicBool,
+    pub wake: tokio::sync::Notify,
+}
+
+type KeyId = (usize, Box<[u8]>);
+
+/// The registry of blocked clients.
+#[derive(Default)]
+pub struct Blocking {
+    next_id: AtomicU64,
+    waiters: Mutex<HashMap<KeyId, VecDeque<Arc<Waiter>>>>,
+    ready: Mutex<Vec<KeyId>>,
+    has_ready: AtomicBool,
+    pub blocked_clients: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Blocking {
+    /// Called by the store observer: a key changed.
+    pub fn key_modified(&self, db: usize, key: &[u8]) {
+        let waiters = lock(&self.waiters);
+        if waiters.is_empty() {
+            return;
+        }
+        let id: KeyId = (db, key.into());
+        if waiters.contains_key(&id) {
+            drop(waiters);
+            lock(&self.ready).push(id);
+            self.has_ready.store(true, Relaxed);
+        }
+    }
+
+    fn register(&self, shared: &Shared, waiter: &Arc<Waiter>) {
+        let mut waiters = lock(&self.waiters);
+        for k in &waiter.keys {
+            shared.store.observe(k, 1);
+            waiters
+                .entry((waiter.db, k[..].into()))
+                .or_default()
+                .push_back(waiter.clone());
+        }
+        self.blocked_clients.fetch_add(1, Relaxed);
+    }
+
+    fn unregister(&self, shared: &Shared, waiter: &Waiter) {
+        if !waiter.registered.swap(false, Relaxed) {
+            return;
+        }
+        let mut waiters = lock(&self.waiters);
+        for k in &waiter.keys {
+            let id: KeyId = (waiter.db, k[..].into());
+            if let Some(q) = waiters.get_mut(&id) {
+                q.retain(|w| w.id != waiter.id);
+                if q.is_empty() {
+                    waiters.remove(&id);
+                }
+            }
+        }
+        drop(waiters);
+        for k in &waiter.keys {
+            shared.store.observe(k, -1);
+        }
+        self.blocked_clients.fetch_sub(1, Relaxed);
+    }
+}
+
+fn serve_op(
+    shared: &Shared,
+    db: usize,
+    now: u64,
+    key: &[u8],
+    op: &BlockOp,
+    out: &mut ReplyBuf,
+) -> Result<bool, CmdError> {
+    super::lists::serve(shared, db, now, key, op, out)
+}
+
+/// Tries each key now; if none has data, parks the connection (or, inside EXEC, replies
+/// with a null as Redis does).
+pub fn block_or_serve(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Bytes>,
+    timeout: Option<Duration>,
+    op: BlockOp,
+) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now);
+    for k in &keys {
+        if serve_op(ctx.shared, db, now, k, &op, ctx.out)? {
+            return Ok(());
+        }
+    }
+    if ctx.conn.in_exec {
+        ctx.out.null_array();
+        return Ok(());
+    }
+    let blocking = &ctx.shared.blocking;
+    let waiter = Arc::new(Waiter {
+        id: blocking.next_id.fetch_add(1, Relaxed),
+        db,
+        keys,
+        op,
+        protocol: ctx.out.protocol,
+        state: Mutex::new(State::Waiting),
+        registered: AtomicBool::new(true),
+        wake: tokio::sync::Notify::new(),
+    });
+    blocking.register(ctx.shared, &waiter);
+    // A push between the attempt above and the registration reported nothing to us: look
+    // once more, now that any later push will.
+    for k in waiter.keys.clone() {
+        blocking.key_modified(db, &k);
+    }
+    ctx.conn.blocked = Some((waiter, timeout));
+    Ok(())
+}
+
+/// Serves blocked clients whose keys received data. Runs after every command while anything
+/// is ready; cheap (one atomic load) otherwise.
+pub fn serve_ready(shared: &Shared, now: u64) {
+    let blocking = &shared.blocking;
+    if !blocking.has_ready.swap(false, Relaxed) {
+        return;
+    }
+    loop {
+        let ready = std::mem::take(&mut *lock(&blocking.ready));
+        if ready.is_empty() {
+            return;
+        }
+        for (db, key) in ready {
+            loop {
+                let front = lock(&blocking.waiters)
+                    .get(&(db, key.clone()))
+                    .and_then(|q| q.front().cloned());
+                let Some(waiter) = front else {
+                    break;
+                };
+                let mut state = lock(&waiter.state);
+                if !matches!(*state, State::Waiting) {
+                    // Timed out while we looked; it unregisters itself.
+                    drop(state);
+                    blocking.unregister(shared, &waiter);
+                    continue;
+                }
+                let mut out = ReplyBuf {
+                    buf: bytes::BytesMut::new(),
+                    protocol: waiter.protocol,
+                };
+                let served = match serve_op(shared, waiter.db, now, &key, &waiter.op, &mut out) {
+                    Ok(served) => served,
+                    Err(e) => {
+                        out.error(&e.to_string());
+                        true
+                    }
+                };
+                if !served {
+                    break;
+                }
+                *state = State::Done(out.buf.to_vec());
+                drop(state);
+                blocking.unregister(shared, &waiter);
+                waiter.wake.notify_one();
+            }
+        }
+        // Serving a BLMOVE pushes to its destination, which may make more keys ready.
+        blocking.has_ready.store(false, Relaxed);
+    }
+}
+
+/// The outcome of waiting, for the connection loop.
+pub enum Outcome {
+    Reply(Vec<u8>),
+    TimedOut,
+}
+
+/// Checks a waiter after a wake-up or at its deadline. `deadline_passed` turns a still
+/// waiting client into a timed-out one.
+pub fn finish(shared: &Shared, waiter: &Waiter, deadline_passed: bool) -> Option<Outcome> {
+    let mut state = lock(&waiter.state);
+    match std::mem::replace(&mut *state, State::TimedOut) {
+        State::Done(bytes) => Some(Outcome::Reply(bytes)),
+        State::Waiting if !deadline_passed => {
+            *state = State::Waiting;
+            None
+        }
+        State::Waiting | State::TimedOut => {
+            drop(state);
+            shared.blocking.unregister(shared, waiter);
+            Some(Outcome::TimedOut)
+        }
+    }
+}
+
+/// The client went away while blocked.
+pub fn abandon(shared: &Shared, waiter: &Waiter) {
+    let mut state = lock(&waiter.state);
+    if matches!(*state, State::Waiting) {
+        *state = State::TimedOut;
+        drop(state);
+        shared.blocking.unregister(shared, waiter);
+    }
+}
