@@ -1,7 +1,8 @@
 //! cache-node: a Redis-compatible RESP2/RESP3 server over the `cache-store` keyspace.
 //!
 //! ```text
-//!   accept loop ──spawn──► connection task (one per client)
+//!   accept loop ──round robin──► worker thread i (its own single-threaded runtime)
+//!                                  └─► connection task (one per client)
 //!                            read ─► Decoder ─► every complete request ─► dispatch ─► ReplyBuf
 //!                            write once per batch ◄────────────────────────────────────┘
 //!   cron task (hz) ──► active expiry, idle-client timeout
@@ -167,8 +168,9 @@ impl Node {
         shared
             .store
             .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
-        tracing::info!(%addr, "ready to accept connections");
-        let task = tokio::spawn(run(listener, shared.clone()));
+        let workers = Workers::start(&shared)?;
+        tracing::info!(%addr, workers = workers.senders.len(), "ready to accept connections");
+        let task = tokio::spawn(run(listener, shared.clone(), workers));
         Ok(Handle { addr, shared, task })
     }
 }
@@ -187,12 +189,87 @@ fn run_id() -> String {
         .collect()
 }
 
-async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+/// Thread-per-core: each worker runs its connections on its own single-threaded runtime, so
+/// a request never pays for work stealing or a cross-thread wake-up. Connections are dealt
+/// out round robin.
+struct Workers {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    next: usize,
+}
+
+impl Workers {
+    fn start(shared: &Arc<Shared>) -> std::io::Result<Workers> {
+        let configured: usize = shared
+            .config
+            .get("threads")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let count = if configured == 0 {
+            // Respects taskset/cgroup limits: pinned to one core means one worker.
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            configured
+        };
+        let mut workers = Workers {
+            senders: Vec::new(),
+            threads: Vec::new(),
+            next: 0,
+        };
+        for i in 0..count {
+            let (tx, mut rx) =
+                tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("cache-node-worker-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        while let Some((stream, peer)) = rx.recv().await {
+                            match tokio::net::TcpStream::from_std(stream) {
+                                Ok(stream) => conn::spawn(stream, peer, shared.clone()),
+                                Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
+                            }
+                        }
+                        // Let connections that were told to stop finish their batch.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    });
+                })?;
+            workers.senders.push(tx);
+            workers.threads.push(thread);
+        }
+        Ok(workers)
+    }
+
+    fn hand_off(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let Ok(stream) = stream.into_std() else {
+            return;
+        };
+        let i = self.next % self.senders.len();
+        self.next = self.next.wrapping_add(1);
+        let _ = self.senders[i].send((stream, peer));
+    }
+
+    async fn stop(self) {
+        drop(self.senders);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut workers: Workers) {
     let cron = tokio::spawn(cron(shared.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => conn::spawn(stream, peer, shared.clone()),
+                Ok((stream, peer)) => workers.hand_off(stream, peer),
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -204,6 +281,7 @@ async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     }
     drop(listener);
     shared.clients.kill_all();
+    workers.stop().await;
     let _ = cron.await;
     tracing::info!("node stopped");
 }

@@ -124,17 +124,9 @@ fn main() -> Result<()> {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    let threads: usize = config
-        .get("threads")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // This runtime only accepts, runs the cron and waits for signals; connections live on
+    // the node's worker threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {

@@ -197,7 +197,9 @@ pub fn block_or_serve(
 /// is ready; cheap (one atomic load) otherwise.
 pub fn serve_ready(shared: &Shared, now: u64) {
     let blocking = &shared.blocking;
-    if !blocking.has_ready.swap(false, Relaxed) {
+    // A plain load first: a read-modify-write here on every command would bounce this
+    // cache line between cores.
+    if !blocking.has_ready.load(Relaxed) || !blocking.has_ready.swap(false, Relaxed) {
         return;
     }
     loop {

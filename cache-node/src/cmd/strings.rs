@@ -165,6 +165,14 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
+    if !(nx || xx || get || keep) {
+        // Plain SET (the common case): no need to look at the old value first.
+        let e = expiry.map_or(Expiry::None, Expiry::At);
+        store_string(ctx, key, &args[2], e, &mut locked);
+        drop(locked);
+        ctx.out.ok();
+        return Ok(());
+    }
     let old = locked.get(db, key, now);
     let exists = old.is_some();
     let old_value = match (get, old) {

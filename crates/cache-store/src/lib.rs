@@ -73,15 +73,19 @@ impl Db {
     }
 
     fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
         let expires_at = entry.expires_at;
-        let old = match self.map.get_index_of(key) {
-            Some(i) => Some(std::mem::replace(&mut self.map[i], entry)),
-            None => {
-                self.count_slot(key, 1);
-                self.map.insert(key.into(), entry);
+        // One hash and one probe whether the key is new or not.
+        let old = match self.map.raw_entry_mut_v1().from_key(key) {
+            RawEntryMut::Occupied(mut o) => Some(o.insert(entry)),
+            RawEntryMut::Vacant(v) => {
+                v.insert(key.into(), entry);
                 None
             }
         };
+        if old.is_none() {
+            self.count_slot(key, 1);
+        }
         let old_expiry = old.as_ref().map_or(0, |e| e.expires_at);
         if old_expiry != expires_at {
             if old_expiry != 0 {
