@@ -93,8 +93,13 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn register(&self, peer: SocketAddr, local: SocketAddr) -> Arc<ClientInfo> {
-        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+    /// A new client id. Taken at accept time, so ids grow in connection order even though
+    /// connections are registered later on different worker threads.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed) + 1
+    }
+
+    pub fn register(&self, id: u64, peer: SocketAddr, local: SocketAddr) -> Arc<ClientInfo> {
         let info = Arc::new(ClientInfo {
             id,
             peer,

@@ -31,6 +31,19 @@ struct Param {
     help: &'static str,
 }
 
+const POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "allkeys-tinylfu",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "volatile-tinylfu",
+];
+
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
 
 static PARAMS: &[Param] = &[
@@ -97,6 +110,54 @@ static PARAMS: &[Param] = &[
         help: "largest buffered, not yet complete request of one client",
     },
     Param {
+        name: "maxmemory",
+        kind: Kind::Memory,
+        default: "0",
+        mutable: true,
+        help: "memory limit for data (0 = none); units like 100mb, 2gb",
+    },
+    Param {
+        name: "maxmemory-policy",
+        kind: Kind::Enum(POLICIES),
+        default: "noeviction",
+        mutable: true,
+        help: "what to evict at maxmemory: Redis's policies, or allkeys-tinylfu / volatile-tinylfu",
+    },
+    Param {
+        name: "maxmemory-samples",
+        kind: Kind::Int { min: 1, max: 64 },
+        default: "5",
+        mutable: true,
+        help: "keys sampled per eviction",
+    },
+    Param {
+        name: "lfu-log-factor",
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        default: "10",
+        mutable: true,
+        help: "LFU counter growth (higher = slower)",
+    },
+    Param {
+        name: "lfu-decay-time",
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        default: "1",
+        mutable: true,
+        help: "minutes per LFU counter decay step",
+    },
+    Param {
+        name: "notify-keyspace-events",
+        kind: Kind::Text,
+        default: "",
+        mutable: true,
+        help: "keyspace notification classes, e.g. KEA (empty = off)",
+    },
+    Param {
         name: "hz",
         kind: Kind::Int { min: 1, max: 500 },
         default: "10",
@@ -161,6 +222,7 @@ pub struct Config {
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
+    pub maxmemory: AtomicU64,
     /// Parsed `notify-keyspace-events`.
     pub notify_flags: std::sync::atomic::AtomicU32,
 }
@@ -180,6 +242,7 @@ impl Default for Config {
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(0),
+            maxmemory: AtomicU64::new(0),
             notify_flags: std::sync::atomic::AtomicU32::new(0),
         };
         let defaults: Vec<String> = PARAMS
@@ -309,6 +372,7 @@ impl Config {
             "maxclients" => self.maxclients.store(number(), Relaxed),
             "timeout" => self.timeout_secs.store(number(), Relaxed),
             "hz" => self.hz.store(number(), Relaxed),
+            "maxmemory" => self.maxmemory.store(number(), Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),

@@ -23,7 +23,7 @@ use crate::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub fn spawn(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub fn spawn(stream: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared>) {
     let stats = &shared.stats;
     stats.connections_received.fetch_add(1, Relaxed);
     if shared.clients.len() as u64 >= shared.config.maxclients.load(Relaxed) {
@@ -38,7 +38,7 @@ pub fn spawn(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
-    let info = shared.clients.register(peer, local);
+    let info = shared.clients.register(id, peer, local);
     tokio::spawn(async move {
         let id = info.id;
         // Unregisters even if a handler panics, so a crashed connection never lingers in

@@ -16,6 +16,7 @@ pub mod cmd;
 pub mod config;
 mod conn;
 pub mod gate;
+pub mod memory;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -46,6 +47,7 @@ pub struct Shared {
     pub watches: cmd::multi::Watches,
     pub pubsub: cmd::pubsub::PubSub,
     pub gate: gate::Gate,
+    pub memory: memory::Memory,
     pub shutdown: Shutdown,
     pub started: std::time::Instant,
     pub run_id: String,
@@ -54,6 +56,25 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Copies the eviction parameters into the store (at start and after CONFIG SET).
+    pub fn apply_eviction_config(&self) {
+        let settings = &self.store.eviction;
+        let get = |name: &str| self.config.get(name).unwrap_or_default();
+        if let Some(policy) = cache_store::Policy::parse(&get("maxmemory-policy")) {
+            settings.set_policy(policy);
+        }
+        let number = |name: &str| get(name).parse::<u64>().unwrap_or(0);
+        settings
+            .samples
+            .store(number("maxmemory-samples") as usize, Relaxed);
+        settings
+            .lfu_log_factor
+            .store(number("lfu-log-factor") as u32, Relaxed);
+        settings
+            .lfu_decay_time
+            .store(number("lfu-decay-time") as u32, Relaxed);
+    }
+
     /// Publishes a keyspace notification when `class` is enabled in
     /// `notify-keyspace-events` (one atomic load when notifications are off).
     pub fn notify(&self, db: usize, class: u32, event: &str, key: &[u8]) {
@@ -158,6 +179,7 @@ impl Node {
                 watches: Default::default(),
                 pubsub: Default::default(),
                 gate: Default::default(),
+                memory: Default::default(),
                 shutdown: Shutdown::new(),
                 started: std::time::Instant::now(),
                 run_id: run_id(),
@@ -165,6 +187,7 @@ impl Node {
                 config_file,
             }
         });
+        shared.apply_eviction_config();
         shared
             .store
             .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
@@ -193,7 +216,7 @@ fn run_id() -> String {
 /// a request never pays for work stealing or a cross-thread wake-up. Connections are dealt
 /// out round robin.
 struct Workers {
-    senders: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr, u64)>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     next: usize,
 }
@@ -218,7 +241,7 @@ impl Workers {
         };
         for i in 0..count {
             let (tx, mut rx) =
-                tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+                tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr, u64)>();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -227,9 +250,9 @@ impl Workers {
                 .name(format!("cache-node-worker-{i}"))
                 .spawn(move || {
                     runtime.block_on(async move {
-                        while let Some((stream, peer)) = rx.recv().await {
+                        while let Some((stream, peer, id)) = rx.recv().await {
                             match tokio::net::TcpStream::from_std(stream) {
-                                Ok(stream) => conn::spawn(stream, peer, shared.clone()),
+                                Ok(stream) => conn::spawn(stream, peer, id, shared.clone()),
                                 Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
                             }
                         }
@@ -243,13 +266,13 @@ impl Workers {
         Ok(workers)
     }
 
-    fn hand_off(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    fn hand_off(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr, id: u64) {
         let Ok(stream) = stream.into_std() else {
             return;
         };
         let i = self.next % self.senders.len();
         self.next = self.next.wrapping_add(1);
-        let _ = self.senders[i].send((stream, peer));
+        let _ = self.senders[i].send((stream, peer, id));
     }
 
     async fn stop(self) {
@@ -269,7 +292,7 @@ async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut workers
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => workers.hand_off(stream, peer),
+                Ok((stream, peer)) => workers.hand_off(stream, peer, shared.clients.next_id()),
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");

@@ -2,7 +2,7 @@
 //! RANDOMKEY, the EXPIRE family, TTL family, PERSIST, OBJECT.
 
 use bytes::Bytes;
-use cache_store::clock_secs;
+use cache_store::evict;
 use cache_store::pattern::glob_match;
 
 use super::connection::{db_index, help};
@@ -364,6 +364,7 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .lock(&args[2])
         .peek(db, &args[2], now)
         .map(|e| (e.value.encoding(), e.access));
+    let policy = ctx.shared.store.eviction.policy();
     let Some((encoding, access)) = found else {
         ctx.out.null();
         return Ok(());
@@ -373,9 +374,23 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else if is(sub, "refcount") {
         ctx.out.int(1);
     } else if is(sub, "idletime") {
+        if policy.lfu() {
+            return Err(CmdError::Msg("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        }
         ctx.out
-            .int(i64::from(clock_secs(now).saturating_sub(access)));
+            .int(i64::from(evict::lru_idle_ms(access, now) / 1000));
     } else if is(sub, "freq") {
+        if policy.lfu() {
+            let decay = ctx
+                .shared
+                .store
+                .eviction
+                .lfu_decay_time
+                .load(std::sync::atomic::Ordering::Relaxed);
+            ctx.out
+                .int(i64::from(evict::lfu_decayed(access, now, decay)));
+            return Ok(());
+        }
         return Err(CmdError::Msg("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
     Ok(())

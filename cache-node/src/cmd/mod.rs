@@ -436,8 +436,21 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         }
     }
     ctx.conn.info.set_last_command(stat);
+    let admission = if spec.is_write() {
+        match crate::memory::before_write(ctx, cmd, spec, args) {
+            Ok(a) => a,
+            Err(e) => {
+                stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
+                ctx.out.error(&e.to_string());
+                return;
+            }
+        }
+    } else {
+        crate::memory::Admission::Done
+    };
     let before = ctx.out.len();
     let result = run(ctx, cmd, args);
+    crate::memory::after_write(ctx, admission);
     let ended = Instant::now();
     let usec = ended.duration_since(*ctx.clock).as_micros() as u64;
     *ctx.clock = ended;

@@ -162,6 +162,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for (name, value) in &pairs {
             config.set(name, value).map_err(|e| config_error(name, e))?;
         }
+        ctx.shared.apply_eviction_config();
         let expiries = config.notify_flags.load(Relaxed) & super::Notify::EXPIRED != 0;
         ctx.shared.store.report_expiries(expiries);
         ctx.out.ok();
@@ -292,12 +293,15 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
         ),
         "memory" => {
             let (used, resident) = memory_stats();
+            let maxmemory = shared.config.maxmemory.load(Relaxed);
             let rss = rss_bytes();
             write!(
                 t,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nallocator_resident:{resident}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nallocator_resident:{resident}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
                 human_bytes(used),
                 human_bytes(rss),
+                human_bytes(maxmemory),
+                shared.store.eviction.policy().name(),
                 if used > 0 { rss as f64 / used as f64 } else { 0.0 },
             )
         }
@@ -307,13 +311,14 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
         ),
         "stats" => write!(
             t,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
             stats.connections_received.load(Relaxed),
             (0..all_specs().count()).map(|i| stats.command(i).0).sum::<u64>(),
             sum(stats, |s| &s.net_input_bytes),
             sum(stats, |s| &s.net_output_bytes),
             stats.rejected_connections.load(Relaxed),
             shared.store.expired_keys(),
+            shared.store.evicted_keys(),
             sum(stats, |s| &s.keyspace_hits),
             sum(stats, |s| &s.keyspace_misses),
         ),

@@ -133,6 +133,10 @@ fn store_string(
         Entry::with_expiry(Value::Str(value.to_vec()), expires_at),
         now,
     );
+    ctx.notify(Notify::STRING, "set", key);
+    if expires_at != 0 {
+        ctx.notify(Notify::GENERIC, "expire", key);
+    }
 }
 
 pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

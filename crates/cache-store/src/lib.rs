@@ -22,19 +22,25 @@
 //!
 //! Time is passed in (`now_ms`), never read here, so tests control it.
 
+pub mod evict;
 pub mod pattern;
 pub mod slot;
 pub mod value;
 pub mod zset;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
 use indexmap::IndexMap;
 
+pub use evict::Policy;
 pub use slot::{key_slot, SLOTS};
 pub use value::{Entry, HashValue, Key, ListValue, SetValue, Value};
 pub use zset::ZSet;
+
+/// Bytes of table and bookkeeping per entry beyond its key and value, for estimates.
+pub const ENTRY_OVERHEAD: usize = 96;
 
 /// Shards per store. A power of two that divides the slot count.
 pub const SHARDS: usize = 64;
@@ -160,6 +166,8 @@ pub struct Shard {
     /// Report every expiry (keyspace notifications of class `x` are on).
     report_expiries: bool,
     touched: Vec<Touched>,
+    /// TinyLFU's frequency sketch for this shard's keys (empty unless that policy is on).
+    sketch: evict::Sketch,
 }
 
 /// A change recorded for the observer: (db, key, whether it was an expiry).
@@ -180,7 +188,16 @@ impl Shard {
             observed: 0,
             report_expiries: false,
             touched: Vec::new(),
+            sketch: evict::Sketch::default(),
         }
+    }
+
+    /// Counts a lookup of `key` in the TinyLFU sketch (hits and misses alike).
+    fn count_access(&mut self, key: &[u8]) {
+        let hash = sketch_hash(key);
+        let len: usize = self.dbs.iter().map(Db::len).sum();
+        self.sketch.ensure_capacity(len.max(1024));
+        self.sketch.increment(hash);
     }
 
     fn touch(&mut self, db: usize, key: &[u8]) {
@@ -303,20 +320,29 @@ impl<'a> Locked<'a> {
     /// The live entry of `key`, if any; an expired one is deleted and not returned.
     /// Counts as an access (OBJECT IDLETIME).
     pub fn get(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let settings = &self.store.eviction;
+        let policy = settings.policy();
         let shard = self.shard(key);
+        if policy.tinylfu() {
+            shard.count_access(key);
+        }
         let i = shard.lookup(db, key, now_ms)?;
+        let random = if policy.lfu() { shard.random() } else { 0 };
         let entry = &mut shard.dbs[db].map[i];
-        entry.access = clock_secs(now_ms);
+        entry.access = touched_access(settings, policy, entry.access, now_ms, random);
         Some(entry)
     }
 
     /// The live entry of `key` for changing in place; the change is reported to the observer.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let settings = &self.store.eviction;
+        let policy = settings.policy();
         let shard = self.shard(key);
         let i = shard.lookup(db, key, now_ms)?;
         shard.touch(db, key);
+        let random = if policy.lfu() { shard.random() } else { 0 };
         let entry = &mut shard.dbs[db].map[i];
-        entry.access = clock_secs(now_ms);
+        entry.access = touched_access(settings, policy, entry.access, now_ms, random);
         Some(entry)
     }
 
@@ -367,8 +393,18 @@ impl<'a> Locked<'a> {
         mut entry: Entry,
         now_ms: u64,
     ) -> Option<Entry> {
-        entry.access = clock_secs(now_ms);
-        self.shard(key).dbs[db].insert(key, entry)
+        let policy = self.store.eviction.policy();
+        entry.access = if policy.lfu() {
+            evict::lfu_new(now_ms)
+        } else {
+            evict::lru_clock(now_ms)
+        };
+        let shard = self.shard(key);
+        if policy.tinylfu() {
+            shard.count_access(key);
+        }
+        shard.touch(db, key);
+        shard.dbs[db].insert(key, entry)
     }
 
     /// Removes `key`; returns its entry if it was live.
@@ -396,10 +432,58 @@ fn shard_of(key: &[u8]) -> usize {
     key_slot(key) as usize % SHARDS
 }
 
-/// Seconds on the access clock: wraps after 136 years, which IDLETIME never sees.
-pub fn clock_secs(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
+/// The `access` word after an access, by policy.
+fn touched_access(
+    settings: &evict::Settings,
+    policy: Policy,
+    access: u32,
+    now_ms: u64,
+    random: u64,
+) -> u32 {
+    if policy.lfu() {
+        evict::lfu_touch(
+            access,
+            now_ms,
+            settings.lfu_log_factor.load(Relaxed),
+            settings.lfu_decay_time.load(Relaxed),
+            random,
+        )
+    } else {
+        evict::lru_clock(now_ms)
+    }
 }
+
+/// The hash the TinyLFU sketch counts a key under (fixed seed: sketches outlive nothing).
+fn sketch_hash(key: &[u8]) -> u64 {
+    // FNV-1a, then a multiply to spread the bits the sketch indexes with.
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01B3);
+    }
+    h ^ (h >> 29)
+}
+
+/// An entry freed by eviction.
+#[derive(Debug)]
+pub struct Evicted {
+    pub db: usize,
+    pub key: Key,
+    /// Approximate bytes the entry held.
+    pub bytes: usize,
+}
+
+/// A sampled eviction candidate: higher `score` goes first.
+#[derive(Debug, Clone)]
+struct Candidate {
+    score: u64,
+    shard: usize,
+    db: usize,
+    key: Key,
+    frequency: u32,
+}
+
+const POOL_SIZE: usize = 16;
 
 /// Store-wide settings.
 #[derive(Debug, Clone)]
@@ -418,6 +502,10 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     databases: usize,
     observer: std::sync::OnceLock<std::sync::Arc<dyn KeyObserver>>,
+    /// maxmemory-policy and its knobs.
+    pub eviction: evict::Settings,
+    pool: Mutex<Vec<Candidate>>,
+    evicted_keys: AtomicU64,
 }
 
 /// What a SCAN call found, and where the next call continues (0 when done).
@@ -443,7 +531,177 @@ impl Store {
                 .collect(),
             databases: config.databases,
             observer: std::sync::OnceLock::new(),
+            eviction: evict::Settings::default(),
+            pool: Mutex::new(Vec::new()),
+            evicted_keys: AtomicU64::new(0),
         }
+    }
+
+    pub fn evicted_keys(&self) -> u64 {
+        self.evicted_keys.load(Relaxed)
+    }
+
+    /// Scores a sampled entry for eviction under `policy` (higher = evict sooner).
+    fn score(
+        &self,
+        policy: Policy,
+        shard: &Shard,
+        key: &[u8],
+        e: &Entry,
+        now_ms: u64,
+    ) -> (u64, u32) {
+        match policy {
+            Policy::AllKeysLfu | Policy::VolatileLfu => {
+                let decay = self.eviction.lfu_decay_time.load(Relaxed);
+                (
+                    255 - u64::from(evict::lfu_decayed(e.access, now_ms, decay)),
+                    0,
+                )
+            }
+            Policy::VolatileTtl => (u64::MAX - e.expires_at, 0),
+            Policy::AllKeysTinyLfu | Policy::VolatileTinyLfu => {
+                let f = shard.sketch.frequency(sketch_hash(key));
+                // Least frequent first; among equals, least recently used.
+                (
+                    ((15 - u64::from(f.min(15))) << 32)
+                        | u64::from(evict::lru_idle_ms(e.access, now_ms)),
+                    f,
+                )
+            }
+            _ => (u64::from(evict::lru_idle_ms(e.access, now_ms)), 0),
+        }
+    }
+
+    /// Samples one random shard into the eviction pool.
+    fn sample_into_pool(&self, policy: Policy, now_ms: u64, pool: &mut Vec<Candidate>) {
+        let samples = self.eviction.samples.load(Relaxed).clamp(1, 64);
+        let start = {
+            let mut s0 = self.lock_shard(0);
+            s0.random() as usize
+        };
+        for step in 0..SHARDS {
+            let si = (start + step) % SHARDS;
+            let mut shard = self.lock_shard(si);
+            let dbs: Vec<usize> = (0..self.databases)
+                .filter(|&d| {
+                    let db = &shard.dbs[d];
+                    if policy.volatile_only() {
+                        db.volatile_len() > 0
+                    } else {
+                        !db.is_empty()
+                    }
+                })
+                .collect();
+            if dbs.is_empty() {
+                continue;
+            }
+            for _ in 0..samples {
+                let d = dbs[(shard.random() % dbs.len() as u64) as usize];
+                let r = shard.random();
+                let db = &shard.dbs[d];
+                let key: Key = if policy.volatile_only() && db.volatile_len() * 4 < db.len() {
+                    // Few keys have a TTL: draw from the expiry index instead of hoping to
+                    // hit one by chance.
+                    let skip = (r % db.volatile_len() as u64) as usize;
+                    match db.expires.iter().nth(skip.min(64)) {
+                        Some((_, k)) => k.clone(),
+                        None => continue,
+                    }
+                } else {
+                    let i = (r % db.len() as u64) as usize;
+                    let (k, e) = db.map.get_index(i).expect("in range");
+                    if policy.volatile_only() && e.expires_at == 0 {
+                        continue;
+                    }
+                    k.clone()
+                };
+                let Some(e) = shard.dbs[d].map.get(&key) else {
+                    continue;
+                };
+                let (score, frequency) = self.score(policy, &shard, &key, e, now_ms);
+                if pool.iter().any(|c| c.db == d && c.key == key) {
+                    continue;
+                }
+                pool.push(Candidate {
+                    score,
+                    shard: si,
+                    db: d,
+                    key,
+                    frequency,
+                });
+            }
+            break;
+        }
+        pool.sort_by_key(|c| std::cmp::Reverse(c.score));
+        pool.truncate(POOL_SIZE);
+    }
+
+    /// Evicts one key according to the current policy. None when the policy is noeviction
+    /// or nothing qualifies (no key at all, or no key with a TTL for volatile policies).
+    pub fn evict_one(&self, now_ms: u64) -> Option<Evicted> {
+        let policy = self.eviction.policy();
+        if policy == Policy::NoEviction {
+            return None;
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..4 {
+            if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+                pool.clear();
+            }
+            self.sample_into_pool(policy, now_ms, &mut pool);
+            while !pool.is_empty() {
+                let c = pool.remove(0);
+                let mut shard = self.lock_shard(c.shard);
+                let still_there = shard.dbs[c.db]
+                    .map
+                    .get(&c.key)
+                    .is_some_and(|e| !policy.volatile_only() || e.expires_at != 0);
+                if !still_there {
+                    continue;
+                }
+                let entry = shard.dbs[c.db].remove(&c.key).expect("present");
+                shard.touch(c.db, &c.key);
+                let touched = std::mem::take(&mut shard.touched);
+                drop(shard);
+                self.report(touched);
+                self.evicted_keys.fetch_add(1, Relaxed);
+                let bytes = c.key.len() + entry.value.approx_bytes() + ENTRY_OVERHEAD;
+                return Some(Evicted {
+                    db: c.db,
+                    key: c.key,
+                    bytes,
+                });
+            }
+        }
+        None
+    }
+
+    /// TinyLFU admission: whether a new `key` is more frequent than the key it would push
+    /// out. Always true under other policies.
+    pub fn admit(&self, key: &[u8], now_ms: u64) -> bool {
+        let policy = self.eviction.policy();
+        if !policy.tinylfu() {
+            return true;
+        }
+        let candidate = {
+            let shard = self.lock_shard(shard_of(key));
+            shard.sketch.frequency(sketch_hash(key))
+        };
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.is_empty() {
+            self.sample_into_pool(policy, now_ms, &mut pool);
+        }
+        pool.first()
+            .is_none_or(|victim| candidate > victim.frequency)
+    }
+
+    /// Removes a key that was just written but not admitted (TinyLFU), counting it evicted.
+    pub fn reject(&self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        let removed = self.lock(key).remove(db, key, now_ms).is_some();
+        if removed {
+            self.evicted_keys.fetch_add(1, Relaxed);
+        }
+        removed
     }
 
     /// Installs the observer of key changes (once).

@@ -41,6 +41,40 @@ impl Value {
         }
     }
 
+    /// Approximate heap bytes held, for eviction accounting (collections are sampled, not
+    /// walked, so this stays O(1)-ish).
+    pub fn approx_bytes(&self) -> usize {
+        const PER_ITEM: usize = 48;
+        match self {
+            Value::Str(s) => s.capacity(),
+            Value::List(l) => {
+                l.iter().take(8).map(|v| v.len() + PER_ITEM).sum::<usize>() * l.len().max(1)
+                    / l.len().clamp(1, 8)
+            }
+            Value::Hash(h) => {
+                h.iter()
+                    .take(8)
+                    .map(|(k, v)| k.len() + v.len() + PER_ITEM)
+                    .sum::<usize>()
+                    * h.len().max(1)
+                    / h.len().clamp(1, 8)
+            }
+            Value::Set(s) => {
+                s.iter().take(8).map(|m| m.len() + PER_ITEM).sum::<usize>() * s.len().max(1)
+                    / s.len().clamp(1, 8)
+            }
+            Value::ZSet(z) => {
+                z.scores
+                    .keys()
+                    .take(8)
+                    .map(|m| 2 * m.len() + 2 * PER_ITEM)
+                    .sum::<usize>()
+                    * z.len().max(1)
+                    / z.len().clamp(1, 8)
+            }
+        }
+    }
+
     /// Whether a collection has become empty (and its key must go, as in Redis).
     pub fn is_empty_collection(&self) -> bool {
         match self {
