@@ -464,6 +464,29 @@ fn sketch_hash(key: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+/// A per-thread xorshift for sampling: no lock and no shared cache line.
+fn thread_random() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = const { Cell::new(0) };
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        if x == 0 {
+            // Seeded from the clock and the thread, distinct per thread.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            x = (t ^ (s as *const Cell<u64> as u64).rotate_left(32)) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
 /// An entry freed by eviction.
 #[derive(Debug)]
 pub struct Evicted {
@@ -572,68 +595,81 @@ impl Store {
         }
     }
 
-    /// Samples one random shard into the eviction pool.
+    /// Samples one random shard into the eviction pool, which stays sorted best-last.
     fn sample_into_pool(&self, policy: Policy, now_ms: u64, pool: &mut Vec<Candidate>) {
         let samples = self.eviction.samples.load(Relaxed).clamp(1, 64);
-        let start = {
-            let mut s0 = self.lock_shard(0);
-            s0.random() as usize
+        let start = thread_random() as usize;
+        let qualifies = |db: &Db| {
+            if policy.volatile_only() {
+                db.volatile_len() > 0
+            } else {
+                !db.is_empty()
+            }
         };
         for step in 0..SHARDS {
             let si = (start + step) % SHARDS;
-            let mut shard = self.lock_shard(si);
-            let dbs: Vec<usize> = (0..self.databases)
-                .filter(|&d| {
-                    let db = &shard.dbs[d];
-                    if policy.volatile_only() {
-                        db.volatile_len() > 0
-                    } else {
-                        !db.is_empty()
-                    }
-                })
-                .collect();
-            if dbs.is_empty() {
+            let shard = self.lock_shard(si);
+            let eligible = shard.dbs.iter().filter(|d| qualifies(d)).count();
+            if eligible == 0 {
                 continue;
             }
             for _ in 0..samples {
-                let d = dbs[(shard.random() % dbs.len() as u64) as usize];
-                let r = shard.random();
-                let db = &shard.dbs[d];
-                let key: Key = if policy.volatile_only() && db.volatile_len() * 4 < db.len() {
-                    // Few keys have a TTL: draw from the expiry index instead of hoping to
-                    // hit one by chance.
-                    let skip = (r % db.volatile_len() as u64) as usize;
-                    match db.expires.iter().nth(skip.min(64)) {
-                        Some((_, k)) => k.clone(),
-                        None => continue,
-                    }
-                } else {
-                    let i = (r % db.len() as u64) as usize;
-                    let (k, e) = db.map.get_index(i).expect("in range");
-                    if policy.volatile_only() && e.expires_at == 0 {
-                        continue;
-                    }
-                    k.clone()
-                };
-                let Some(e) = shard.dbs[d].map.get(&key) else {
+                let r = thread_random();
+                let nth = (r % eligible as u64) as usize;
+                let Some((d, db)) = shard
+                    .dbs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| qualifies(d))
+                    .nth(nth)
+                else {
                     continue;
                 };
-                let (score, frequency) = self.score(policy, &shard, &key, e, now_ms);
-                if pool.iter().any(|c| c.db == d && c.key == key) {
+                let r = r >> 16;
+                let (key, entry): (&Key, &Entry) =
+                    if policy.volatile_only() && db.volatile_len() * 4 < db.len() {
+                        // Few keys have a TTL: draw from the expiry index instead of hoping to
+                        // hit one by chance.
+                        let skip = (r % db.volatile_len() as u64) as usize;
+                        let Some((_, k)) = db.expires.iter().nth(skip.min(64)) else {
+                            continue;
+                        };
+                        match db.map.get_key_value(k) {
+                            Some(kv) => kv,
+                            None => continue,
+                        }
+                    } else {
+                        let i = (r % db.len() as u64) as usize;
+                        let (k, e) = db.map.get_index(i).expect("in range");
+                        if policy.volatile_only() && e.expires_at == 0 {
+                            continue;
+                        }
+                        (k, e)
+                    };
+                let (score, frequency) = self.score(policy, &shard, key, entry, now_ms);
+                if pool.len() >= POOL_SIZE && pool[0].score >= score {
                     continue;
                 }
-                pool.push(Candidate {
-                    score,
-                    shard: si,
-                    db: d,
-                    key,
-                    frequency,
-                });
+                if pool.iter().any(|c| c.db == d && c.key == *key) {
+                    continue;
+                }
+                let at = pool.partition_point(|c| c.score <= score);
+                pool.insert(
+                    at,
+                    Candidate {
+                        score,
+                        shard: si,
+                        db: d,
+                        key: key.clone(),
+                        frequency,
+                    },
+                );
+                if pool.len() > POOL_SIZE {
+                    pool.remove(0);
+                }
             }
             break;
         }
-        pool.sort_by_key(|c| std::cmp::Reverse(c.score));
-        pool.truncate(POOL_SIZE);
     }
 
     /// Evicts one key according to the current policy. None when the policy is noeviction
@@ -649,8 +685,7 @@ impl Store {
                 pool.clear();
             }
             self.sample_into_pool(policy, now_ms, &mut pool);
-            while !pool.is_empty() {
-                let c = pool.remove(0);
+            while let Some(c) = pool.pop() {
                 let mut shard = self.lock_shard(c.shard);
                 let still_there = shard.dbs[c.db]
                     .map
@@ -691,7 +726,7 @@ impl Store {
         if pool.is_empty() {
             self.sample_into_pool(policy, now_ms, &mut pool);
         }
-        pool.first()
+        pool.last()
             .is_none_or(|victim| candidate > victim.frequency)
     }
 
