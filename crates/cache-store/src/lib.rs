@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!            key ──CRC16──► slot (0..16384) ──mod N──► shard
-//!  Store ─┬─ Mutex<Shard 0> ─┬─ Db 0: IndexMap<Key, Entry> + BTreeSet<(expires_at, Key)>
+//!  Store ─┬─ Mutex<Shard 0> ─┬─ Db 0: Table (Vec of entries + hash index) + BTreeSet<(expires_at, Key)>
 //!         │                  ├─ Db 1 ...            (all 16 databases of the shard's slots)
 //!         ├─ Mutex<Shard 1>
 //!         └─ ...
@@ -14,7 +14,8 @@
 //! databases take one lock. Locks are `std::sync::Mutex`, held for one command and never across
 //! an `.await`; multi-key commands lock their shards in ascending order.
 //!
-//! Each table is an `IndexMap` (hashbrown inside) so that a random entry is one index away
+//! Each table is a dense vector of entries with a hashbrown index of positions (see
+//! [`table`]), so that a random entry is one index away
 //! (RANDOMKEY, eviction sampling) and SCAN can walk positions downwards: `swap_remove` only moves
 //! the last entry into a hole, so a cursor that walks from the top never misses a key that was
 //! present for the whole scan. Keys with a TTL are also in a `BTreeSet` ordered by expiry, so
@@ -25,14 +26,13 @@
 pub mod evict;
 pub mod pattern;
 pub mod slot;
+pub mod table;
 pub mod value;
 pub mod zset;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
-
-use indexmap::IndexMap;
 
 pub use evict::Policy;
 pub use slot::{key_slot, SLOTS};
@@ -46,7 +46,7 @@ pub const ENTRY_OVERHEAD: usize = 96;
 pub const SHARDS: usize = 64;
 const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
 
-type Table = IndexMap<Key, Entry, hashbrown::DefaultHashBuilder>;
+use table::Table;
 
 /// One database's part of one shard.
 #[derive(Debug, Default)]
@@ -79,16 +79,8 @@ impl Db {
     }
 
     fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
         let expires_at = entry.expires_at;
-        // One hash and one probe whether the key is new or not.
-        let old = match self.map.raw_entry_mut_v1().from_key(key) {
-            RawEntryMut::Occupied(mut o) => Some(o.insert(entry)),
-            RawEntryMut::Vacant(v) => {
-                v.insert(key.into(), entry);
-                None
-            }
-        };
+        let old = self.map.insert(key, entry);
         if old.is_none() {
             self.count_slot(key, 1);
         }
@@ -230,7 +222,7 @@ impl Shard {
     fn lookup(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
         let d = &mut self.dbs[db];
         let i = d.map.get_index_of(key)?;
-        if d.map[i].is_expired(now_ms) {
+        if d.map.entry_ref(i).is_expired(now_ms) {
             d.remove_index(i);
             self.expired_keys += 1;
             self.touch_expired(db, key);
@@ -328,7 +320,7 @@ impl<'a> Locked<'a> {
         }
         let i = shard.lookup(db, key, now_ms)?;
         let random = if policy.lfu() { shard.random() } else { 0 };
-        let entry = &mut shard.dbs[db].map[i];
+        let entry = shard.dbs[db].map.entry_at(i);
         entry.access = touched_access(settings, policy, entry.access, now_ms, random);
         Some(entry)
     }
@@ -341,7 +333,7 @@ impl<'a> Locked<'a> {
         let i = shard.lookup(db, key, now_ms)?;
         shard.touch(db, key);
         let random = if policy.lfu() { shard.random() } else { 0 };
-        let entry = &mut shard.dbs[db].map[i];
+        let entry = shard.dbs[db].map.entry_at(i);
         entry.access = touched_access(settings, policy, entry.access, now_ms, random);
         Some(entry)
     }
@@ -377,7 +369,7 @@ impl<'a> Locked<'a> {
     pub fn peek(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let shard = self.shard(key);
         let i = shard.lookup(db, key, now_ms)?;
-        Some(&shard.dbs[db].map[i])
+        Some(shard.dbs[db].map.entry_ref(i))
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
@@ -901,7 +893,7 @@ impl Store {
                     break;
                 }
                 let j = (shard.random() % len as u64) as usize;
-                if shard.dbs[db].map[j].is_expired(now_ms) {
+                if shard.dbs[db].map.entry_ref(j).is_expired(now_ms) {
                     shard.dbs[db].remove_index(j);
                     shard.expired_keys += 1;
                     continue;
