@@ -139,6 +139,15 @@ static PARAMS: &[Param] = &[
         mutable: false,
         help: "append-only file: none (always no)",
     },
+    // `normalize`, `publish` and CONFIG SET all handled this parameter, but without an entry
+    // here `find` refused it: keyspace notifications could never be turned on.
+    Param {
+        name: "notify-keyspace-events",
+        kind: Kind::Text,
+        default: "",
+        mutable: true,
+        help: "keyspace notification classes, e.g. KEA (empty = off)",
+    },
 ];
 
 /// A parameter name or value the node refuses.

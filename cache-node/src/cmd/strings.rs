@@ -135,6 +135,15 @@ fn store_string(
     );
 }
 
+/// The keyspace events of a string store, as Redis sends them: `set`, then `expire` when the
+/// command gave a TTL. (Only MSET used to notify: SET, SETNX, SETEX and GETSET sent nothing.)
+fn notify_stored(ctx: &Ctx<'_>, key: &[u8], with_expiry: bool) {
+    ctx.notify(Notify::STRING, "set", key);
+    if with_expiry {
+        ctx.notify(Notify::GENERIC, "expire", key);
+    }
+}
+
 pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut get, mut keep) = (false, false, false, false);
     let mut expiry: Option<u64> = None;
@@ -181,6 +190,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         store_string(ctx, key, &args[2], e, &mut locked);
     }
     drop(locked);
+    if write {
+        notify_stored(ctx, key, expiry.is_some());
+    }
     if get {
         match old_value {
             Some(v) => ctx.out.bulk(&v),
@@ -202,6 +214,9 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         store_string(ctx, &args[1], &args[2], Expiry::None, &mut locked);
     }
     drop(locked);
+    if created {
+        notify_stored(ctx, &args[1], false);
+    }
     ctx.out.int(i64::from(created));
     Ok(())
 }
@@ -212,6 +227,7 @@ pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
     let mut locked = ctx.shared.store.lock(&args[1]);
     store_string(ctx, &args[1], &args[3], Expiry::At(at), &mut locked);
     drop(locked);
+    notify_stored(ctx, &args[1], true);
     ctx.out.ok();
     Ok(())
 }
@@ -225,6 +241,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     store_string(ctx, &args[1], &args[2], Expiry::None, &mut locked);
     drop(locked);
+    notify_stored(ctx, &args[1], false);
     match old {
         Some(v) => ctx.out.bulk(&v),
         None => ctx.out.null(),
@@ -244,6 +261,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ..
         }) => {
             drop(locked);
+            ctx.notify(Notify::GENERIC, "del", &args[1]);
             ctx.out.bulk(&v);
         }
         // Checked to be a string above.

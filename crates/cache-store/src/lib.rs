@@ -364,7 +364,12 @@ impl<'a> Locked<'a> {
         now_ms: u64,
     ) -> Option<Entry> {
         entry.access = clock_secs(now_ms);
-        self.shard(key).dbs[db].insert(key, entry)
+        let shard = self.shard(key);
+        // A plain store (SET, MSET, RENAME's destination...) is a change like any other: without
+        // this report a client WATCHing the key never saw another client's SET and its EXEC
+        // went through.
+        shard.touch(db, key);
+        shard.dbs[db].insert(key, entry)
     }
 
     /// Removes `key`; returns its entry if it was live.
