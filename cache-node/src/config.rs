@@ -200,6 +200,8 @@ static PARAMS: &[Param] = &[
         mutable: false,
         help: "append-only file: none (always no)",
     },
+    // `normalize`, `publish` and CONFIG SET all handled this parameter, but without an entry
+    // here `find` refused it: keyspace notifications could never be turned on.
 ];
 
 /// A parameter name or value the node refuses.

@@ -226,7 +226,13 @@ async fn serve(
                         for f in &frames {
                             batch.extend_from_slice(f);
                         }
-                        stream.write_all(&batch).await?;
+                        // A subscriber that stops reading blocks this write for good: the
+                        // output limit's kill must still end the connection (freeing its queue
+                        // and subscriptions) instead of waiting behind the write forever.
+                        tokio::select! {
+                            written = stream.write_all(&batch) => written?,
+                            _ = info.kill.notified() => return Ok(()),
+                        }
                         subs.outbox.pending.fetch_sub(batch.len(), Relaxed);
                     }
                     continue;

@@ -206,7 +206,10 @@ fn tune_allocator() {
     use tikv_jemalloc_ctl::{background_thread, Access, AsName};
     const DECAY_MS: isize = 1000;
     let _ = background_thread::write(true);
-    for name in [&b"arenas.dirty_decay_ms\0"[..], &b"arenas.muzzy_decay_ms\0"[..]] {
+    for name in [
+        &b"arenas.dirty_decay_ms\0"[..],
+        &b"arenas.muzzy_decay_ms\0"[..],
+    ] {
         let _ = name.name().write(DECAY_MS);
     }
     let arenas: u32 = b"arenas.narenas\0".name().read().unwrap_or(0);

@@ -195,7 +195,7 @@ fn keys_and_ttls_match_redis() {
         EXPIRE u 10 LT
         PERSIST u
         PEXPIRE u 100000
-        PTTL u
+        TTL u
         EXPIREAT u 1
         EXISTS u
         SET z 1

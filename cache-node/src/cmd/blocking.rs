@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cache_protocol::{Protocol, ReplyBuf};
+use cache_store::Value;
 use hashbrown::HashMap;
 
 use super::{parse_float, CmdError, CmdResult, Ctx};
@@ -47,15 +48,25 @@ pub enum BlockOp {
     },
 }
 
+impl BlockOp {
+    fn pops_zset(&self) -> bool {
+        matches!(self, BlockOp::ZPop { .. } | BlockOp::ZMPop { .. })
+    }
+}
+
 /// Parses a blocking timeout in seconds (fractions allowed); None means forever.
+///
+/// As Redis: the value is rounded up to whole milliseconds, and one whose milliseconds do not
+/// fit an i64 (`inf`, `1e16`) is reported as negative, which is what Redis's conversion makes
+/// of it (this used to say "not a float" for `inf` and block for ages on `1e16`).
 pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
-    let secs = parse_float(arg)
-        .filter(|v| v.is_finite())
-        .ok_or(CmdError::Msg("ERR timeout is not a float or out of range"))?;
-    if secs < 0.0 {
+    let secs =
+        parse_float(arg).ok_or(CmdError::Msg("ERR timeout is not a float or out of range"))?;
+    let ms = (secs * 1000.0).ceil();
+    if ms < 0.0 || ms >= i64::MAX as f64 {
         return Err(CmdError::Msg("ERR timeout is negative"));
     }
-    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+    Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
 
 #[derive(Debug)]
@@ -169,7 +180,13 @@ pub fn block_or_serve(
         }
     }
     if ctx.conn.in_exec {
-        ctx.out.null_array();
+        // BLMOVE/BRPOPLPUSH answer a null bulk here (Redis's addReplyNull), the pops a null
+        // array; their timeouts are null arrays alike.
+        if matches!(op, BlockOp::ListMove { .. }) {
+            ctx.out.null();
+        } else {
+            ctx.out.null_array();
+        }
         return Ok(());
     }
     let blocking = &ctx.shared.blocking;
@@ -209,9 +226,20 @@ pub fn serve_ready(shared: &Shared, now: u64) {
         }
         for (db, key) in ready {
             loop {
+                // As Redis, a key is served only to waiters of its type (list pops from a list,
+                // zset pops from a sorted set): one that became a string (SET) or another type
+                // leaves them blocked instead of answering them WRONGTYPE.
+                let is_zset = match shared.store.lock(&key).peek(db, &key, now) {
+                    Some(e) => match e.value {
+                        Value::List(_) => false,
+                        Value::ZSet(_) => true,
+                        _ => break,
+                    },
+                    None => break,
+                };
                 let front = lock(&blocking.waiters)
                     .get(&(db, key.clone()))
-                    .and_then(|q| q.front().cloned());
+                    .and_then(|q| q.iter().find(|w| w.op.pops_zset() == is_zset).cloned());
                 let Some(waiter) = front else {
                     break;
                 };

@@ -411,9 +411,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         return;
     }
     if ctx.conn.subscribed() && !ctx.out.resp3() && !spec.has(flags::PUBSUB_OK) {
+        // Redis names the subcommand (`client|id`), not just the command, in this error.
         ctx.out.error(&format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
+            sub.map_or(spec.name, |s| s.name)
         ));
         return;
     }

@@ -92,6 +92,9 @@ pub fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if ctx.conn.watched.iter().any(|(d, k)| *d == db && k == key) {
             continue;
         }
+        // A key already past its time is deleted now, before we observe it: as in Redis, its
+        // expiry is not a change this client sees (see `run`).
+        ctx.shared.store.lock(key).peek(db, key, ctx.now);
         // Observe first: from here on every change of the key reaches the registry.
         ctx.shared.store.observe(key, 1);
         lock(&ctx.shared.watches.map)
@@ -149,6 +152,12 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 /// Runs an accepted transaction. The caller holds the gate exclusively: no other command
 /// runs until this returns, so the watch check and the queue are atomic together.
 pub fn run(ctx: &mut Ctx<'_>, queue: Vec<Vec<Bytes>>) {
+    // Redis fails EXEC when a watched key's time has passed even if nothing deleted it yet
+    // (active expiry may not have come by). Looking each one up deletes such a key, and the
+    // deletion reaches the watch registry like any other expiry.
+    for (db, key) in &ctx.conn.watched {
+        ctx.shared.store.lock(key).peek(*db, key, ctx.now);
+    }
     if ctx.conn.watch_dirty.load(Relaxed) {
         unwatch_all(ctx);
         ctx.out.null_array();

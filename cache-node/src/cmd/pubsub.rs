@@ -143,6 +143,11 @@ impl PubSub {
         lock(&self.channels).get(channel).map_or(0, |s| s.len())
     }
 
+    /// Channels with at least one subscriber (INFO's `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        lock(&self.channels).len()
+    }
+
     pub fn numpat(&self) -> usize {
         lock(&self.patterns).len()
     }

@@ -133,8 +133,13 @@ fn store_string(
         Entry::with_expiry(Value::Str(value.to_vec()), expires_at),
         now,
     );
+}
+
+/// The keyspace events of a string store, as Redis sends them: `set`, then `expire` when the
+/// command gave a TTL. (Only MSET used to notify: SET, SETNX, SETEX and GETSET sent nothing.)
+fn notify_stored(ctx: &Ctx<'_>, key: &[u8], with_expiry: bool) {
     ctx.notify(Notify::STRING, "set", key);
-    if expires_at != 0 {
+    if with_expiry {
         ctx.notify(Notify::GENERIC, "expire", key);
     }
 }
@@ -174,6 +179,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let e = expiry.map_or(Expiry::None, Expiry::At);
         store_string(ctx, key, &args[2], e, &mut locked);
         drop(locked);
+        notify_stored(ctx, key, expiry.is_some());
         ctx.out.ok();
         return Ok(());
     }
@@ -193,6 +199,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         store_string(ctx, key, &args[2], e, &mut locked);
     }
     drop(locked);
+    if write {
+        notify_stored(ctx, key, expiry.is_some());
+    }
     if get {
         match old_value {
             Some(v) => ctx.out.bulk(&v),
@@ -214,6 +223,9 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         store_string(ctx, &args[1], &args[2], Expiry::None, &mut locked);
     }
     drop(locked);
+    if created {
+        notify_stored(ctx, &args[1], false);
+    }
     ctx.out.int(i64::from(created));
     Ok(())
 }
@@ -224,6 +236,7 @@ pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
     let mut locked = ctx.shared.store.lock(&args[1]);
     store_string(ctx, &args[1], &args[3], Expiry::At(at), &mut locked);
     drop(locked);
+    notify_stored(ctx, &args[1], true);
     ctx.out.ok();
     Ok(())
 }
@@ -237,6 +250,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     store_string(ctx, &args[1], &args[2], Expiry::None, &mut locked);
     drop(locked);
+    notify_stored(ctx, &args[1], false);
     match old {
         Some(v) => ctx.out.bulk(&v),
         None => ctx.out.null(),
@@ -256,6 +270,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ..
         }) => {
             drop(locked);
+            ctx.notify(Notify::GENERIC, "del", &args[1]);
             ctx.out.bulk(&v);
         }
         // Checked to be a string above.

@@ -395,6 +395,8 @@ impl<'a> Locked<'a> {
         if policy.tinylfu() {
             shard.count_access(key);
         }
+        // A plain store (SET, MSET, RENAME's destination...) is a change like any other:
+        // without this report a client WATCHing the key never saw another client's SET.
         shard.touch(db, key);
         shard.dbs[db].insert(key, entry)
     }
