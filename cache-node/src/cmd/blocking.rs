@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cache_protocol::{Protocol, ReplyBuf};
-use cache_store::Value;
 use hashbrown::HashMap;
 
 use super::{parse_float, CmdError, CmdResult, Ctx};
@@ -230,11 +229,9 @@ pub fn serve_ready(shared: &Shared, now: u64) {
                 // zset pops from a sorted set): one that became a string (SET) or another type
                 // leaves them blocked instead of answering them WRONGTYPE.
                 let is_zset = match shared.store.lock(&key).peek(db, &key, now) {
-                    Some(e) => match e.value {
-                        Value::List(_) => false,
-                        Value::ZSet(_) => true,
-                        _ => break,
-                    },
+                    Some(e) if e.value.as_list().is_some() => false,
+                    Some(e) if e.value.as_zset().is_some() => true,
+                    Some(_) => break,
                     None => break,
                 };
                 let front = lock(&blocking.waiters)

@@ -11,17 +11,11 @@ use super::{float_arg, int_arg, is, parse_float, scan_args, CmdError, CmdResult,
 const ORDERED_UP_TO: usize = 128;
 
 fn as_hash(e: &Entry) -> Result<&HashValue, CmdError> {
-    match &e.value {
-        Value::Hash(h) => Ok(h),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_hash().ok_or(CmdError::WrongType)
 }
 
 fn as_hash_mut(e: &mut Entry) -> Result<&mut HashValue, CmdError> {
-    match &mut e.value {
-        Value::Hash(h) => Ok(h),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_hash_mut().ok_or(CmdError::WrongType)
 }
 
 pub(crate) fn remove_field(h: &mut HashValue, field: &[u8]) -> bool {
@@ -43,7 +37,7 @@ fn with_hash<R>(
     if let Some(e) = locked.peek(db, key, now) {
         as_hash(e)?;
     }
-    let entry = locked.get_or_insert(db, key, now, || Value::Hash(Box::default()));
+    let entry = locked.get_or_insert(db, key, now, Value::new_hash);
     let result = f(as_hash_mut(entry)?);
     locked.remove_if_empty(db, key, now);
     result

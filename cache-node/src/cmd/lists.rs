@@ -9,17 +9,11 @@ use super::{int_arg, is, CmdError, CmdResult, Ctx, Notify};
 use crate::Shared;
 
 fn as_list(e: &Entry) -> Result<&ListValue, CmdError> {
-    match &e.value {
-        Value::List(l) => Ok(l),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_list().ok_or(CmdError::WrongType)
 }
 
 fn as_list_mut(e: &mut Entry) -> Result<&mut ListValue, CmdError> {
-    match &mut e.value {
-        Value::List(l) => Ok(l),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_list_mut().ok_or(CmdError::WrongType)
 }
 
 fn read_list<R>(
@@ -58,7 +52,7 @@ fn push_values(
     if only_existing && locked.peek(db, key, now).is_none() {
         return Ok(0);
     }
-    let list = as_list_mut(locked.get_or_insert(db, key, now, || Value::List(Box::default())))?;
+    let list = as_list_mut(locked.get_or_insert(db, key, now, Value::new_list))?;
     for v in values {
         if left {
             list.push_front(v.to_vec());

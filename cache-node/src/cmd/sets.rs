@@ -6,17 +6,11 @@ use cache_store::{Entry, SetValue, Value};
 use super::{int_arg, is, scan_args, CmdError, CmdResult, Ctx, Notify};
 
 fn as_set(e: &Entry) -> Result<&SetValue, CmdError> {
-    match &e.value {
-        Value::Set(s) => Ok(s),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_set().ok_or(CmdError::WrongType)
 }
 
 fn as_set_mut(e: &mut Entry) -> Result<&mut SetValue, CmdError> {
-    match &mut e.value {
-        Value::Set(s) => Ok(s),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_set_mut().ok_or(CmdError::WrongType)
 }
 
 fn read_set<R>(
@@ -39,7 +33,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if let Some(e) = locked.peek(db, key, now) {
         as_set(e)?;
     }
-    let set = as_set_mut(locked.get_or_insert(db, key, now, || Value::Set(Box::default())))?;
+    let set = as_set_mut(locked.get_or_insert(db, key, now, Value::new_set))?;
     let added = args[2..]
         .iter()
         .filter(|m| set.insert(m[..].into()))
@@ -220,8 +214,7 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if src != dst {
         as_set_mut(locked.get_mut(db, src, now).expect("present"))?.swap_remove(member);
         locked.remove_if_empty(db, src, now);
-        as_set_mut(locked.get_or_insert(db, dst, now, || Value::Set(Box::default())))?
-            .insert(member.into());
+        as_set_mut(locked.get_or_insert(db, dst, now, Value::new_set))?.insert(member.into());
     }
     drop(locked);
     ctx.notify(Notify::SET, "srem", src);
@@ -315,7 +308,7 @@ pub fn setop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: SetOp) -> CmdResult {
             ctx.notify(Notify::GENERIC, "del", dst);
         }
     } else {
-        locked.insert(db, dst, Entry::new(Value::Set(Box::new(result))), now);
+        locked.insert(db, dst, Entry::new(Value::from_set(result)), now);
         drop(locked);
         let event = match op {
             SetOp::Inter => "sinterstore",

@@ -8,18 +8,12 @@ use cache_store::{Entry, Value};
 
 use super::{float_arg, int_arg, is, parse_float, CmdError, CmdResult, Ctx, Notify};
 
-fn as_str(entry: &Entry) -> Result<&Vec<u8>, CmdError> {
-    match &entry.value {
-        Value::Str(s) => Ok(s),
-        _ => Err(CmdError::WrongType),
-    }
+fn as_str(entry: &Entry) -> Result<&[u8], CmdError> {
+    entry.value.as_bytes().ok_or(CmdError::WrongType)
 }
 
 fn as_str_mut(entry: &mut Entry) -> Result<&mut Vec<u8>, CmdError> {
-    match &mut entry.value {
-        Value::Str(s) => Ok(s),
-        _ => Err(CmdError::WrongType),
-    }
+    entry.value.bytes_mut().ok_or(CmdError::WrongType)
 }
 
 /// The largest string a write may produce (`proto-max-bulk-len`).
@@ -130,7 +124,7 @@ fn store_string(
     locked.insert(
         db,
         key,
-        Entry::with_expiry(Value::Str(value.to_vec()), expires_at),
+        Entry::with_expiry(Value::string(value), expires_at),
         now,
     );
 }
@@ -186,7 +180,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let old = locked.get(db, key, now);
     let exists = old.is_some();
     let old_value = match (get, old) {
-        (true, Some(e)) => Some(as_str(e)?.clone()),
+        (true, Some(e)) => Some(as_str(e)?.to_vec()),
         _ => None,
     };
     let write = !(nx && exists || xx && !exists);
@@ -245,7 +239,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let mut locked = ctx.shared.store.lock(&args[1]);
     let old = match locked.get(db, &args[1], now) {
-        Some(e) => Some(as_str(e)?.clone()),
+        Some(e) => Some(as_str(e)?.to_vec()),
         None => None,
     };
     store_string(ctx, &args[1], &args[2], Expiry::None, &mut locked);
@@ -265,13 +259,10 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         as_str(e)?;
     }
     match locked.remove(db, &args[1], now) {
-        Some(Entry {
-            value: Value::Str(v),
-            ..
-        }) => {
+        Some(Entry { value, .. }) if value.as_bytes().is_some() => {
             drop(locked);
             ctx.notify(Notify::GENERIC, "del", &args[1]);
-            ctx.out.bulk(&v);
+            ctx.out.bulk(value.as_bytes().unwrap_or_default());
         }
         // Checked to be a string above.
         Some(_) | None => {
@@ -309,7 +300,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.out.null();
         return Ok(());
     };
-    let value = as_str(e)?.clone();
+    let value = as_str(e)?.to_vec();
     match expiry {
         Some(Expiry::At(at)) if at <= now => {
             locked.remove(db, key, now);
@@ -334,16 +325,13 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.out.array(keys.len());
     let mut hits = 0;
     for k in keys {
-        match locked.get(db, k, now) {
-            Some(Entry {
-                value: Value::Str(s),
-                ..
-            }) => {
+        match locked.get(db, k, now).and_then(|e| e.value.as_bytes()) {
+            Some(s) => {
                 ctx.out.bulk(s);
                 hits += 1;
             }
             // MGET answers nil for a key of another type, not WRONGTYPE.
-            Some(_) | None => ctx.out.null(),
+            None => ctx.out.null(),
         }
     }
     drop(locked);
@@ -374,7 +362,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         return Ok(());
     }
     for p in pairs.chunks(2) {
-        locked.insert(db, &p[0], Entry::new(Value::Str(p[1].to_vec())), now);
+        locked.insert(db, &p[0], Entry::new(Value::string(&p[1][..])), now);
     }
     drop(locked);
     for p in pairs.chunks(2) {
@@ -394,7 +382,7 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
     let mut locked = ctx.shared.store.lock(key);
     let result = match locked.get_mut(db, key, now) {
         Some(e) => {
-            let s = as_str_mut(e)?;
+            let s = as_str(e)?;
             let current = if s.len() <= 20 {
                 cache_protocol::parse_i64(s)
             } else {
@@ -402,15 +390,15 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
             }
             .ok_or(CmdError::NotInteger)?;
             let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
-            s.clear();
-            s.extend_from_slice(next.to_string().as_bytes());
+            // A counter stays a compact string: replaced, not grown in place.
+            e.value = Value::string(next.to_string().into_bytes());
             next
         }
         None => {
             locked.insert(
                 db,
                 key,
-                Entry::new(Value::Str(delta.to_string().into_bytes())),
+                Entry::new(Value::string(delta.to_string().into_bytes())),
                 now,
             );
             delta
@@ -438,15 +426,14 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let text = format_double(next);
     match locked.get_mut(db, key, now) {
         Some(e) => {
-            let s = as_str_mut(e)?;
-            s.clear();
-            s.extend_from_slice(text.as_bytes());
+            as_str(e)?;
+            e.value = Value::string(text.as_bytes());
         }
         None => {
             locked.insert(
                 db,
                 key,
-                Entry::new(Value::Str(text.clone().into_bytes())),
+                Entry::new(Value::string(text.clone().into_bytes())),
                 now,
             );
         }
@@ -474,7 +461,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             s.len()
         }
         None => {
-            locked.insert(db, key, Entry::new(Value::Str(args[2].to_vec())), now);
+            locked.insert(db, key, Entry::new(Value::string(&args[2][..])), now);
             args[2].len()
         }
     };
@@ -561,7 +548,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     check_size(ctx, offset as u64 + value.len() as u64)?;
     let offset = offset as usize;
     if !exists {
-        locked.insert(db, key, Entry::new(Value::Str(Vec::new())), now);
+        locked.insert(db, key, Entry::new(Value::raw_string()), now);
     }
     let s = as_str_mut(locked.get_mut(db, key, now).expect("present"))?;
     if s.len() < offset + value.len() {
@@ -595,7 +582,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
     if locked.get(db, key, now).is_none() {
-        locked.insert(db, key, Entry::new(Value::Str(Vec::new())), now);
+        locked.insert(db, key, Entry::new(Value::raw_string()), now);
     }
     let s = as_str_mut(locked.get_mut(db, key, now).expect("present"))?;
     let byte = (offset >> 3) as usize;

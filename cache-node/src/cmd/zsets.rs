@@ -13,17 +13,11 @@ use crate::Shared;
 type Scored = Vec<(Vec<u8>, f64)>;
 
 fn as_zset(e: &Entry) -> Result<&ZSet, CmdError> {
-    match &e.value {
-        Value::ZSet(z) => Ok(z),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_zset().ok_or(CmdError::WrongType)
 }
 
 fn as_zset_mut(e: &mut Entry) -> Result<&mut ZSet, CmdError> {
-    match &mut e.value {
-        Value::ZSet(z) => Ok(z),
-        _ => Err(CmdError::WrongType),
-    }
+    e.value.as_zset_mut().ok_or(CmdError::WrongType)
 }
 
 fn read_zset<R>(
@@ -273,7 +267,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
         }
         return Ok(());
     }
-    let z = as_zset_mut(locked.get_or_insert(db, key, now, || Value::ZSet(Box::default())))?;
+    let z = as_zset_mut(locked.get_or_insert(db, key, now, Value::new_zset))?;
     let (mut added, mut changed) = (0i64, 0i64);
     let mut incr_result = None;
     let mut failure = None;
@@ -514,7 +508,7 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for (m, s) in &items {
             z.insert(m, *s);
         }
-        locked.insert(db, dst, Entry::new(Value::ZSet(Box::new(z))), now);
+        locked.insert(db, dst, Entry::new(Value::from_zset(z)), now);
     }
     drop(locked);
     ctx.notify(Notify::ZSET, "zrangestore", dst);
@@ -851,13 +845,15 @@ fn combine(
     for k in keys {
         match locked.get(db, k, now) {
             None => inputs.push(None),
-            Some(e) => match &e.value {
-                Value::ZSet(z) => {
+            Some(e) => {
+                if let Some(z) = e.value.as_zset() {
                     inputs.push(Some(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()))
+                } else if let Some(s) = e.value.as_set() {
+                    inputs.push(Some(s.iter().map(|m| (m.to_vec(), 1.0)).collect()))
+                } else {
+                    return Err(CmdError::WrongType);
                 }
-                Value::Set(s) => inputs.push(Some(s.iter().map(|m| (m.to_vec(), 1.0)).collect())),
-                _ => return Err(CmdError::WrongType),
-            },
+            }
         }
     }
     drop(locked);
@@ -944,7 +940,7 @@ pub fn zsetop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> CmdResult {
             ctx.notify(Notify::GENERIC, "del", dst);
         }
     } else {
-        locked.insert(db, dst, Entry::new(Value::ZSet(Box::new(z))), now);
+        locked.insert(db, dst, Entry::new(Value::from_zset(z)), now);
         drop(locked);
         let event = match op {
             ZOp::Union => "zunionstore",

@@ -392,9 +392,6 @@ impl<'a> Locked<'a> {
             evict::lru_clock(now_ms)
         };
         let shard = self.shard(key);
-        if policy.tinylfu() {
-            shard.count_access(key);
-        }
         // A plain store (SET, MSET, RENAME's destination...) is a change like any other:
         // without this report a client WATCHing the key never saw another client's SET.
         shard.touch(db, key);
@@ -576,6 +573,8 @@ impl Store {
                 )
             }
             Policy::VolatileTtl => (u64::MAX - e.expires_at, 0),
+            // The sampled key with the highest random score: a uniformly random victim.
+            Policy::AllKeysRandom | Policy::VolatileRandom => (thread_random(), 0),
             Policy::AllKeysTinyLfu | Policy::VolatileTinyLfu => {
                 let f = shard.sketch.frequency(sketch_hash(key));
                 // Least frequent first; among equals, least recently used.
@@ -1063,7 +1062,7 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn s(v: &str) -> Entry {
-        Entry::new(Value::Str(v.as_bytes().to_vec()))
+        Entry::new(Value::string(v.as_bytes()))
     }
 
     #[test]
@@ -1073,7 +1072,7 @@ mod tests {
         l.insert(
             0,
             b"a",
-            Entry::with_expiry(Value::Str(b"1".to_vec()), 100),
+            Entry::with_expiry(Value::string(&b"1"[..]), 100),
             0,
         );
         assert!(l.get(0, b"a", 99).is_some());
@@ -1085,7 +1084,7 @@ mod tests {
             store.lock(key.as_bytes()).insert(
                 0,
                 key.as_bytes(),
-                Entry::with_expiry(Value::Str(vec![]), 50 + u64::from(i % 2) * 1000),
+                Entry::with_expiry(Value::string(Vec::new()), 50 + u64::from(i % 2) * 1000),
                 0,
             );
         }
@@ -1176,7 +1175,7 @@ mod tests {
                 match op {
                     0 => {
                         let exp = if ttl == 0 { 0 } else { now + ttl };
-                        store.lock(&key).insert(0, &key, Entry::with_expiry(Value::Str(vec![]), exp), now);
+                        store.lock(&key).insert(0, &key, Entry::with_expiry(Value::string(Vec::new()), exp), now);
                         model.insert(key.clone(), exp);
                     }
                     1 => {

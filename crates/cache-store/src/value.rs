@@ -19,25 +19,137 @@ const LISTPACK_MAX_ENTRIES: usize = 128;
 const LISTPACK_MAX_VALUE: usize = 64;
 const INTSET_MAX_ENTRIES: usize = 512;
 
-/// The value of a key. Collections are boxed so an entry stays small for strings.
+/// The value of a key: 16 bytes, so a table entry stays small. A string written whole is
+/// one exact allocation; everything else sits behind one box.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Str(Vec<u8>),
-    List(Box<ListValue>),
-    Hash(Box<HashValue>),
-    Set(Box<SetValue>),
-    ZSet(Box<ZSet>),
+    /// A string as written: exactly sized, one allocation (Redis's int and embstr).
+    Str(Box<[u8]>),
+    /// A grown string or a collection.
+    Boxed(Box<Complex>),
+}
+
+/// The values that live behind a box.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Complex {
+    /// A string changed in place (APPEND, SETRANGE, SETBIT): room to grow (Redis's raw).
+    Raw(Vec<u8>),
+    List(ListValue),
+    Hash(HashValue),
+    Set(SetValue),
+    ZSet(ZSet),
+}
+
+/// A borrowed look at a value, for code that handles every kind.
+enum View<'a> {
+    Str(&'a [u8]),
+    Raw(&'a Vec<u8>),
+    List(&'a ListValue),
+    Hash(&'a HashValue),
+    Set(&'a SetValue),
+    ZSet(&'a ZSet),
+}
+
+macro_rules! accessors {
+    ($($variant:ident, $ty:ty, $new:ident, $from:ident, $get:ident, $get_mut:ident;)*) => {
+        impl Value {
+            $(
+                pub fn $new() -> Value {
+                    Value::Boxed(Box::new(Complex::$variant(Default::default())))
+                }
+
+                pub fn $from(value: $ty) -> Value {
+                    Value::Boxed(Box::new(Complex::$variant(value)))
+                }
+
+                pub fn $get(&self) -> Option<&$ty> {
+                    match self {
+                        Value::Boxed(b) => match &**b {
+                            Complex::$variant(v) => Some(v),
+                            _ => None,
+                        },
+                        Value::Str(_) => None,
+                    }
+                }
+
+                pub fn $get_mut(&mut self) -> Option<&mut $ty> {
+                    match self {
+                        Value::Boxed(b) => match &mut **b {
+                            Complex::$variant(v) => Some(v),
+                            _ => None,
+                        },
+                        Value::Str(_) => None,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+accessors! {
+    List, ListValue, new_list, from_list, as_list, as_list_mut;
+    Hash, HashValue, new_hash, from_hash, as_hash, as_hash_mut;
+    Set, SetValue, new_set, from_set, as_set, as_set_mut;
+    ZSet, ZSet, new_zset, from_zset, as_zset, as_zset_mut;
 }
 
 impl Value {
+    /// A string value holding `bytes`.
+    pub fn string(bytes: impl Into<Box<[u8]>>) -> Value {
+        Value::Str(bytes.into())
+    }
+
+    /// A growable string (what SETRANGE and SETBIT create).
+    pub fn raw_string() -> Value {
+        Value::Boxed(Box::new(Complex::Raw(Vec::new())))
+    }
+
+    fn view(&self) -> View<'_> {
+        match self {
+            Value::Str(s) => View::Str(s),
+            Value::Boxed(b) => match &**b {
+                Complex::Raw(v) => View::Raw(v),
+                Complex::List(l) => View::List(l),
+                Complex::Hash(h) => View::Hash(h),
+                Complex::Set(s) => View::Set(s),
+                Complex::ZSet(z) => View::ZSet(z),
+            },
+        }
+    }
+
+    /// The bytes of a string value; None for collections.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self.view() {
+            View::Str(s) => Some(s),
+            View::Raw(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a string value, growable; turns a compact string into a raw one (as
+    /// Redis turns embstr into raw on APPEND). None for collections.
+    pub fn bytes_mut(&mut self) -> Option<&mut Vec<u8>> {
+        if let Value::Str(s) = self {
+            let bytes = std::mem::take(s).into_vec();
+            *self = Value::Boxed(Box::new(Complex::Raw(bytes)));
+        }
+        match self {
+            Value::Boxed(b) => match &mut **b {
+                Complex::Raw(v) => Some(v),
+                _ => None,
+            },
+            Value::Str(_) => None,
+        }
+    }
+
     /// The name `TYPE` reports.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "string",
-            Value::List(_) => "list",
-            Value::Hash(_) => "hash",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
+        match self.view() {
+            View::Str(_) | View::Raw(_) => "string",
+            View::List(_) => "list",
+            View::Hash(_) => "hash",
+            View::Set(_) => "set",
+            View::ZSet(_) => "zset",
         }
     }
 
@@ -45,13 +157,14 @@ impl Value {
     /// walked, so this stays O(1)-ish).
     pub fn approx_bytes(&self) -> usize {
         const PER_ITEM: usize = 48;
-        match self {
-            Value::Str(s) => s.capacity(),
-            Value::List(l) => {
+        match self.view() {
+            View::Str(s) => s.len(),
+            View::Raw(v) => v.capacity() + std::mem::size_of::<Vec<u8>>(),
+            View::List(l) => {
                 l.iter().take(8).map(|v| v.len() + PER_ITEM).sum::<usize>() * l.len().max(1)
                     / l.len().clamp(1, 8)
             }
-            Value::Hash(h) => {
+            View::Hash(h) => {
                 h.iter()
                     .take(8)
                     .map(|(k, v)| k.len() + v.len() + PER_ITEM)
@@ -59,11 +172,11 @@ impl Value {
                     * h.len().max(1)
                     / h.len().clamp(1, 8)
             }
-            Value::Set(s) => {
+            View::Set(s) => {
                 s.iter().take(8).map(|m| m.len() + PER_ITEM).sum::<usize>() * s.len().max(1)
                     / s.len().clamp(1, 8)
             }
-            Value::ZSet(z) => {
+            View::ZSet(z) => {
                 z.scores
                     .keys()
                     .take(8)
@@ -77,19 +190,19 @@ impl Value {
 
     /// Whether a collection has become empty (and its key must go, as in Redis).
     pub fn is_empty_collection(&self) -> bool {
-        match self {
-            Value::Str(_) => false,
-            Value::List(l) => l.is_empty(),
-            Value::Hash(h) => h.is_empty(),
-            Value::Set(s) => s.is_empty(),
-            Value::ZSet(z) => z.is_empty(),
+        match self.view() {
+            View::Str(_) | View::Raw(_) => false,
+            View::List(l) => l.is_empty(),
+            View::Hash(h) => h.is_empty(),
+            View::Set(s) => s.is_empty(),
+            View::ZSet(z) => z.is_empty(),
         }
     }
 
     /// The name `OBJECT ENCODING` reports, following Redis's thresholds.
     pub fn encoding(&self) -> &'static str {
-        match self {
-            Value::Str(s) => {
+        match self.view() {
+            View::Str(s) => {
                 if s.len() <= 20 && cache_int(s) {
                     "int"
                 } else if s.len() <= 44 {
@@ -98,8 +211,9 @@ impl Value {
                     "raw"
                 }
             }
-            Value::List(_) => "quicklist",
-            Value::Hash(h) => {
+            View::Raw(_) => "raw",
+            View::List(_) => "quicklist",
+            View::Hash(h) => {
                 if h.len() <= LISTPACK_MAX_ENTRIES
                     && h.iter().all(|(k, v)| {
                         k.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE
@@ -110,14 +224,14 @@ impl Value {
                     "hashtable"
                 }
             }
-            Value::Set(s) => {
+            View::Set(s) => {
                 if s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| cache_int(m)) {
                     "intset"
                 } else {
                     "hashtable"
                 }
             }
-            Value::ZSet(z) => {
+            View::ZSet(z) => {
                 if z.len() <= LISTPACK_MAX_ENTRIES
                     && z.scores.keys().all(|m| m.len() <= LISTPACK_MAX_VALUE)
                 {
