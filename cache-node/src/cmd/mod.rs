@@ -145,6 +145,118 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
     (!v.is_nan()).then_some(v)
 }
 
+/// C's `strtod` on `arg`: the value and how many bytes it took (0 when no number starts the
+/// text, and then the value is 0). Leading whitespace, a sign, `inf`/`infinity`/`nan` and
+/// hexadecimal (`0x1.8p3`) are accepted as glibc does. Redis's score ranges
+/// (`zslParseRange`) use strtod directly, so for them `""` and `"("` mean 0 and `" 1"` is 1.
+pub fn strtod(arg: &[u8]) -> (f64, usize) {
+    let mut i = 0;
+    while i < arg.len() && matches!(arg[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let negative = arg.get(i) == Some(&b'-');
+    if matches!(arg.get(i), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let sign = if negative { -1.0 } else { 1.0 };
+    let rest = &arg[i..];
+    let starts = |word: &str| {
+        rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+    };
+    if starts("infinity") {
+        return (sign * f64::INFINITY, i + 8);
+    }
+    if starts("inf") {
+        return (sign * f64::INFINITY, i + 3);
+    }
+    if starts("nan") {
+        return (f64::NAN, i + 3);
+    }
+    let digits = |from: usize, hex: bool| {
+        arg[from..]
+            .iter()
+            .take_while(|c| {
+                if hex {
+                    c.is_ascii_hexdigit()
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+            .count()
+    };
+    let hex = (starts("0x")) && {
+        let j = i + 2;
+        let int = digits(j, true);
+        int > 0 || (arg.get(j + int) == Some(&b'.') && digits(j + int + 1, true) > 0)
+    };
+    if hex {
+        let mut j = i + 2;
+        let (mut mantissa, mut exp2) = (0f64, 0i32);
+        let mut seen_point = false;
+        while let Some(&c) = arg.get(j) {
+            if c == b'.' && !seen_point {
+                seen_point = true;
+            } else if let Some(d) = (c as char).to_digit(16) {
+                mantissa = mantissa * 16.0 + f64::from(d);
+                if seen_point {
+                    exp2 -= 4;
+                }
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        if matches!(arg.get(j), Some(b'p' | b'P')) {
+            let mut k = j + 1;
+            let neg = arg.get(k) == Some(&b'-');
+            if matches!(arg.get(k), Some(b'+' | b'-')) {
+                k += 1;
+            }
+            let n = digits(k, false);
+            if n > 0 {
+                let e: i32 = std::str::from_utf8(&arg[k..k + n])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(i32::MAX / 2);
+                exp2 = exp2.saturating_add(if neg { -e } else { e });
+                j = k + n;
+            }
+        }
+        return (sign * mantissa * 2f64.powi(exp2), j);
+    }
+    let ascii =
+        |from: usize, len: usize| std::str::from_utf8(&arg[from..from + len]).expect("digits");
+    let int_digits = digits(i, false);
+    let int = ascii(i, int_digits);
+    let mut j = i + int_digits;
+    let mut frac = "";
+    if arg.get(j) == Some(&b'.') {
+        let n = digits(j + 1, false);
+        frac = ascii(j + 1, n);
+        if int_digits + n > 0 {
+            j += 1 + n;
+        }
+    }
+    if int.is_empty() && frac.is_empty() {
+        return (0.0, 0);
+    }
+    let mut exp = String::from("0");
+    if matches!(arg.get(j), Some(b'e' | b'E')) {
+        let mut k = j + 1;
+        let neg = arg.get(k) == Some(&b'-');
+        if matches!(arg.get(k), Some(b'+' | b'-')) {
+            k += 1;
+        }
+        let n = digits(k, false);
+        if n > 0 {
+            exp = format!("{}{}", if neg { "-" } else { "" }, ascii(k, n));
+            j = k + n;
+        }
+    }
+    let v: f64 = format!("0{int}.{frac}0e{exp}").parse().unwrap_or(0.0);
+    (sign * v, j)
+}
+
 /// Lower-case comparison of an option word.
 pub fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
@@ -643,5 +755,29 @@ pub fn reply_bulks<'a>(out: &mut ReplyBuf, items: impl ExactSizeIterator<Item = 
     out.array(items.len());
     for item in items {
         out.bulk(item);
+    }
+}
+
+#[cfg(test)]
+mod strtod_tests {
+    use super::strtod;
+
+    #[test]
+    fn parses_like_c_strtod() {
+        assert_eq!(strtod(b""), (0.0, 0));
+        assert_eq!(strtod(b"("), (0.0, 0));
+        assert_eq!(strtod(b" 1.5x"), (1.5, 4));
+        assert_eq!(strtod(b"-inf"), (f64::NEG_INFINITY, 4));
+        assert_eq!(strtod(b"+Infinity"), (f64::INFINITY, 9));
+        assert_eq!(strtod(b"1e"), (1.0, 1));
+        assert_eq!(strtod(b"1e-2"), (0.01, 4));
+        assert_eq!(strtod(b"-.5"), (-0.5, 3));
+        assert_eq!(strtod(b"5."), (5.0, 2));
+        assert_eq!(strtod(b"."), (0.0, 0));
+        assert_eq!(strtod(b"0x10"), (16.0, 4));
+        assert_eq!(strtod(b"0x1.8p1"), (3.0, 7));
+        assert_eq!(strtod(b"0x"), (0.0, 1));
+        let (nan, used) = strtod(b"nan");
+        assert!(nan.is_nan() && used == 3);
     }
 }
