@@ -144,6 +144,7 @@ fn strings_match_redis() {
         BITPOS bp2 2
         BITPOS nosuch 1
         BITPOS nosuch 0
+        INCRBYFLOAT hexf 0x10
         # the key's type and value are checked before the increment or the expire time
         RPUSH lst x
         INCRBYFLOAT lst x
@@ -346,6 +347,9 @@ fn hashes_match_redis() {
         HSET h sp " 1"
         HINCRBY h sp 1
         HINCRBYFLOAT h sp 1
+        HINCRBYFLOAT h hex 0x10
+        HINCRBYFLOAT h hex 0x
+        HINCRBYFLOAT h hex " 1"
         HSET h inf inf
         HINCRBYFLOAT h inf 1
         HINCRBYFLOAT h inf -1
@@ -797,6 +801,22 @@ fn zsets_match_redis() {
         ZMPOP 1 z MIN COUNT x
         ZMPOP 1 z MIN COUNT 1 COUNT 1
         ZRANGE z 0 -1 WITHSCORES
+        # scores and weights parse as getDoubleFromObject: strtod (hex too), no leading blank,
+        # within double range
+        ZADD fl 0x10 hex 1e300 big -2.5e-7 tiny 5. dot .5 dot2 +1 plus 0X1P-2 hexp
+        ZADD fl 1e400 a
+        ZADD fl 1e-400 a
+        ZADD fl " 1" a
+        ZADD fl "1 " a
+        ZADD fl 0x a
+        ZADD fl infinity a -Infinity b
+        ZRANGE fl 0 -1 WITHSCORES
+        ZINCRBY fl 0.1 tiny
+        ZINCRBY fl 0.1 tiny
+        ZSCORE fl tiny
+        ZINCRBY fl 1e400 tiny
+        ZUNION 1 fl WEIGHTS 0x2 WITHSCORES
+        ZUNION 1 fl WEIGHTS 1e400
         # lex ranges (all scores equal)
         ZADD lex 0 a 0 b 0 c 0 d 0 e
         ZRANGEBYLEX lex - +

@@ -48,7 +48,7 @@ const LEX_BOUNDS: &[&str] = &[
 /// Float increments: exact in binary, so Redis's long double and our f64 agree. (Increments
 /// like 0.1 are not generated: Redis's INCRBYFLOAT/HINCRBYFLOAT compute in 80-bit long double
 /// and print `%.17Lg`, so 0.1+0.2 is "0.3" there and "0.30000000000000004" in f64.)
-const FLOAT_INCRS: &[&str] = &["1.5", "-0.25", "2", "0.5", "-3", "1e2", "+inf", "x"];
+const FLOAT_INCRS: &[&str] = &["1.5", "-0.25", "2", "0.5", "-3", "1e2", "+inf", "x", "0x10"];
 const WEIGHTS: &[&str] = &["1", "2", "0", "-1", "0.5", "inf"];
 
 /// splitmix64: small, seedable, good enough to drive a generator.
@@ -221,6 +221,16 @@ impl Gen {
         s(1000 + self.rng.below(10_000_000))
     }
 
+    /// A GETEX EXAT/PXAT value: usually far ahead (in seconds; after PXAT that is a time in
+    /// 1970, which deletes the key), sometimes in the past.
+    fn unix_time(&mut self) -> String {
+        if self.rng.chance(20) {
+            s(self.rng.pick(&["1", "0", "-1"]))
+        } else {
+            s(4_000_000_000u64 + self.rng.below(1_000_000) as u64)
+        }
+    }
+
     fn op(&mut self) -> Op {
         let family = self.rng.below(6);
         let mut op = match family {
@@ -273,7 +283,7 @@ impl Gen {
     fn strings(&mut self) -> Op {
         let k = self.key(0);
         let r = &mut self.rng;
-        let a = match r.below(15) {
+        let a = match r.below(17) {
             0 | 1 => {
                 let mut a = vec![s("SET"), k, self.val()];
                 let r = &mut self.rng;
@@ -283,10 +293,21 @@ impl Gen {
                 if r.chance(20) {
                     a.push(s("GET"));
                 }
-                match r.below(6) {
+                match r.below(8) {
                     0 => a.extend([s("EX"), self.ttl()]),
                     1 => a.extend([s("PX"), s(self.ttl() + "000")]),
                     2 => a.push(s("KEEPTTL")),
+                    // Only future times here: SET with a time already past leaves an expired
+                    // key that Redis reclaims lazily (DBSIZE still counts it), where we delete
+                    // it at once. (GETEX and EXPIREAT delete at once in Redis too.)
+                    3 => {
+                        let at = s(4_000_000_000u64 + self.rng.below(1_000_000) as u64);
+                        if self.rng.chance(50) {
+                            a.extend([s("EXAT"), at]);
+                        } else {
+                            a.extend([s("PXAT"), at + "000"]);
+                        }
+                    }
                     _ => {}
                 }
                 a
@@ -316,14 +337,23 @@ impl Gen {
             11 => vec![s("MGET"), k, self.key(0), self.key(0)],
             12 => vec![s("INCRBYFLOAT"), k, s(r.pick(FLOAT_INCRS))],
             13 => vec![s(r.pick(&["SETNX", "GETSET"])), k, self.val()],
-            _ => {
+            14 => {
                 let mut a = vec![s("GETEX"), k];
-                match self.rng.below(3) {
+                match self.rng.below(4) {
                     0 => a.extend([s("EX"), self.ttl()]),
                     1 => a.push(s("PERSIST")),
+                    2 => {
+                        let at = self.unix_time();
+                        a.extend([s(self.rng.pick(&["EXAT", "PXAT"])), at]);
+                    }
                     _ => {}
                 }
                 a
+            }
+            15 => vec![s(r.pick(&["SETEX", "PSETEX"])), k, self.ttl(), self.val()],
+            _ => {
+                let (k2, v1, v2) = (self.key(0), self.val(), self.val());
+                vec![s("MSETNX"), k, v1, k2, v2]
             }
         };
         Self::exact(a)
@@ -568,6 +598,22 @@ impl Gen {
     fn score(&mut self) -> String {
         if self.rng.chance(2) {
             s(self.rng.pick(&["nan", "x", "(1"]))
+        } else if self.rng.chance(4) {
+            // Formatting and parsing corners: %.17g output, hex and out-of-range input.
+            s(self.rng.pick(&[
+                "0.1",
+                "1e300",
+                "-2.5e-7",
+                "123456789.123456789",
+                "3.0",
+                "0x10",
+                "1e400",
+                "-0",
+                "+1",
+                ".5",
+                "5.",
+                " 1",
+            ]))
         } else {
             s(self.rng.pick(SCORES))
         }

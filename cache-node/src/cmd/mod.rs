@@ -126,32 +126,34 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
-/// Parses a float argument as Redis's `getLongDoubleFromObject`: no spaces, no NaN.
+/// Parses a float argument: no spaces, no NaN. (Where Redis reads a long double, as for
+/// INCRBYFLOAT, `1e400` or `1e-400` are in its range but refused here: a documented f64 limit.)
 pub fn float_arg(arg: &[u8]) -> Result<f64, CmdError> {
     parse_float(arg).ok_or(CmdError::NotFloat)
 }
 
+/// Redis's `getDoubleFromObject`: the whole text is one strtod number (hex included), with
+/// no leading blank, not NaN, and within double range (`1e400` and `1e-400` are refused).
 pub fn parse_float(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || arg.len() > 5 * 1024 || arg[0].is_ascii_whitespace() {
+    if arg.is_empty() || arg.len() > 5 * 1024 || is_c_space(arg[0]) {
         return None;
     }
-    let text = std::str::from_utf8(arg).ok()?;
-    let lower = text.to_ascii_lowercase();
-    let v = match lower.trim_start_matches(['+', '-']) {
-        "inf" | "infinity" => text.parse::<f64>().ok()?,
-        t if t.starts_with(|c: char| c.is_ascii_digit() || c == '.') => text.parse::<f64>().ok()?,
-        _ => return None,
-    };
-    (!v.is_nan()).then_some(v)
+    let (v, used, range_error) = strtod(arg);
+    (used == arg.len() && !range_error && !v.is_nan()).then_some(v)
 }
 
-/// C's `strtod` on `arg`: the value and how many bytes it took (0 when no number starts the
-/// text, and then the value is 0). Leading whitespace, a sign, `inf`/`infinity`/`nan` and
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// C's `strtod` on `arg`: the value, how many bytes it took (0 when no number starts the
+/// text, and then the value is 0) and whether errno would be ERANGE (a finite number that
+/// overflows, or a non-zero one that underflows to 0). Leading whitespace, a sign, `inf`/`infinity`/`nan` and
 /// hexadecimal (`0x1.8p3`) are accepted as glibc does. Redis's score ranges
 /// (`zslParseRange`) use strtod directly, so for them `""` and `"("` mean 0 and `" 1"` is 1.
-pub fn strtod(arg: &[u8]) -> (f64, usize) {
+pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
-    while i < arg.len() && matches!(arg[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+    while i < arg.len() && is_c_space(arg[i]) {
         i += 1;
     }
     let negative = arg.get(i) == Some(&b'-');
@@ -164,13 +166,13 @@ pub fn strtod(arg: &[u8]) -> (f64, usize) {
         rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word.as_bytes())
     };
     if starts("infinity") {
-        return (sign * f64::INFINITY, i + 8);
+        return (sign * f64::INFINITY, i + 8, false);
     }
     if starts("inf") {
-        return (sign * f64::INFINITY, i + 3);
+        return (sign * f64::INFINITY, i + 3, false);
     }
     if starts("nan") {
-        return (f64::NAN, i + 3);
+        return (f64::NAN, i + 3, false);
     }
     let digits = |from: usize, hex: bool| {
         arg[from..]
@@ -222,7 +224,9 @@ pub fn strtod(arg: &[u8]) -> (f64, usize) {
                 j = k + n;
             }
         }
-        return (sign * mantissa * 2f64.powi(exp2), j);
+        let v = mantissa * 2f64.powi(exp2);
+        let range_error = v.is_infinite() || (v == 0.0 && mantissa != 0.0);
+        return (sign * v, j, range_error);
     }
     let ascii =
         |from: usize, len: usize| std::str::from_utf8(&arg[from..from + len]).expect("digits");
@@ -238,7 +242,7 @@ pub fn strtod(arg: &[u8]) -> (f64, usize) {
         }
     }
     if int.is_empty() && frac.is_empty() {
-        return (0.0, 0);
+        return (0.0, 0, false);
     }
     let mut exp = String::from("0");
     if matches!(arg.get(j), Some(b'e' | b'E')) {
@@ -254,7 +258,9 @@ pub fn strtod(arg: &[u8]) -> (f64, usize) {
         }
     }
     let v: f64 = format!("0{int}.{frac}0e{exp}").parse().unwrap_or(0.0);
-    (sign * v, j)
+    let nonzero = int.bytes().chain(frac.bytes()).any(|c| c != b'0');
+    let range_error = v.is_infinite() || (v == 0.0 && nonzero);
+    (sign * v, j, range_error)
 }
 
 /// Lower-case comparison of an option word.
@@ -764,20 +770,51 @@ mod strtod_tests {
 
     #[test]
     fn parses_like_c_strtod() {
-        assert_eq!(strtod(b""), (0.0, 0));
-        assert_eq!(strtod(b"("), (0.0, 0));
-        assert_eq!(strtod(b" 1.5x"), (1.5, 4));
-        assert_eq!(strtod(b"-inf"), (f64::NEG_INFINITY, 4));
-        assert_eq!(strtod(b"+Infinity"), (f64::INFINITY, 9));
-        assert_eq!(strtod(b"1e"), (1.0, 1));
-        assert_eq!(strtod(b"1e-2"), (0.01, 4));
-        assert_eq!(strtod(b"-.5"), (-0.5, 3));
-        assert_eq!(strtod(b"5."), (5.0, 2));
-        assert_eq!(strtod(b"."), (0.0, 0));
-        assert_eq!(strtod(b"0x10"), (16.0, 4));
-        assert_eq!(strtod(b"0x1.8p1"), (3.0, 7));
-        assert_eq!(strtod(b"0x"), (0.0, 1));
-        let (nan, used) = strtod(b"nan");
+        let t = |s: &[u8]| {
+            let (v, used, _) = strtod(s);
+            (v, used)
+        };
+        assert_eq!(t(b""), (0.0, 0));
+        assert_eq!(t(b"("), (0.0, 0));
+        assert_eq!(t(b" 1.5x"), (1.5, 4));
+        assert_eq!(t(b"-inf"), (f64::NEG_INFINITY, 4));
+        assert_eq!(t(b"+Infinity"), (f64::INFINITY, 9));
+        assert_eq!(t(b"1e"), (1.0, 1));
+        assert_eq!(t(b"1e-2"), (0.01, 4));
+        assert_eq!(t(b"-.5"), (-0.5, 3));
+        assert_eq!(t(b"5."), (5.0, 2));
+        assert_eq!(t(b"."), (0.0, 0));
+        assert_eq!(t(b"0x10"), (16.0, 4));
+        assert_eq!(t(b"0x1.8p1"), (3.0, 7));
+        assert_eq!(t(b"0x"), (0.0, 1));
+        let (nan, used, _) = strtod(b"nan");
         assert!(nan.is_nan() && used == 3);
+        assert!(strtod(b"1e400").2 && strtod(b"-1e-400").2 && strtod(b"0x1p99999").2);
+        assert!(!strtod(b"0e-400").2 && !strtod(b"inf").2 && !strtod(b"1e300").2);
+    }
+
+    #[test]
+    fn parse_float_is_get_double_from_object() {
+        assert_eq!(super::parse_float(b"0x10"), Some(16.0));
+        assert_eq!(super::parse_float(b"1."), Some(1.0));
+        assert_eq!(super::parse_float(b"-inf"), Some(f64::NEG_INFINITY));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"1e400",
+            b"1e-400",
+            b"nan",
+            b"1x",
+            b"+-1",
+            b"--1",
+        ] {
+            assert_eq!(
+                super::parse_float(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

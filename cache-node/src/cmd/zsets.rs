@@ -70,7 +70,7 @@ fn score_bound(arg: &[u8]) -> Result<ScoreBound, CmdError> {
     };
     // Redis parses range ends with plain strtod (`zslParseRange`), not its strict float
     // parser: `""` and `"("` are 0, leading spaces are skipped; only trailing junk and NaN fail.
-    let (value, used) = super::strtod(text);
+    let (value, used, _) = super::strtod(text);
     if used != text.len() || value.is_nan() {
         return Err(err);
     }
