@@ -132,6 +132,10 @@ fn strings_match_redis() {
         BITCOUNT bc 0
         BITCOUNT bc 0 1 WORD
         BITCOUNT nosuch
+        BITCOUNT bc -1 -3 x
+        BITCOUNT bc -1 -3 BIT
+        BITCOUNT bc -3 -1 x
+        BITCOUNT nosuch 0 1 x
         SET bp "\xff\xf0\x00"
         BITPOS bp 0
         BITPOS bp 1

@@ -283,7 +283,7 @@ impl Gen {
     fn strings(&mut self) -> Op {
         let k = self.key(0);
         let r = &mut self.rng;
-        let a = match r.below(17) {
+        let a = match r.below(21) {
             0 | 1 => {
                 let mut a = vec![s("SET"), k, self.val()];
                 let r = &mut self.rng;
@@ -350,7 +350,40 @@ impl Gen {
                 }
                 a
             }
-            15 => vec![s(r.pick(&["SETEX", "PSETEX"])), k, self.ttl(), self.val()],
+            15 => {
+                let (ttl, v) = (self.ttl(), self.val());
+                if self.rng.chance(50) {
+                    vec![s("SETEX"), k, ttl, v]
+                } else {
+                    vec![s("PSETEX"), k, ttl + "000", v]
+                }
+            }
+            17 => vec![s("SETBIT"), k, s(r.int(0, 40)), s(r.pick(&["0", "1", "1"]))],
+            18 => vec![s("GETBIT"), k, s(r.int(0, 48))],
+            19 => {
+                let mut a = vec![s("BITCOUNT"), k];
+                if self.rng.chance(60) {
+                    a.extend([self.index(), self.index()]);
+                    if self.rng.chance(40) {
+                        a.push(s(self.rng.pick(&["BYTE", "BIT"])));
+                    }
+                }
+                a
+            }
+            20 => {
+                let mut a = vec![s("BITPOS"), k, s(r.pick(&["0", "1"]))];
+                let n = self.rng.below(4);
+                if n >= 1 {
+                    a.push(self.index());
+                }
+                if n >= 2 {
+                    a.push(self.index());
+                }
+                if n >= 3 {
+                    a.push(s(self.rng.pick(&["BYTE", "BIT"])));
+                }
+                a
+            }
             _ => {
                 let (k2, v1, v2) = (self.key(0), self.val(), self.val());
                 vec![s("MSETNX"), k, v1, k2, v2]
@@ -894,13 +927,108 @@ impl Tally {
     }
 }
 
+/// Both connections, and what a failure report needs.
+struct Runner {
+    seed: u64,
+    ours: RawConn,
+    theirs: RawConn,
+    /// The latest commands, as script lines.
+    history: VecDeque<String>,
+    tally: Tally,
+}
+
+impl Runner {
+    fn fail(&mut self, i: usize, what: &str, args: &[String], a: &[u8], b: &[u8]) -> ! {
+        let _ = self.theirs.cmd_str(&["FLUSHDB"]);
+        let seed = self.seed;
+        panic!(
+            "seed {seed}: operation {i} ({what}) differs\n  command: {}\n  ours:   {:?}\n  \
+             redis:  {:?}\nreplay with FERROCACHE_DIFF_SEED={seed}; the last {} commands:\n{}",
+            script_line(args),
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+            self.history.len(),
+            self.history.iter().cloned().collect::<Vec<_>>().join("\n"),
+        );
+    }
+
+    /// Sends `args` to both servers and returns both replies.
+    fn exchange(&mut self, i: usize, args: &[String]) -> (Vec<u8>, Vec<u8>) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(script_line(args));
+        // A hung or closed connection panics inside RawConn: report it with the seed and the
+        // commands that led there, like a mismatch.
+        let replies = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (send(&mut self.ours, args), send(&mut self.theirs, args))
+        }));
+        let Ok((a, b)) = replies else {
+            let seed = self.seed;
+            panic!(
+                "seed {seed}: operation {i} got no reply (see the panic above)\n  command: {}\n\
+                 replay with FERROCACHE_DIFF_SEED={seed}; the last {} commands:\n{}",
+                script_line(args),
+                self.history.len(),
+                self.history.iter().cloned().collect::<Vec<_>>().join("\n"),
+            );
+        };
+        self.tally.count(&b);
+        (a, b)
+    }
+
+    /// Sends one operation and compares the replies as it asks.
+    fn check(&mut self, i: usize, op: &Op) {
+        let (a, b) = self.exchange(i, &op.args);
+        if a != b && normalise(parse(&a).0, op.cmp) != normalise(parse(&b).0, op.cmp) {
+            self.fail(i, &format!("{:?} compare", op.cmp), &op.args, &a, &b);
+        }
+    }
+
+    /// MULTI, the operations, then EXEC (or DISCARD). Queueing replies (QUEUED, or an error
+    /// that makes EXEC abort) are compared exactly, EXEC's replies one by one as each
+    /// operation asks.
+    fn transaction(&mut self, i: usize, batch: &[Op], exec: bool) {
+        self.check(i, &Gen::exact(vec![s("MULTI")]));
+        let mut queued = Vec::new();
+        for op in batch {
+            let (a, b) = self.exchange(i, &op.args);
+            if a != b {
+                self.fail(i, "queueing in MULTI", &op.args, &a, &b);
+            }
+            if a == b"+QUEUED\r\n" {
+                queued.push(op.cmp);
+            }
+        }
+        let end = vec![s(if exec { "EXEC" } else { "DISCARD" })];
+        let (a, b) = self.exchange(i, &end);
+        if a == b {
+            return;
+        }
+        let same = match (parse(&a).0, parse(&b).0) {
+            (Resp::Array(Some(x)), Resp::Array(Some(y)))
+                if x.len() == y.len() && x.len() == queued.len() =>
+            {
+                x.into_iter()
+                    .zip(y)
+                    .zip(&queued)
+                    .all(|((x, y), cmp)| normalise(x, *cmp) == normalise(y, *cmp))
+            }
+            _ => false,
+        };
+        if !same {
+            self.fail(i, "transaction", &end, &a, &b);
+        }
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 #[test]
 fn random_commands_match_redis() {
-    let Some(mut theirs) = reference("random_commands_match_redis", 13) else {
+    let Some(theirs) = reference("random_commands_match_redis", 13) else {
         return;
     };
     let seed = env_u64("FERROCACHE_DIFF_SEED").unwrap_or_else(|| {
@@ -917,70 +1045,56 @@ fn random_commands_match_redis() {
     assert_eq!(ours.cmd_str(&["SELECT", DB]), b"+OK\r\n");
 
     let mut gen = Gen { rng: Rng(seed) };
-    let mut history: VecDeque<String> = VecDeque::new();
+    let mut run = Runner {
+        seed,
+        ours,
+        theirs,
+        history: VecDeque::new(),
+        tally: Tally::default(),
+    };
     let started = Instant::now();
-    let (mut done, mut skipped_lex) = (0usize, 0usize);
-    let mut tally = Tally::default();
-    for i in 0..ops {
+    let (mut done, mut skipped_lex, mut transactions) = (0usize, 0usize, 0usize);
+    while done < ops {
         if started.elapsed() > TIME_CAP {
-            eprintln!("random differential: time cap reached after {i} operations");
+            eprintln!("random differential: time cap reached after {done} operations");
             break;
+        }
+        if gen.rng.chance(2) {
+            // A transaction: lex ranges left out, as their check would be queued too.
+            let n = 1 + gen.rng.below(3);
+            let mut batch = Vec::with_capacity(n);
+            while batch.len() < n {
+                let op = gen.op();
+                if op.lex_key.is_none() {
+                    batch.push(op);
+                }
+            }
+            let exec = gen.rng.chance(90);
+            run.transaction(done, &batch, exec);
+            transactions += 1;
+            done += n;
+            continue;
         }
         let op = gen.op();
         if let Some(key) = &op.lex_key {
-            if !lex_ok(&mut theirs, key) {
+            if !lex_ok(&mut run.theirs, key) {
                 skipped_lex += 1;
                 continue;
             }
         }
-        if history.len() == HISTORY {
-            history.pop_front();
-        }
-        history.push_back(script_line(&op.args));
-        // A hung or closed connection panics inside RawConn: report it with the seed and the
-        // commands that led there, like a mismatch.
-        let replies = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            (send(&mut ours, &op.args), send(&mut theirs, &op.args))
-        }));
-        let Ok((a, b)) = replies else {
-            panic!(
-                "seed {seed}: operation {i} got no reply (see the panic above)\n  command: {}\n\
-                 replay with FERROCACHE_DIFF_SEED={seed}; the last {} commands:\n{}",
-                script_line(&op.args),
-                history.len(),
-                history.iter().cloned().collect::<Vec<_>>().join("\n"),
-            );
-        };
-        tally.count(&b);
-        if a == b {
-            done += 1;
-            continue;
-        }
-        let (pa, pb) = (parse(&a).0, parse(&b).0);
-        if normalise(pa, op.cmp) != normalise(pb, op.cmp) {
-            let _ = theirs.cmd_str(&["FLUSHDB"]);
-            panic!(
-                "seed {seed}: operation {i} ({:?} compare) differs\n  command: {}\n  ours:   {:?}\n  redis:  {:?}\n\
-                 replay with FERROCACHE_DIFF_SEED={seed}; the last {} commands:\n{}",
-                op.cmp,
-                script_line(&op.args),
-                String::from_utf8_lossy(&a),
-                String::from_utf8_lossy(&b),
-                history.len(),
-                history.iter().cloned().collect::<Vec<_>>().join("\n"),
-            );
-        }
+        run.check(done, &op);
         done += 1;
     }
+    let (mut theirs, tally) = (run.theirs, run.tally);
     assert_eq!(
         theirs.cmd_str(&["FLUSHDB"]),
         b"+OK\r\n",
         "seed {seed}: flush reference"
     );
     eprintln!(
-        "random differential: seed {seed}: {done} operations matched ({skipped_lex} lex ranges \
-         skipped on mixed scores) in {:?}; replies: {} WRONGTYPE, {} other errors, {} nil or \
-         empty, {} with data",
+        "random differential: seed {seed}: {done} operations matched ({transactions} \
+         transactions, {skipped_lex} lex ranges skipped on mixed scores) in {:?}; replies: {} \
+         WRONGTYPE, {} other errors, {} nil or empty, {} with data",
         started.elapsed(),
         tally.wrongtype,
         tally.errors,

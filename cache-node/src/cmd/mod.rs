@@ -148,9 +148,10 @@ fn is_c_space(c: u8) -> bool {
 
 /// C's `strtod` on `arg`: the value, how many bytes it took (0 when no number starts the
 /// text, and then the value is 0) and whether errno would be ERANGE (a finite number that
-/// overflows, or a non-zero one that underflows to 0). Leading whitespace, a sign, `inf`/`infinity`/`nan` and
-/// hexadecimal (`0x1.8p3`) are accepted as glibc does. Redis's score ranges
-/// (`zslParseRange`) use strtod directly, so for them `""` and `"("` mean 0 and `" 1"` is 1.
+/// overflows, or a non-zero one that underflows to 0). Leading whitespace, a sign,
+/// `inf`/`infinity`/`nan` and hexadecimal (`0x1.8p3`) are accepted as glibc does. Redis's
+/// score ranges (`zslParseRange`) use strtod directly, so there `""` and `"("` mean 0 and
+/// `" 1"` is 1.
 pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
     while i < arg.len() && is_c_space(arg[i]) {

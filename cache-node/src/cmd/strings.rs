@@ -678,15 +678,17 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         4 | 5 => {
             let start = int_arg(&args[2])?;
             let end = int_arg(&args[3])?;
-            let bits = args.len() == 5 && unit_is_bit(&args[4])?;
-            let total = if bits {
-                s.len() as i64 * 8
-            } else {
-                s.len() as i64
-            };
             if start < 0 && end < 0 && start > end {
+                // Redis answers this before it reads the BYTE/BIT word: `BITCOUNT k -1 -3 x`
+                // is 0, not a syntax error.
                 0
             } else {
+                let bits = args.len() == 5 && unit_is_bit(&args[4])?;
+                let total = if bits {
+                    s.len() as i64 * 8
+                } else {
+                    s.len() as i64
+                };
                 match resolve_range(start, end, total) {
                     None => 0,
                     Some((a, b)) if bits => (a..=b).filter(|&i| bit_at(s, i)).count() as i64,

@@ -39,10 +39,9 @@ fn read_zset<R>(
     }
 }
 
-/// A score as a small (listpack-encoded) Redis sorted set stores it: Redis 7.0 writes scores
-/// there with `d2string`, whose integer fast path turns -0 into "0". So `ZADD z -0 m` and a
-/// ZINTERSTORE with weight 0 over a negative score store 0, while the non-storing ZINTER
-/// (a skip list only) replies "-0".
+/// A score as Redis 7.0 stores it in a (small, listpack-encoded) sorted set: -0 becomes 0.
+/// So `ZADD z -0 m` and a ZUNIONSTORE with weight 0 over a negative score store 0, while the
+/// non-storing ZUNION/ZINTER reply "-0" (checked against the reference).
 fn stored(score: f64) -> f64 {
     if score == 0.0 {
         0.0
