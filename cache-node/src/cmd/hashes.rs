@@ -226,6 +226,10 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let delta = float_arg(&args[3])?;
+    // Redis rejects an infinite increment before looking at the key (unlike INCRBYFLOAT).
+    if delta.is_infinite() {
+        return Err(CmdError::Msg("ERR value is NaN or Infinity"));
+    }
     let text = with_hash(ctx, &args[1], |h| {
         let current = match h.get(&args[2][..]) {
             Some(v) => parse_float(v).ok_or(CmdError::Msg("ERR hash value is not a float"))?,

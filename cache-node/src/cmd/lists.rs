@@ -118,7 +118,13 @@ pub fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> CmdResult {
             }
             Some(c as usize)
         }
-        _ => return Err(CmdError::Syntax),
+        // LPOP/RPOP answer extra arguments with an arity error (ZPOPMIN/SPOP: syntax error).
+        _ => {
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            return Err(CmdError::Owned(format!(
+                "ERR wrong number of arguments for '{name}' command"
+            )));
+        }
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
@@ -193,10 +199,12 @@ fn list_index(index: i64, len: usize) -> Option<usize> {
 }
 
 pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let index = int_arg(&args[2])?;
+    // Redis 7.0 looks the key up before parsing the index: `LINDEX nosuch x` is a nil reply
+    // and `LINDEX string x` WRONGTYPE, not "not an integer".
     let value = read_list(ctx, &args[1], |l| {
-        list_index(index, l.len()).map(|i| l[i].clone())
+        int_arg(&args[2]).map(|index| list_index(index, l.len()).map(|i| l[i].clone()))
     })?
+    .transpose()?
     .flatten();
     match value {
         Some(v) => ctx.out.bulk(&v),
@@ -206,7 +214,6 @@ pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let index = int_arg(&args[2])?;
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
@@ -216,6 +223,8 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             as_list(e)?;
         }
     }
+    // As Redis 7.0: "no such key" and WRONGTYPE come before a bad index.
+    let index = int_arg(&args[2])?;
     let list = as_list_mut(locked.get_mut(db, key, now).expect("present"))?;
     let i = list_index(index, list.len()).ok_or(CmdError::Msg("ERR index out of range"))?;
     list[i] = args[3].to_vec();
@@ -366,16 +375,17 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 return Err(CmdError::Msg("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
             }
         } else if is(&args[i], "count") {
-            let c = int_arg(value)?;
-            if c < 0 {
-                return Err(CmdError::Msg("ERR COUNT can't be negative"));
-            }
+            // getPositiveLongFromObjectOrReply: junk gets the "negative" message too.
+            let c = int_arg(value)
+                .ok()
+                .filter(|c| *c >= 0)
+                .ok_or(CmdError::Msg("ERR COUNT can't be negative"))?;
             count = Some(c as usize);
         } else if is(&args[i], "maxlen") {
-            let m = int_arg(value)?;
-            if m < 0 {
-                return Err(CmdError::Msg("ERR MAXLEN can't be negative"));
-            }
+            let m = int_arg(value)
+                .ok()
+                .filter(|m| *m >= 0)
+                .ok_or(CmdError::Msg("ERR MAXLEN can't be negative"))?;
             maxlen = m as usize;
         } else {
             return Err(CmdError::Syntax);
@@ -460,6 +470,38 @@ pub fn move_value(
         }
     }
     check_list(&mut locked, db, dst, now)?;
+    if src == dst {
+        // Rotate in place: popping the last element must not delete the key (and its TTL)
+        // before it is pushed back, as Redis pushes before checking for an empty source.
+        let list = as_list_mut(locked.get_mut(db, src, now).expect("present"))?;
+        let value = if from_left {
+            list.pop_front()
+        } else {
+            list.pop_back()
+        };
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        if to_left {
+            list.push_front(value.clone());
+        } else {
+            list.push_back(value.clone());
+        }
+        drop(locked);
+        shared.notify(
+            db,
+            Notify::LIST,
+            if from_left { "lpop" } else { "rpop" },
+            src,
+        );
+        shared.notify(
+            db,
+            Notify::LIST,
+            if to_left { "lpush" } else { "rpush" },
+            dst,
+        );
+        return Ok(Some(value));
+    }
     let Some(mut popped) = pop_values(&mut locked, db, src, now, from_left, 1)? else {
         return Ok(None);
     };
@@ -505,7 +547,9 @@ pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes], sides: Option<(bool, bool)>) -> 
 
 /// Parses `numkeys key... LEFT|RIGHT [COUNT n]` starting at `args[at]`.
 fn mpop_args(args: &[Bytes], at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
-    let numkeys = int_arg(&args[at])?;
+    // getRangeLongFromObjectOrReply: junk gets the same message as 0.
+    let numkeys =
+        int_arg(&args[at]).map_err(|_| CmdError::Msg("ERR numkeys should be greater than 0"))?;
     if numkeys <= 0 {
         return Err(CmdError::Msg("ERR numkeys should be greater than 0"));
     }

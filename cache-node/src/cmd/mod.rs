@@ -126,23 +126,142 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
-/// Parses a float argument as Redis's `getLongDoubleFromObject`: no spaces, no NaN.
+/// Parses a float argument: no spaces, no NaN. (Where Redis reads a long double, as for
+/// INCRBYFLOAT, `1e400` or `1e-400` are in its range but refused here: a documented f64 limit.)
 pub fn float_arg(arg: &[u8]) -> Result<f64, CmdError> {
     parse_float(arg).ok_or(CmdError::NotFloat)
 }
 
+/// Redis's `getDoubleFromObject`: the whole text is one strtod number (hex included), with
+/// no leading blank, not NaN, and within double range (`1e400` and `1e-400` are refused).
 pub fn parse_float(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || arg.len() > 5 * 1024 || arg[0].is_ascii_whitespace() {
+    if arg.is_empty() || arg.len() > 5 * 1024 || is_c_space(arg[0]) {
         return None;
     }
-    let text = std::str::from_utf8(arg).ok()?;
-    let lower = text.to_ascii_lowercase();
-    let v = match lower.trim_start_matches(['+', '-']) {
-        "inf" | "infinity" => text.parse::<f64>().ok()?,
-        t if t.starts_with(|c: char| c.is_ascii_digit() || c == '.') => text.parse::<f64>().ok()?,
-        _ => return None,
+    let (v, used, range_error) = strtod(arg);
+    (used == arg.len() && !range_error && !v.is_nan()).then_some(v)
+}
+
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// C's `strtod` on `arg`: the value, how many bytes it took (0 when no number starts the
+/// text, and then the value is 0) and whether errno would be ERANGE (a finite number that
+/// overflows, or a non-zero one that underflows to 0). Leading whitespace, a sign,
+/// `inf`/`infinity`/`nan` and hexadecimal (`0x1.8p3`) are accepted as glibc does. Redis's
+/// score ranges (`zslParseRange`) use strtod directly, so there `""` and `"("` mean 0 and
+/// `" 1"` is 1.
+pub fn strtod(arg: &[u8]) -> (f64, usize, bool) {
+    let mut i = 0;
+    while i < arg.len() && is_c_space(arg[i]) {
+        i += 1;
+    }
+    let negative = arg.get(i) == Some(&b'-');
+    if matches!(arg.get(i), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let sign = if negative { -1.0 } else { 1.0 };
+    let rest = &arg[i..];
+    let starts = |word: &str| {
+        rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word.as_bytes())
     };
-    (!v.is_nan()).then_some(v)
+    if starts("infinity") {
+        return (sign * f64::INFINITY, i + 8, false);
+    }
+    if starts("inf") {
+        return (sign * f64::INFINITY, i + 3, false);
+    }
+    if starts("nan") {
+        return (f64::NAN, i + 3, false);
+    }
+    let digits = |from: usize, hex: bool| {
+        arg[from..]
+            .iter()
+            .take_while(|c| {
+                if hex {
+                    c.is_ascii_hexdigit()
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+            .count()
+    };
+    let hex = (starts("0x")) && {
+        let j = i + 2;
+        let int = digits(j, true);
+        int > 0 || (arg.get(j + int) == Some(&b'.') && digits(j + int + 1, true) > 0)
+    };
+    if hex {
+        let mut j = i + 2;
+        let (mut mantissa, mut exp2) = (0f64, 0i32);
+        let mut seen_point = false;
+        while let Some(&c) = arg.get(j) {
+            if c == b'.' && !seen_point {
+                seen_point = true;
+            } else if let Some(d) = (c as char).to_digit(16) {
+                mantissa = mantissa * 16.0 + f64::from(d);
+                if seen_point {
+                    exp2 -= 4;
+                }
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        if matches!(arg.get(j), Some(b'p' | b'P')) {
+            let mut k = j + 1;
+            let neg = arg.get(k) == Some(&b'-');
+            if matches!(arg.get(k), Some(b'+' | b'-')) {
+                k += 1;
+            }
+            let n = digits(k, false);
+            if n > 0 {
+                let e: i32 = std::str::from_utf8(&arg[k..k + n])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(i32::MAX / 2);
+                exp2 = exp2.saturating_add(if neg { -e } else { e });
+                j = k + n;
+            }
+        }
+        let v = mantissa * 2f64.powi(exp2);
+        let range_error = v.is_infinite() || (v == 0.0 && mantissa != 0.0);
+        return (sign * v, j, range_error);
+    }
+    let ascii =
+        |from: usize, len: usize| std::str::from_utf8(&arg[from..from + len]).expect("digits");
+    let int_digits = digits(i, false);
+    let int = ascii(i, int_digits);
+    let mut j = i + int_digits;
+    let mut frac = "";
+    if arg.get(j) == Some(&b'.') {
+        let n = digits(j + 1, false);
+        frac = ascii(j + 1, n);
+        if int_digits + n > 0 {
+            j += 1 + n;
+        }
+    }
+    if int.is_empty() && frac.is_empty() {
+        return (0.0, 0, false);
+    }
+    let mut exp = String::from("0");
+    if matches!(arg.get(j), Some(b'e' | b'E')) {
+        let mut k = j + 1;
+        let neg = arg.get(k) == Some(&b'-');
+        if matches!(arg.get(k), Some(b'+' | b'-')) {
+            k += 1;
+        }
+        let n = digits(k, false);
+        if n > 0 {
+            exp = format!("{}{}", if neg { "-" } else { "" }, ascii(k, n));
+            j = k + n;
+        }
+    }
+    let v: f64 = format!("0{int}.{frac}0e{exp}").parse().unwrap_or(0.0);
+    let nonzero = int.bytes().chain(frac.bytes()).any(|c| c != b'0');
+    let range_error = v.is_infinite() || (v == 0.0 && nonzero);
+    (sign * v, j, range_error)
 }
 
 /// Lower-case comparison of an option word.
@@ -657,5 +776,60 @@ pub fn reply_bulks<'a>(out: &mut ReplyBuf, items: impl ExactSizeIterator<Item = 
     out.array(items.len());
     for item in items {
         out.bulk(item);
+    }
+}
+
+#[cfg(test)]
+mod strtod_tests {
+    use super::strtod;
+
+    #[test]
+    fn parses_like_c_strtod() {
+        let t = |s: &[u8]| {
+            let (v, used, _) = strtod(s);
+            (v, used)
+        };
+        assert_eq!(t(b""), (0.0, 0));
+        assert_eq!(t(b"("), (0.0, 0));
+        assert_eq!(t(b" 1.5x"), (1.5, 4));
+        assert_eq!(t(b"-inf"), (f64::NEG_INFINITY, 4));
+        assert_eq!(t(b"+Infinity"), (f64::INFINITY, 9));
+        assert_eq!(t(b"1e"), (1.0, 1));
+        assert_eq!(t(b"1e-2"), (0.01, 4));
+        assert_eq!(t(b"-.5"), (-0.5, 3));
+        assert_eq!(t(b"5."), (5.0, 2));
+        assert_eq!(t(b"."), (0.0, 0));
+        assert_eq!(t(b"0x10"), (16.0, 4));
+        assert_eq!(t(b"0x1.8p1"), (3.0, 7));
+        assert_eq!(t(b"0x"), (0.0, 1));
+        let (nan, used, _) = strtod(b"nan");
+        assert!(nan.is_nan() && used == 3);
+        assert!(strtod(b"1e400").2 && strtod(b"-1e-400").2 && strtod(b"0x1p99999").2);
+        assert!(!strtod(b"0e-400").2 && !strtod(b"inf").2 && !strtod(b"1e300").2);
+    }
+
+    #[test]
+    fn parse_float_is_get_double_from_object() {
+        assert_eq!(super::parse_float(b"0x10"), Some(16.0));
+        assert_eq!(super::parse_float(b"1."), Some(1.0));
+        assert_eq!(super::parse_float(b"-inf"), Some(f64::NEG_INFINITY));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"1e400",
+            b"1e-400",
+            b"nan",
+            b"1x",
+            b"+-1",
+            b"--1",
+        ] {
+            assert_eq!(
+                super::parse_float(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -194,10 +194,8 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let (src, dst, member) = (&args[1][..], &args[2][..], &args[3][..]);
     let mut locked = ctx.shared.store.lock_keys([src, dst]);
+    // A missing source answers 0 before the destination's type is checked (as Redis).
     let Some(e) = locked.get(db, src, now) else {
-        if let Some(d) = locked.peek(db, dst, now) {
-            as_set(d)?;
-        }
         drop(locked);
         ctx.out.int(0);
         return Ok(());
@@ -321,9 +319,11 @@ pub fn setop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: SetOp) -> CmdResult {
     Ok(())
 }
 
-/// Parses `numkeys key... [LIMIT n]` for SINTERCARD and ZINTERCARD.
+/// Parses `numkeys key... [LIMIT n]` for SINTERCARD.
 pub fn numkeys_and_limit(args: &[Bytes]) -> Result<(std::ops::Range<usize>, usize), CmdError> {
-    let numkeys = int_arg(&args[1])?;
+    // Redis's getRangeLongFromObjectOrReply: a non-integer gets the same message as 0.
+    let numkeys =
+        int_arg(&args[1]).map_err(|_| CmdError::Msg("ERR numkeys should be greater than 0"))?;
     if numkeys <= 0 {
         return Err(CmdError::Msg("ERR numkeys should be greater than 0"));
     }

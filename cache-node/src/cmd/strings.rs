@@ -138,33 +138,67 @@ fn notify_stored(ctx: &Ctx<'_>, key: &[u8], with_expiry: bool) {
     }
 }
 
-pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut get, mut keep) = (false, false, false, false);
-    let mut expiry: Option<u64> = None;
-    let mut i = 3;
+/// SET and GETEX options, parsed as Redis's `parseExtendedStringArgumentsOrReply`: an option
+/// may repeat (the last expire time wins: `SET k v EX 10 EX 20` sets 20 s) but not meet a
+/// conflicting one (`EX 10 PX 10`, `NX XX`, `KEEPTTL EX 1`, `PERSIST EX 1`). The expire time
+/// itself is checked later, by the caller (GETEX only once the key is known to be a string).
+#[derive(Default)]
+struct StringOpts {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    /// Index of the last EX/PX/EXAT/PXAT word (its value follows it).
+    expire_at: Option<usize>,
+}
+
+fn string_opts(args: &[Bytes], start: usize, set: bool) -> Result<StringOpts, CmdError> {
+    const EXPIRES: [&str; 4] = ["ex", "px", "exat", "pxat"];
+    let mut o = StringOpts::default();
+    // Which of EXPIRES was given, if any.
+    let mut kind: Option<usize> = None;
+    let mut i = start;
     while i < args.len() {
         let a = &args[i];
-        if is(a, "nx") && !xx {
-            nx = true;
-        } else if is(a, "xx") && !nx {
-            xx = true;
-        } else if is(a, "get") {
-            get = true;
-        } else if is(a, "keepttl") && expiry.is_none() {
-            keep = true;
-        } else if !keep && expiry.is_none() {
-            match parse_expiry_option(ctx, args, i, "set")? {
-                Some(at) => {
-                    expiry = Some(at);
-                    i += 1;
-                }
-                None => return Err(CmdError::Syntax),
-            }
+        let expire = EXPIRES.iter().position(|w| is(a, w));
+        if set && is(a, "nx") && !o.xx {
+            o.nx = true;
+        } else if set && is(a, "xx") && !o.nx {
+            o.xx = true;
+        } else if set && is(a, "get") {
+            o.get = true;
+        } else if set && is(a, "keepttl") && kind.is_none() {
+            o.keepttl = true;
+        } else if !set && is(a, "persist") && kind.is_none() {
+            o.persist = true;
+        } else if let Some(k) = expire.filter(|&k| {
+            !o.keepttl && !o.persist && kind.is_none_or(|g| g == k) && i + 1 < args.len()
+        }) {
+            kind = Some(k);
+            o.expire_at = Some(i);
+            i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
+    Ok(o)
+}
+
+pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let StringOpts {
+        nx,
+        xx,
+        get,
+        keepttl: keep,
+        expire_at,
+        ..
+    } = string_opts(args, 3, true)?;
+    let expiry = match expire_at {
+        Some(i) => parse_expiry_option(ctx, args, i, "set")?,
+        None => None,
+    };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
@@ -274,24 +308,10 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut expiry: Option<Expiry> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if is(&args[i], "persist") && expiry.is_none() {
-            expiry = Some(Expiry::None);
-        } else if expiry.is_none() {
-            match parse_expiry_option(ctx, args, i, "getex")? {
-                Some(at) => {
-                    expiry = Some(Expiry::At(at));
-                    i += 1;
-                }
-                None => return Err(CmdError::Syntax),
-            }
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
+    // Options are checked for syntax first, but (as Redis's getexCommand) the expire time is
+    // only validated after the key is found to be a string: `GETEX nosuch EX abc` is nil and
+    // `GETEX list EX abc` WRONGTYPE.
+    let opts = string_opts(args, 2, false)?;
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
@@ -301,6 +321,13 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let value = as_str(e)?.to_vec();
+    let expiry = match opts.expire_at {
+        Some(i) => Some(Expiry::At(
+            parse_expiry_option(ctx, args, i, "getex")?.expect("an expiry option"),
+        )),
+        None if opts.persist => Some(Expiry::None),
+        None => None,
+    };
     match expiry {
         Some(Expiry::At(at)) if at <= now => {
             locked.remove(db, key, now);
@@ -411,14 +438,16 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
 }
 
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[2])?;
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
+    // Redis checks the key's type, then its value, and only then parses the increment:
+    // `INCRBYFLOAT list x` is WRONGTYPE, not "not a valid float".
     let current = match locked.get(db, key, now) {
         Some(e) => parse_float(as_str(e)?).ok_or(CmdError::NotFloat)?,
         None => 0.0,
     };
+    let delta = float_arg(&args[2])?;
     let next = current + delta;
     if next.is_nan() || next.is_infinite() {
         return Err(CmdError::Msg("ERR increment would produce NaN or Infinity"));
@@ -663,15 +692,17 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         4 | 5 => {
             let start = int_arg(&args[2])?;
             let end = int_arg(&args[3])?;
-            let bits = args.len() == 5 && unit_is_bit(&args[4])?;
-            let total = if bits {
-                s.len() as i64 * 8
-            } else {
-                s.len() as i64
-            };
             if start < 0 && end < 0 && start > end {
+                // Redis answers this before it reads the BYTE/BIT word: `BITCOUNT k -1 -3 x`
+                // is 0, not a syntax error.
                 0
             } else {
+                let bits = args.len() == 5 && unit_is_bit(&args[4])?;
+                let total = if bits {
+                    s.len() as i64 * 8
+                } else {
+                    s.len() as i64
+                };
                 match resolve_range(start, end, total) {
                     None => 0,
                     Some((a, b)) if bits => (a..=b).filter(|&i| bit_at(s, i)).count() as i64,

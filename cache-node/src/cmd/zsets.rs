@@ -33,6 +33,17 @@ fn read_zset<R>(
     }
 }
 
+/// A score as Redis 7.0 stores it in a (small, listpack-encoded) sorted set: -0 becomes 0.
+/// So `ZADD z -0 m` and a ZUNIONSTORE with weight 0 over a negative score store 0, while the
+/// non-storing ZUNION/ZINTER reply "-0" (checked against the reference).
+fn stored(score: f64) -> f64 {
+    if score == 0.0 {
+        0.0
+    } else {
+        score
+    }
+}
+
 fn score_arg(arg: &[u8]) -> Result<f64, CmdError> {
     parse_float(arg).ok_or(CmdError::NotFloat)
 }
@@ -50,7 +61,12 @@ fn score_bound(arg: &[u8]) -> Result<ScoreBound, CmdError> {
         Some(b'(') => (true, &arg[1..]),
         _ => (false, arg),
     };
-    let value = parse_float(text).ok_or(err)?;
+    // Redis parses range ends with plain strtod (`zslParseRange`), not its strict float
+    // parser: `""` and `"("` are 0, leading spaces are skipped; only trailing junk and NaN fail.
+    let (value, used, _) = super::strtod(text);
+    if used != text.len() || value.is_nan() {
+        return Err(err);
+    }
     Ok(ScoreBound { value, exclusive })
 }
 
@@ -275,7 +291,8 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
         let current = z.score(member);
         let mut next = score;
         if incr {
-            next = current.unwrap_or(0.0) + score;
+            // A new member takes the increment as is (so INCR -0 replies "-0", as Redis).
+            next = current.map_or(score, |c| c + score);
             if next.is_nan() {
                 failure = Some(CmdError::Msg("ERR resulting score is not a number (NaN)"));
                 break;
@@ -287,7 +304,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
                     continue;
                 }
                 if next != old {
-                    z.insert(member, next);
+                    z.insert(member, stored(next));
                     changed += 1;
                 }
                 incr_result = Some(next);
@@ -296,7 +313,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
                 if xx {
                     continue;
                 }
-                z.insert(member, next);
+                z.insert(member, stored(next));
                 added += 1;
                 incr_result = Some(next);
             }
@@ -415,7 +432,10 @@ fn parse_range(
     legacy: bool,
     store: bool,
 ) -> Result<RangeQuery, CmdError> {
+    // `limit` is whether LIMIT asked for a count other than -1: Redis rejects only that with a
+    // rank range (`ZRANGE z 0 -1 LIMIT 5 -1` is a plain rank range, the offset ignored).
     let (mut offset, mut count, mut with_scores, mut limit) = (0usize, None, false, false);
+    let mut by_given = false;
     let mut i = at + 2;
     while i < args.len() {
         let a = &args[i];
@@ -424,7 +444,7 @@ fn parse_range(
         } else if is(a, "limit") && i + 2 < args.len() {
             let o = int_arg(&args[i + 1])?;
             let c = int_arg(&args[i + 2])?;
-            limit = true;
+            limit = c != -1;
             if o < 0 {
                 offset = usize::MAX;
             } else {
@@ -432,11 +452,14 @@ fn parse_range(
             }
             count = if c < 0 { None } else { Some(c as usize) };
             i += 2;
-        } else if !legacy && is(a, "byscore") {
+        // BYSCORE/BYLEX and REV may each appear once (Redis: a second one is a syntax error).
+        } else if !legacy && !by_given && is(a, "byscore") {
             by = By::Score;
-        } else if !legacy && is(a, "bylex") {
+            by_given = true;
+        } else if !legacy && !by_given && is(a, "bylex") {
             by = By::Lex;
-        } else if !legacy && is(a, "rev") {
+            by_given = true;
+        } else if !legacy && !rev && is(a, "rev") {
             rev = true;
         } else {
             return Err(CmdError::Syntax);
@@ -447,6 +470,11 @@ fn parse_range(
         return Err(CmdError::Msg(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
+    }
+    if by == By::Rank {
+        // LIMIT o -1 is allowed there and means nothing.
+        offset = 0;
+        count = None;
     }
     if with_scores && by == By::Lex {
         return Err(CmdError::Msg(
@@ -613,10 +641,11 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => {
-            let c = int_arg(&args[2])?;
-            if c < 0 {
-                return Err(CmdError::Msg("ERR value is out of range, must be positive"));
-            }
+            // Redis's getPositiveLongFromObjectOrReply: one message for junk and negatives.
+            let c = int_arg(&args[2])
+                .ok()
+                .filter(|c| *c >= 0)
+                .ok_or(CmdError::Msg("ERR value is out of range, must be positive"))?;
             Some(c as usize)
         }
         _ => return Err(CmdError::Syntax),
@@ -689,7 +718,9 @@ pub fn serve(
 
 /// Parses `numkeys key... MIN|MAX [COUNT n]` at `args[at]`.
 fn mpop_args(args: &[Bytes], at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
-    let numkeys = int_arg(&args[at])?;
+    // getRangeLongFromObjectOrReply: junk gets the same message as 0.
+    let numkeys =
+        int_arg(&args[at]).map_err(|_| CmdError::Msg("ERR numkeys should be greater than 0"))?;
     if numkeys <= 0 {
         return Err(CmdError::Msg("ERR numkeys should be greater than 0"));
     }
@@ -783,7 +814,13 @@ fn aggregate(a: Aggregate, x: f64, y: f64) -> f64 {
     }
 }
 
-/// Reads the inputs (sorted sets or sets, missing = empty) and combines them.
+/// Reads the inputs (sorted sets or sets, missing = empty) and combines them. Returns the
+/// result, WITHSCORES, and ZINTERCARD's LIMIT (0 = none).
+///
+/// As Redis's `zunionInterDiffGenericCommand`, the input keys are looked up (and type-checked)
+/// before the options after them are parsed: `ZINTERCARD 1 str LIMIT -1` and
+/// `ZUNION 1 str BOGUS` are WRONGTYPE errors, not option errors. `card` is ZINTERCARD: the same
+/// numkeys errors as ZINTER, LIMIT allowed, WEIGHTS/AGGREGATE/WITHSCORES not.
 fn combine(
     ctx: &Ctx<'_>,
     cmd: &str,
@@ -791,8 +828,8 @@ fn combine(
     at: usize,
     op: ZOp,
     dst: Option<&[u8]>,
-    allow_withscores: bool,
-) -> Result<(ZSet, bool), CmdError> {
+    card: bool,
+) -> Result<(ZSet, bool, usize), CmdError> {
     let numkeys = int_arg(&args[at])?;
     if numkeys <= 0 {
         return Err(CmdError::Owned(format!(
@@ -805,37 +842,6 @@ fn combine(
         return Err(CmdError::Syntax);
     }
     let keys = &args[first..first + numkeys];
-    let mut weights = vec![1.0f64; numkeys];
-    let mut agg = Aggregate::Sum;
-    let mut with_scores = false;
-    let mut i = first + numkeys;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "weights") && op != ZOp::Diff && i + numkeys < args.len() {
-            for (j, w) in weights.iter_mut().enumerate() {
-                *w = parse_float(&args[i + 1 + j])
-                    .ok_or(CmdError::Msg("ERR weight value is not a float"))?;
-            }
-            i += numkeys + 1;
-        } else if is(a, "aggregate") && op != ZOp::Diff && i + 1 < args.len() {
-            let v = &args[i + 1];
-            agg = if is(v, "sum") {
-                Aggregate::Sum
-            } else if is(v, "min") {
-                Aggregate::Min
-            } else if is(v, "max") {
-                Aggregate::Max
-            } else {
-                return Err(CmdError::Syntax);
-            };
-            i += 2;
-        } else if is(a, "withscores") && allow_withscores {
-            with_scores = true;
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
     let (db, now) = (ctx.db(), ctx.now);
     let mut locked = ctx
         .shared
@@ -857,6 +863,59 @@ fn combine(
         }
     }
     drop(locked);
+    let mut weights = vec![1.0f64; numkeys];
+    let mut agg = Aggregate::Sum;
+    let mut with_scores = false;
+    let mut limit = 0usize;
+    let combining = op != ZOp::Diff && !card;
+    let mut i = first + numkeys;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "weights") && combining && i + numkeys < args.len() {
+            for (j, w) in weights.iter_mut().enumerate() {
+                *w = parse_float(&args[i + 1 + j])
+                    .ok_or(CmdError::Msg("ERR weight value is not a float"))?;
+            }
+            i += numkeys + 1;
+        } else if is(a, "aggregate") && combining && i + 1 < args.len() {
+            let v = &args[i + 1];
+            agg = if is(v, "sum") {
+                Aggregate::Sum
+            } else if is(v, "min") {
+                Aggregate::Min
+            } else if is(v, "max") {
+                Aggregate::Max
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            i += 2;
+        } else if is(a, "withscores") && dst.is_none() && !card {
+            with_scores = true;
+            i += 1;
+        } else if is(a, "limit") && card && i + 1 < args.len() {
+            let l = int_arg(&args[i + 1])
+                .ok()
+                .filter(|l| *l >= 0)
+                .ok_or(CmdError::Msg("ERR LIMIT can't be negative"))?;
+            limit = l as usize;
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if op != ZOp::Diff {
+        // Redis sorts the inputs by size (stable for these few) before combining, weights
+        // travelling with their sets. It matters where the order does: an inter only zeroes
+        // a NaN product (inf * 0) for the first input, and inf + -inf sums to 0.
+        let mut order: Vec<usize> = (0..numkeys).collect();
+        order.sort_by_key(|&j| inputs[j].as_ref().map_or(0, Vec::len));
+        let mut taken: Vec<Option<Option<Scored>>> = inputs.into_iter().map(Some).collect();
+        inputs = order
+            .iter()
+            .map(|&j| taken[j].take().expect("each once"))
+            .collect();
+        weights = order.iter().map(|&j| weights[j]).collect();
+    }
     let mut result = ZSet::default();
     let weighted = |v: f64, w: f64| {
         let r = v * w;
@@ -891,7 +950,10 @@ fn combine(
                         let mut acc = weighted(*s, weights[0]);
                         for (j, map) in maps.iter().enumerate().skip(1) {
                             match map.get(&m[..]) {
-                                Some(v) => acc = aggregate(agg, acc, weighted(*v, weights[j])),
+                                // Redis zeroes a NaN product (inf * 0) only for the first
+                                // input; here it reaches the aggregate: SUM makes it 0, MIN and
+                                // MAX keep the other side.
+                                Some(v) => acc = aggregate(agg, acc, *v * weights[j]),
                                 None => continue 'member,
                             }
                         }
@@ -915,12 +977,12 @@ fn combine(
             }
         }
     }
-    Ok((result, with_scores))
+    Ok((result, with_scores, limit))
 }
 
 pub fn zsetop(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> CmdResult {
     let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let (z, with_scores) = combine(ctx, &cmd, args, 1, op, None, true)?;
+    let (z, with_scores, _) = combine(ctx, &cmd, args, 1, op, None, false)?;
     let items: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
     reply_members(ctx.out, &items, with_scores);
     Ok(())
@@ -929,7 +991,15 @@ pub fn zsetop(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> CmdResult {
 pub fn zsetop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> CmdResult {
     let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let dst = &args[1][..];
-    let (z, _) = combine(ctx, &cmd, args, 2, op, Some(dst), false)?;
+    let (mut z, _, _) = combine(ctx, &cmd, args, 2, op, Some(dst), false)?;
+    // (ZSet::insert keeps an equal score, and -0 == 0: rebuild to store 0.)
+    if z.iter().any(|(_, s)| s == 0.0 && s.is_sign_negative()) {
+        let mut fixed = ZSet::default();
+        for (m, s) in z.iter() {
+            fixed.insert(m, stored(s));
+        }
+        z = fixed;
+    }
     let n = z.len();
     let (db, now) = (ctx.db(), ctx.now);
     let mut locked = ctx.shared.store.lock(dst);
@@ -954,11 +1024,9 @@ pub fn zsetop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> CmdResult {
 }
 
 pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (keys, limit) = super::sets::numkeys_and_limit(args)?;
-    // Reuse the combiner on `numkeys key...` only.
-    let mut sub: Vec<Bytes> = vec![args[0].clone(), args[1].clone()];
-    sub.extend(args[keys].iter().cloned());
-    let (z, _) = combine(ctx, "zintercard", &sub, 1, ZOp::Inter, None, false)?;
+    // Redis parses ZINTERCARD with ZINTER's code (not SINTERCARD's): its numkeys errors are
+    // "at least 1 input key is needed" and a syntax error, and keys are checked before LIMIT.
+    let (z, _, limit) = combine(ctx, "zintercard", args, 1, ZOp::Inter, None, true)?;
     let n = if limit > 0 {
         z.len().min(limit)
     } else {

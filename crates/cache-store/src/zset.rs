@@ -340,7 +340,9 @@ impl ZSet {
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
         match self.scores.get_mut(member) {
             Some(old) => {
-                if *old != score {
+                // Bitwise, so -0 and 0 (equal as floats) replace each other: Redis's
+                // ZUNION/ZINTER replies tell them apart ("-0" vs "0").
+                if old.to_bits() != score.to_bits() {
                     self.list.remove(*old, member);
                     self.list.insert(score, member);
                     *old = score;
