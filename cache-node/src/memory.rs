@@ -19,6 +19,7 @@ use crate::Shared;
 pub struct Memory {
     used: AtomicU64,
     refreshed_at: AtomicU64,
+    peak: AtomicU64,
 }
 
 /// Evictions per command at most, so one write never stalls the node for long.
@@ -36,8 +37,18 @@ impl Memory {
         {
             let (allocated, _) = crate::cmd::server::memory_stats();
             self.used.store(allocated, Relaxed);
+            self.record(allocated);
         }
         self.used.load(Relaxed)
+    }
+
+    /// Notes a reading for `used_memory_peak`.
+    pub fn record(&self, allocated: u64) {
+        self.peak.fetch_max(allocated, Relaxed);
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Relaxed)
     }
 
     fn freed(&self, bytes: usize) {

@@ -295,13 +295,16 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
         ),
         "memory" => {
             let (used, resident) = memory_stats();
+            shared.memory.record(used);
+            let peak = shared.memory.peak();
             let maxmemory = shared.config.maxmemory.load(Relaxed);
             let rss = rss_bytes();
             write!(
                 t,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nallocator_resident:{resident}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nallocator_resident:{resident}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
                 human_bytes(used),
                 human_bytes(rss),
+                human_bytes(peak),
                 human_bytes(maxmemory),
                 shared.store.eviction.policy().name(),
                 if used > 0 { rss as f64 / used as f64 } else { 0.0 },

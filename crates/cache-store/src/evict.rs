@@ -133,17 +133,15 @@ fn minutes(now_ms: u64) -> u32 {
 
 /// The LFU counter after decay: one step per `decay_time` minutes since the last access.
 pub fn lfu_decayed(access: u32, now_ms: u64, decay_time: u32) -> u32 {
-    let stamp = access >> 8;
+    // Masked: after a switch from an LRU policy the word still holds an LRU clock, which
+    // reads as some stamp and counter (Redis has the same transition) but must not overflow.
+    let stamp = (access >> 8) & 0xFFFF;
     let counter = access & 0xFF;
     if decay_time == 0 {
         return counter;
     }
     let now = minutes(now_ms);
-    let elapsed = if now >= stamp {
-        now - stamp
-    } else {
-        65535 - stamp + now
-    };
+    let elapsed = now.wrapping_sub(stamp) & 0xFFFF;
     counter.saturating_sub(elapsed / decay_time)
 }
 

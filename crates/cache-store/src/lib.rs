@@ -716,11 +716,30 @@ impl Store {
             shard.sketch.frequency(sketch_hash(key))
         };
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.is_empty() {
-            self.sample_into_pool(policy, now_ms, &mut pool);
+        // Candidates deleted since they were sampled are no victims: drop them first.
+        for attempt in 0..2 {
+            while let Some(c) = pool.last() {
+                let alive = self.lock_shard(c.shard).dbs[c.db]
+                    .map
+                    .get(&c.key)
+                    .is_some_and(|e| !policy.volatile_only() || e.expires_at != 0);
+                if alive {
+                    break;
+                }
+                pool.pop();
+            }
+            if pool.is_empty() && attempt == 0 {
+                self.sample_into_pool(policy, now_ms, &mut pool);
+            }
         }
-        pool.last()
-            .is_none_or(|victim| candidate > victim.frequency)
+        // A key seen only once (a scan, a one-off lookup) is never worth a resident key:
+        // admission needs a second sighting, and more sightings than the victim has.
+        // With no victim at all (nothing evictable), admission is moot: the write goes on to
+        // the usual out-of-memory handling.
+        match pool.last() {
+            None => true,
+            Some(victim) => candidate >= 2 && candidate > victim.frequency,
+        }
     }
 
     /// Removes a key that was just written but not admitted (TinyLFU), counting it evicted.

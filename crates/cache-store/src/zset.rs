@@ -2,7 +2,7 @@
 //! rank, range-by-score and range-by-lex are O(log n).
 //!
 //! The skip list lives in an arena (`Vec<Node>` with a free list, indices instead of
-//! pointers): no `unsafe`, and a node costs its levels plus one allocation for the member.
+//! pointers): no `unsafe`, and a node is one slot of the arena plus one allocation for the member.
 
 use std::cmp::Ordering;
 
@@ -18,12 +18,51 @@ struct Level {
     span: u32,
 }
 
+/// Levels kept inside the node: with p = 1/4, 99.6% of nodes need no more, so a search
+/// touches one cache line per node instead of chasing a pointer to a level array.
+const INLINE_LEVELS: usize = 4;
+
+const EMPTY_LEVEL: Level = Level {
+    forward: NIL,
+    span: 0,
+};
+
 #[derive(Debug, Clone)]
 struct Node {
-    member: Box<[u8]>,
     score: f64,
     backward: u32,
-    levels: Vec<Level>,
+    inline: [Level; INLINE_LEVELS],
+    member: Box<[u8]>,
+    /// Levels above `INLINE_LEVELS` (rare, and the header's).
+    extra: Vec<Level>,
+}
+
+impl Node {
+    fn new(score: f64, member: Box<[u8]>, height: usize) -> Node {
+        Node {
+            score,
+            backward: NIL,
+            inline: [EMPTY_LEVEL; INLINE_LEVELS],
+            member,
+            extra: vec![EMPTY_LEVEL; height.saturating_sub(INLINE_LEVELS)],
+        }
+    }
+
+    fn level(&self, i: usize) -> &Level {
+        if i < INLINE_LEVELS {
+            &self.inline[i]
+        } else {
+            &self.extra[i - INLINE_LEVELS]
+        }
+    }
+
+    fn level_mut(&mut self, i: usize) -> &mut Level {
+        if i < INLINE_LEVELS {
+            &mut self.inline[i]
+        } else {
+            &mut self.extra[i - INLINE_LEVELS]
+        }
+    }
 }
 
 /// Orders (score, member) pairs as Redis does: by score, then bytewise by member.
@@ -48,18 +87,7 @@ pub struct SkipList {
 impl Default for SkipList {
     fn default() -> Self {
         SkipList {
-            nodes: vec![Node {
-                member: Box::default(),
-                score: 0.0,
-                backward: NIL,
-                levels: vec![
-                    Level {
-                        forward: NIL,
-                        span: 0
-                    };
-                    MAX_LEVEL
-                ],
-            }],
+            nodes: vec![Node::new(0.0, Box::default(), MAX_LEVEL)],
             free: Vec::new(),
             tail: NIL,
             level: 1,
@@ -96,15 +124,15 @@ impl SkipList {
     }
 
     fn fwd(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].levels[i].forward
+        self.nodes[x as usize].level(i).forward
     }
 
     fn span(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].levels[i].span
+        self.nodes[x as usize].level(i).span
     }
 
     fn level_mut(&mut self, x: u32, i: usize) -> &mut Level {
-        &mut self.nodes[x as usize].levels[i]
+        self.nodes[x as usize].level_mut(i)
     }
 
     pub fn insert(&mut self, score: f64, member: &[u8]) {
@@ -136,18 +164,7 @@ impl SkipList {
             }
             self.level = level;
         }
-        let node = Node {
-            member: member.into(),
-            score,
-            backward: NIL,
-            levels: vec![
-                Level {
-                    forward: NIL,
-                    span: 0
-                };
-                level
-            ],
-        };
+        let node = Node::new(score, member.into(), level);
         let id = match self.free.pop() {
             Some(id) => {
                 self.nodes[id as usize] = node;
@@ -230,7 +247,7 @@ impl SkipList {
             self.level -= 1;
         }
         self.nodes[target as usize].member = Box::default();
-        self.nodes[target as usize].levels = Vec::new();
+        self.nodes[target as usize].extra = Vec::new();
         self.free.push(target);
         self.len -= 1;
         true
