@@ -121,12 +121,7 @@ fn store_string(
         locked.remove(db, key, now);
         return;
     }
-    locked.insert(
-        db,
-        key,
-        Entry::with_expiry(Value::string(value), expires_at),
-        now,
-    );
+    locked.set_string(db, key, value, expires_at, now);
 }
 
 /// The keyspace events of a string store, as Redis sends them: `set`, then `expire` when the
@@ -418,7 +413,13 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
             .ok_or(CmdError::NotInteger)?;
             let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
             // A counter stays a compact string: replaced, not grown in place.
-            e.value = Value::string(next.to_string().into_bytes());
+            let mut digits = [0u8; 20];
+            let text = cache_protocol::reply::format_i64(next, &mut digits);
+            match &mut e.value {
+                // Same number of digits: rewrite in place, no allocation.
+                Value::Str(s) if s.len() == text.len() => s.copy_from_slice(text),
+                other => *other = Value::string(text),
+            }
             next
         }
         None => {

@@ -272,9 +272,14 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let mut locked = ctx.shared.store.lock(key);
-    if let Some(e) = locked.peek(db, key, now) {
-        as_zset(e)?;
-    } else if xx {
+    let exists = match locked.peek(db, key, now) {
+        Some(e) => {
+            as_zset(e)?;
+            true
+        }
+        None => false,
+    };
+    if !exists && xx {
         drop(locked);
         if incr {
             ctx.out.null();
@@ -283,7 +288,10 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
         }
         return Ok(());
     }
-    let z = as_zset_mut(locked.get_or_insert(db, key, now, Value::new_zset))?;
+    if !exists {
+        locked.insert(db, key, Entry::new(Value::new_zset()), now);
+    }
+    let z = as_zset_mut(locked.get_mut(db, key, now).expect("present"))?;
     let (mut added, mut changed) = (0i64, 0i64);
     let mut incr_result = None;
     let mut failure = None;
@@ -319,7 +327,10 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
             }
         }
     }
-    locked.remove_if_empty(db, key, now);
+    if !exists {
+        // Only a set this command created can be left empty (all pairs refused).
+        locked.remove_if_empty(db, key, now);
+    }
     drop(locked);
     if let Some(e) = failure {
         return Err(e);

@@ -376,6 +376,49 @@ impl<'a> Locked<'a> {
         self.peek(db, key, now_ms).is_some()
     }
 
+    /// Stores a string value with an absolute expiry (0 = none). A live string of the same
+    /// length is overwritten in place: a cache rewriting values of one size (counters,
+    /// fixed-size records) then allocates and frees nothing, which leaves the allocator no
+    /// garbage to purge.
+    pub fn set_string(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: &[u8],
+        expires_at: u64,
+        now_ms: u64,
+    ) {
+        let policy = self.store.eviction.policy();
+        let shard = self.shard(key);
+        if let Some(i) = shard.dbs[db].map.get_index_of(key) {
+            let entry = shard.dbs[db].map.entry_at(i);
+            if !entry.is_expired(now_ms) {
+                if let Value::Str(s) = &mut entry.value {
+                    if s.len() == value.len() {
+                        s.copy_from_slice(value);
+                        entry.access = if policy.lfu() {
+                            evict::lfu_new(now_ms)
+                        } else {
+                            evict::lru_clock(now_ms)
+                        };
+                        let old_expiry = entry.expires_at;
+                        if old_expiry != expires_at {
+                            shard.dbs[db].set_expiry(key, expires_at);
+                        }
+                        shard.touch(db, key);
+                        return;
+                    }
+                }
+            }
+        }
+        self.insert(
+            db,
+            key,
+            Entry::with_expiry(Value::string(value), expires_at),
+            now_ms,
+        );
+    }
+
     /// Stores `entry` under `key`, replacing any value (and its TTL with the entry's).
     /// Returns the replaced entry, which may have been expired.
     pub fn insert(

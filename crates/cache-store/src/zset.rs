@@ -136,6 +136,11 @@ impl SkipList {
     }
 
     pub fn insert(&mut self, score: f64, member: &[u8]) {
+        self.insert_boxed(score, member.into());
+    }
+
+    fn insert_boxed(&mut self, score: f64, boxed: Box<[u8]>) {
+        let member: &[u8] = &boxed;
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = HEAD;
@@ -164,7 +169,7 @@ impl SkipList {
             }
             self.level = level;
         }
-        let node = Node::new(score, member.into(), level);
+        let node = Node::new(score, boxed, level);
         let id = match self.free.pop() {
             Some(id) => {
                 self.nodes[id as usize] = node;
@@ -202,7 +207,8 @@ impl SkipList {
     }
 
     /// Removes (score, member); false if absent.
-    pub fn remove(&mut self, score: f64, member: &[u8]) -> bool {
+    /// Finds (score, member): the last node before it on every level, and the node itself.
+    fn find(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], Option<u32>) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut x = HEAD;
         for i in (0..self.level).rev() {
@@ -221,12 +227,15 @@ impl SkipList {
         }
         let target = self.fwd(x, 0);
         if target == NIL {
-            return false;
+            return (update, None);
         }
         let n = &self.nodes[target as usize];
-        if n.score != score || &*n.member != member {
-            return false;
-        }
+        let found = n.score == score && &*n.member == member;
+        (update, found.then_some(target))
+    }
+
+    /// Unlinks `target` (found with `update`) and frees its slot; returns its member.
+    fn unlink(&mut self, target: u32, update: &[u32; MAX_LEVEL]) -> Box<[u8]> {
         for (i, &u) in update.iter().enumerate().take(self.level) {
             if self.fwd(u, i) == target {
                 let span = self.span(u, i) + self.span(target, i) - 1;
@@ -246,11 +255,48 @@ impl SkipList {
         while self.level > 1 && self.fwd(HEAD, self.level - 1) == NIL {
             self.level -= 1;
         }
-        self.nodes[target as usize].member = Box::default();
+        let member = std::mem::take(&mut self.nodes[target as usize].member);
         self.nodes[target as usize].extra = Vec::new();
         self.free.push(target);
         self.len -= 1;
-        true
+        member
+    }
+
+    /// Removes (score, member); false if absent.
+    pub fn remove(&mut self, score: f64, member: &[u8]) -> bool {
+        match self.find(score, member) {
+            (update, Some(target)) => {
+                self.unlink(target, &update);
+                true
+            }
+            (_, None) => false,
+        }
+    }
+
+    /// Changes a member's score. When the member keeps its place in the order (the common
+    /// case for small changes) the node is updated where it is, as Redis's
+    /// `zslUpdateScore` does: one search, no unlink, no allocation.
+    pub fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
+        let (update, Some(target)) = self.find(old, member) else {
+            self.insert(new, member);
+            return;
+        };
+        let back = self.nodes[target as usize].backward;
+        let next = self.fwd(target, 0);
+        let after_back = back == NIL || {
+            let b = &self.nodes[back as usize];
+            cmp(b.score, &b.member, new, member) == Ordering::Less
+        };
+        let before_next = next == NIL || {
+            let n = &self.nodes[next as usize];
+            cmp(n.score, &n.member, new, member) == Ordering::Greater
+        };
+        if after_back && before_next {
+            self.nodes[target as usize].score = new;
+            return;
+        }
+        let boxed = self.unlink(target, &update);
+        self.insert_boxed(new, boxed);
     }
 
     /// How many leading elements satisfy `before` (which must hold for a prefix of the
@@ -360,8 +406,7 @@ impl ZSet {
                 // Bitwise, so -0 and 0 (equal as floats) replace each other: Redis's
                 // ZUNION/ZINTER replies tell them apart ("-0" vs "0").
                 if old.to_bits() != score.to_bits() {
-                    self.list.remove(*old, member);
-                    self.list.insert(score, member);
+                    self.list.update_score(*old, member, score);
                     *old = score;
                 }
                 false
