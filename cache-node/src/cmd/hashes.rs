@@ -49,12 +49,7 @@ fn read_hash<R>(
     key: &[u8],
     f: impl FnOnce(&HashValue) -> R,
 ) -> Result<Option<R>, CmdError> {
-    let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
-    match locked.get(db, key, now) {
-        Some(e) => Ok(Some(f(as_hash(e)?))),
-        None => Ok(None),
-    }
+    super::read_value(ctx, key, Value::as_hash, f)
 }
 
 pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes], legacy_ok: bool) -> CmdResult {

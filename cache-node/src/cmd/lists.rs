@@ -21,12 +21,7 @@ fn read_list<R>(
     key: &[u8],
     f: impl FnOnce(&ListValue) -> R,
 ) -> Result<Option<R>, CmdError> {
-    let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
-    match locked.get(db, key, now) {
-        Some(e) => Ok(Some(f(as_list(e)?))),
-        None => Ok(None),
-    }
+    super::read_value(ctx, key, Value::as_list, f)
 }
 
 /// Checks that `key` is absent or a list.
@@ -545,44 +540,6 @@ pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes], sides: Option<(bool, bool)>) -> 
     Ok(())
 }
 
-/// Parses `numkeys key... LEFT|RIGHT [COUNT n]` starting at `args[at]`.
-fn mpop_args(args: &[Bytes], at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
-    // getRangeLongFromObjectOrReply: junk gets the same message as 0.
-    let numkeys =
-        int_arg(&args[at]).map_err(|_| CmdError::Msg("ERR numkeys should be greater than 0"))?;
-    if numkeys <= 0 {
-        return Err(CmdError::Msg("ERR numkeys should be greater than 0"));
-    }
-    let numkeys = numkeys as usize;
-    let first = at + 1;
-    if numkeys > args.len().saturating_sub(first) {
-        return Err(CmdError::Syntax);
-    }
-    let keys = args[first..first + numkeys].to_vec();
-    let Some(where_arg) = args.get(first + numkeys) else {
-        return Err(CmdError::Syntax);
-    };
-    let left = side(where_arg)?;
-    let mut count = 1usize;
-    let mut i = first + numkeys + 1;
-    let mut seen_count = false;
-    while i < args.len() {
-        if is(&args[i], "count") && i + 1 < args.len() && !seen_count {
-            let c = int_arg(&args[i + 1])
-                .map_err(|_| CmdError::Msg("ERR count should be greater than 0"))?;
-            if c <= 0 {
-                return Err(CmdError::Msg("ERR count should be greater than 0"));
-            }
-            count = c as usize;
-            seen_count = true;
-            i += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    Ok((keys, left, count))
-}
-
 /// Tries a blocking-list operation on `key` now; writes the reply and returns true if done.
 pub fn serve(
     shared: &Shared,
@@ -640,7 +597,7 @@ pub fn serve(
 }
 
 pub fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (keys, left, count) = mpop_args(args, 1)?;
+    let (keys, left, count) = super::mpop_args(args, 1, ("left", "right"))?;
     let op = BlockOp::ListMPop { left, count };
     for k in &keys {
         if serve(ctx.shared, ctx.db(), ctx.now, k, &op, ctx.out)? {
@@ -674,6 +631,6 @@ pub fn blmove(ctx: &mut Ctx<'_>, args: &[Bytes], sides: Option<(bool, bool)>) ->
 
 pub fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&args[1])?;
-    let (keys, left, count) = mpop_args(args, 2)?;
+    let (keys, left, count) = super::mpop_args(args, 2, ("left", "right"))?;
     super::blocking::block_or_serve(ctx, keys, timeout, BlockOp::ListMPop { left, count })
 }

@@ -375,6 +375,72 @@ pub fn reply_scan(ctx: &mut Ctx<'_>, (cursor, items): (u64, Vec<Vec<u8>>)) {
     }
 }
 
+/// Runs `f` on the value at `key` viewed as one type (`Value::as_list`, `as_hash`...), for
+/// reading; `None` when the key is absent, WRONGTYPE when it holds another type.
+pub fn read_value<T: ?Sized, R>(
+    ctx: &Ctx<'_>,
+    key: &[u8],
+    as_type: impl Fn(&cache_store::Value) -> Option<&T>,
+    f: impl FnOnce(&T) -> R,
+) -> Result<Option<R>, CmdError> {
+    let (db, now) = (ctx.db(), ctx.now);
+    let mut locked = ctx.shared.store.lock(key);
+    match locked.get(db, key, now) {
+        Some(e) => Ok(Some(f(as_type(&e.value).ok_or(CmdError::WrongType)?))),
+        None => Ok(None),
+    }
+}
+
+/// Parses LMPOP/ZMPOP's `numkeys key... WORD [COUNT n]` starting at `args[at]`, where WORD
+/// is one of `words` (LEFT/RIGHT, MIN/MAX). Returns the keys, whether WORD was the first of
+/// the two, and the count.
+pub fn mpop_args(
+    args: &[Bytes],
+    at: usize,
+    words: (&str, &str),
+) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
+    // getRangeLongFromObjectOrReply: junk gets the same message as 0.
+    let numkeys =
+        int_arg(&args[at]).map_err(|_| CmdError::Msg("ERR numkeys should be greater than 0"))?;
+    if numkeys <= 0 {
+        return Err(CmdError::Msg("ERR numkeys should be greater than 0"));
+    }
+    let numkeys = numkeys as usize;
+    let first = at + 1;
+    if numkeys > args.len().saturating_sub(first) {
+        return Err(CmdError::Syntax);
+    }
+    let keys = args[first..first + numkeys].to_vec();
+    let Some(word) = args.get(first + numkeys) else {
+        return Err(CmdError::Syntax);
+    };
+    let first_word = if is(word, words.0) {
+        true
+    } else if is(word, words.1) {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let mut count = 1usize;
+    let mut i = first + numkeys + 1;
+    let mut seen_count = false;
+    while i < args.len() {
+        if is(&args[i], "count") && i + 1 < args.len() && !seen_count {
+            let c = int_arg(&args[i + 1])
+                .map_err(|_| CmdError::Msg("ERR count should be greater than 0"))?;
+            if c <= 0 {
+                return Err(CmdError::Msg("ERR count should be greater than 0"));
+            }
+            count = c as usize;
+            seen_count = true;
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((keys, first_word, count))
+}
+
 /// A random number below `n` (n > 0), from a per-thread xorshift.
 pub fn random_below(n: usize) -> usize {
     use std::cell::Cell;

@@ -18,12 +18,7 @@ fn read_set<R>(
     key: &[u8],
     f: impl FnOnce(&SetValue) -> R,
 ) -> Result<Option<R>, CmdError> {
-    let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
-    match locked.get(db, key, now) {
-        Some(e) => Ok(Some(f(as_set(e)?))),
-        None => Ok(None),
-    }
+    super::read_value(ctx, key, Value::as_set, f)
 }
 
 pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -25,12 +25,7 @@ fn read_zset<R>(
     key: &[u8],
     f: impl FnOnce(&ZSet) -> R,
 ) -> Result<Option<R>, CmdError> {
-    let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
-    match locked.get(db, key, now) {
-        Some(e) => Ok(Some(f(as_zset(e)?))),
-        None => Ok(None),
-    }
+    super::read_value(ctx, key, Value::as_zset, f)
 }
 
 /// A score as Redis 7.0 stores it in a (small, listpack-encoded) sorted set: -0 becomes 0.
@@ -727,52 +722,8 @@ pub fn serve(
     Ok(true)
 }
 
-/// Parses `numkeys key... MIN|MAX [COUNT n]` at `args[at]`.
-fn mpop_args(args: &[Bytes], at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
-    // getRangeLongFromObjectOrReply: junk gets the same message as 0.
-    let numkeys =
-        int_arg(&args[at]).map_err(|_| CmdError::Msg("ERR numkeys should be greater than 0"))?;
-    if numkeys <= 0 {
-        return Err(CmdError::Msg("ERR numkeys should be greater than 0"));
-    }
-    let numkeys = numkeys as usize;
-    let first = at + 1;
-    if numkeys > args.len().saturating_sub(first) {
-        return Err(CmdError::Syntax);
-    }
-    let keys = args[first..first + numkeys].to_vec();
-    let Some(w) = args.get(first + numkeys) else {
-        return Err(CmdError::Syntax);
-    };
-    let max = if is(w, "max") {
-        true
-    } else if is(w, "min") {
-        false
-    } else {
-        return Err(CmdError::Syntax);
-    };
-    let mut count = 1usize;
-    let mut i = first + numkeys + 1;
-    let mut seen = false;
-    while i < args.len() {
-        if is(&args[i], "count") && i + 1 < args.len() && !seen {
-            let c = int_arg(&args[i + 1])
-                .map_err(|_| CmdError::Msg("ERR count should be greater than 0"))?;
-            if c <= 0 {
-                return Err(CmdError::Msg("ERR count should be greater than 0"));
-            }
-            count = c as usize;
-            seen = true;
-            i += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    Ok((keys, max, count))
-}
-
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (keys, max, count) = mpop_args(args, 1)?;
+    let (keys, max, count) = super::mpop_args(args, 1, ("max", "min"))?;
     let op = BlockOp::ZMPop { max, count };
     for k in &keys {
         if serve(ctx.shared, ctx.db(), ctx.now, k, &op, ctx.out)? {
@@ -791,7 +742,7 @@ pub fn bzpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
 
 pub fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&args[1])?;
-    let (keys, max, count) = mpop_args(args, 2)?;
+    let (keys, max, count) = super::mpop_args(args, 2, ("max", "min"))?;
     super::blocking::block_or_serve(ctx, keys, timeout, BlockOp::ZMPop { max, count })
 }
 
