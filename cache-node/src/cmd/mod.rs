@@ -441,6 +441,32 @@ pub fn mpop_args(
     Ok((keys, first_word, count))
 }
 
+/// Stores the result of a *STORE command at `dst` and replies with its size: an empty result
+/// deletes `dst` instead, as Redis never keeps an empty collection. Notifies `event` (or `del`).
+pub fn store_result(
+    ctx: &mut Ctx<'_>,
+    dst: &[u8],
+    len: usize,
+    value: cache_store::Value,
+    class: u32,
+    event: &str,
+) {
+    let (db, now) = (ctx.db(), ctx.now);
+    let mut locked = ctx.shared.store.lock(dst);
+    if len == 0 {
+        let existed = locked.remove(db, dst, now).is_some();
+        drop(locked);
+        if existed {
+            ctx.notify(Notify::GENERIC, "del", dst);
+        }
+    } else {
+        locked.insert(db, dst, cache_store::Entry::new(value), now);
+        drop(locked);
+        ctx.notify(class, event, dst);
+    }
+    ctx.out.int(len as i64);
+}
+
 /// A random number below `n` (n > 0), from a per-thread xorshift.
 pub fn random_below(n: usize) -> usize {
     use std::cell::Cell;

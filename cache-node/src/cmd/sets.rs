@@ -291,26 +291,13 @@ pub fn setop(ctx: &mut Ctx<'_>, args: &[Bytes], op: SetOp) -> CmdResult {
 pub fn setop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: SetOp) -> CmdResult {
     let dst = &args[1][..];
     let result = compute(ctx, &args[2..], op, &[dst])?;
-    let (db, now) = (ctx.db(), ctx.now);
+    let event = match op {
+        SetOp::Inter => "sinterstore",
+        SetOp::Union => "sunionstore",
+        SetOp::Diff => "sdiffstore",
+    };
     let n = result.len();
-    let mut locked = ctx.shared.store.lock(dst);
-    if n == 0 {
-        let existed = locked.remove(db, dst, now).is_some();
-        drop(locked);
-        if existed {
-            ctx.notify(Notify::GENERIC, "del", dst);
-        }
-    } else {
-        locked.insert(db, dst, Entry::new(Value::from_set(result)), now);
-        drop(locked);
-        let event = match op {
-            SetOp::Inter => "sinterstore",
-            SetOp::Union => "sunionstore",
-            SetOp::Diff => "sdiffstore",
-        };
-        ctx.notify(Notify::SET, event, dst);
-    }
-    ctx.out.int(n as i64);
+    super::store_result(ctx, dst, n, Value::from_set(result), Notify::SET, event);
     Ok(())
 }
 

@@ -962,26 +962,13 @@ pub fn zsetop_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: ZOp) -> CmdResult {
         }
         z = fixed;
     }
+    let event = match op {
+        ZOp::Union => "zunionstore",
+        ZOp::Inter => "zinterstore",
+        ZOp::Diff => "zdiffstore",
+    };
     let n = z.len();
-    let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(dst);
-    if n == 0 {
-        let existed = locked.remove(db, dst, now).is_some();
-        drop(locked);
-        if existed {
-            ctx.notify(Notify::GENERIC, "del", dst);
-        }
-    } else {
-        locked.insert(db, dst, Entry::new(Value::from_zset(z)), now);
-        drop(locked);
-        let event = match op {
-            ZOp::Union => "zunionstore",
-            ZOp::Inter => "zinterstore",
-            ZOp::Diff => "zdiffstore",
-        };
-        ctx.notify(Notify::ZSET, event, dst);
-    }
-    ctx.out.int(n as i64);
+    super::store_result(ctx, dst, n, Value::from_zset(z), Notify::ZSET, event);
     Ok(())
 }
 
