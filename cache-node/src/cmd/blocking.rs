@@ -164,6 +164,17 @@ fn serve_op(
     super::lists::serve(shared, db, now, key, op, out)
 }
 
+/// Runs `op` on the first of `keys` that has data, writing its reply; false if none had.
+/// LMPOP and ZMPOP are exactly this; the blocking forms try it before they block.
+pub fn serve_first(ctx: &mut Ctx<'_>, keys: &[Bytes], op: &BlockOp) -> Result<bool, CmdError> {
+    for k in keys {
+        if serve_op(ctx.shared, ctx.db(), ctx.now, k, op, ctx.out)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Tries each key now; if none has data, parks the connection (or, inside EXEC, replies
 /// with a null as Redis does).
 pub fn block_or_serve(
@@ -172,11 +183,9 @@ pub fn block_or_serve(
     timeout: Option<Duration>,
     op: BlockOp,
 ) -> CmdResult {
-    let (db, now) = (ctx.db(), ctx.now);
-    for k in &keys {
-        if serve_op(ctx.shared, db, now, k, &op, ctx.out)? {
-            return Ok(());
-        }
+    let db = ctx.db();
+    if serve_first(ctx, &keys, &op)? {
+        return Ok(());
     }
     if ctx.conn.in_exec {
         // BLMOVE/BRPOPLPUSH answer a null bulk here (Redis's addReplyNull), the pops a null

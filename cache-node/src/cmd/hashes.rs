@@ -141,13 +141,7 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let deleted = locked.remove_if_empty(db, key, now);
     drop(locked);
-    if removed > 0 {
-        ctx.notify(Notify::HASH, "hdel", key);
-    }
-    if deleted {
-        ctx.notify(Notify::GENERIC, "del", key);
-    }
-    ctx.out.int(removed as i64);
+    super::reply_removed(ctx, key, removed, deleted, Notify::HASH, "hdel");
     Ok(())
 }
 

@@ -274,13 +274,7 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let deleted = locked.remove_if_empty(db, key, now);
     drop(locked);
-    if removed > 0 {
-        ctx.notify(Notify::LIST, "lrem", key);
-    }
-    if deleted {
-        ctx.notify(Notify::GENERIC, "del", key);
-    }
-    ctx.out.int(removed as i64);
+    super::reply_removed(ctx, key, removed, deleted, Notify::LIST, "lrem");
     Ok(())
 }
 
@@ -598,13 +592,9 @@ pub fn serve(
 
 pub fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (keys, left, count) = super::mpop_args(args, 1, ("left", "right"))?;
-    let op = BlockOp::ListMPop { left, count };
-    for k in &keys {
-        if serve(ctx.shared, ctx.db(), ctx.now, k, &op, ctx.out)? {
-            return Ok(());
-        }
+    if !super::blocking::serve_first(ctx, &keys, &BlockOp::ListMPop { left, count })? {
+        ctx.out.null_array();
     }
-    ctx.out.null_array();
     Ok(())
 }
 

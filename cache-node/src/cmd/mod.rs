@@ -441,6 +441,25 @@ pub fn mpop_args(
     Ok((keys, first_word, count))
 }
 
+/// Replies to a command that removed `removed` members of the collection at `key`: the
+/// member event when something went, `del` when the collection went with it, and the count.
+pub fn reply_removed(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    removed: usize,
+    deleted: bool,
+    class: u32,
+    event: &str,
+) {
+    if removed > 0 {
+        ctx.notify(class, event, key);
+    }
+    if deleted {
+        ctx.notify(Notify::GENERIC, "del", key);
+    }
+    ctx.out.int(removed as i64);
+}
+
 /// Stores the result of a *STORE command at `dst` and replies with its size: an empty result
 /// deletes `dst` instead, as Redis never keeps an empty collection. Notifies `event` (or `del`).
 pub fn store_result(

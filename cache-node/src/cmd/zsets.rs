@@ -358,13 +358,7 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let deleted = locked.remove_if_empty(db, key, now);
     drop(locked);
-    if removed > 0 {
-        ctx.notify(Notify::ZSET, "zrem", key);
-    }
-    if deleted {
-        ctx.notify(Notify::GENERIC, "del", key);
-    }
-    ctx.out.int(removed as i64);
+    super::reply_removed(ctx, key, removed, deleted, Notify::ZSET, "zrem");
     Ok(())
 }
 
@@ -724,13 +718,9 @@ pub fn serve(
 
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (keys, max, count) = super::mpop_args(args, 1, ("max", "min"))?;
-    let op = BlockOp::ZMPop { max, count };
-    for k in &keys {
-        if serve(ctx.shared, ctx.db(), ctx.now, k, &op, ctx.out)? {
-            return Ok(());
-        }
+    if !super::blocking::serve_first(ctx, &keys, &BlockOp::ZMPop { max, count })? {
+        ctx.out.null_array();
     }
-    ctx.out.null_array();
     Ok(())
 }
 
