@@ -25,7 +25,6 @@
 
 pub mod evict;
 pub mod pattern;
-pub mod slot;
 pub mod table;
 pub mod value;
 pub mod zset;
@@ -34,8 +33,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
+pub use cache_routing::{hash_tag, key_slot, SLOTS};
 pub use evict::Policy;
-pub use slot::{key_slot, SLOTS};
 pub use value::{Entry, HashValue, Key, ListValue, SetValue, Value};
 pub use zset::ZSet;
 

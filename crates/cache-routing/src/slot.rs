@@ -2,6 +2,7 @@
 
 use crc::{Crc, Table, CRC_16_XMODEM};
 
+/// Number of cluster slots.
 pub const SLOTS: usize = 16384;
 
 /// Slice-by-16 tables: every command hashes its key for the slot, so the byte-at-a-time
