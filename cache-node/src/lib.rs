@@ -192,8 +192,8 @@ impl Node {
         shared
             .store
             .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
-        let workers = Workers::start(&shared)?;
-        tracing::info!(%addr, workers = workers.senders.len(), "ready to accept connections");
+        let workers = start_workers(&shared)?;
+        tracing::info!(%addr, workers = workers.len(), "ready to accept connections");
         let task = tokio::spawn(run(listener, shared.clone(), workers));
         Ok(Handle { addr, shared, task })
     }
@@ -236,79 +236,28 @@ fn run_id() -> String {
         .collect()
 }
 
-/// Thread-per-core: each worker runs its connections on its own single-threaded runtime, so
-/// a request never pays for work stealing or a cross-thread wake-up. Connections are dealt
-/// out round robin.
-struct Workers {
-    senders: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr, u64)>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    next: usize,
-}
+type Workers = cache_net::Workers<(std::net::TcpStream, SocketAddr, u64)>;
 
-impl Workers {
-    fn start(shared: &Arc<Shared>) -> std::io::Result<Workers> {
-        let configured: usize = shared
-            .config
-            .get("threads")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        let count = if configured == 0 {
-            // Respects taskset/cgroup limits: pinned to one core means one worker.
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            configured
-        };
-        let mut workers = Workers {
-            senders: Vec::new(),
-            threads: Vec::new(),
-            next: 0,
-        };
-        for i in 0..count {
-            let (tx, mut rx) =
-                tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr, u64)>();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let shared = shared.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("cache-node-worker-{i}"))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        while let Some((stream, peer, id)) = rx.recv().await {
-                            match tokio::net::TcpStream::from_std(stream) {
-                                Ok(stream) => conn::spawn(stream, peer, id, shared.clone()),
-                                Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
-                            }
-                        }
-                        // Let connections that were told to stop finish their batch.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    });
-                })?;
-            workers.senders.push(tx);
-            workers.threads.push(thread);
-        }
-        Ok(workers)
-    }
-
-    fn hand_off(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr, id: u64) {
-        let Ok(stream) = stream.into_std() else {
-            return;
-        };
-        let i = self.next % self.senders.len();
-        self.next = self.next.wrapping_add(1);
-        let _ = self.senders[i].send((stream, peer, id));
-    }
-
-    async fn stop(self) {
-        drop(self.senders);
-        let threads = self.threads;
-        let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
+fn start_workers(shared: &Arc<Shared>) -> std::io::Result<Workers> {
+    let configured: usize = shared
+        .config
+        .get("threads")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let shared = shared.clone();
+    Workers::start(configured, "cache-node", move |mut rx| {
+        let shared = shared.clone();
+        cache_net::worker_runtime().block_on(async move {
+            while let Some((stream, peer, id)) = rx.recv().await {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => conn::spawn(stream, peer, id, shared.clone()),
+                    Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
+                }
             }
-        })
-        .await;
-    }
+            // Let connections that were told to stop finish their batch.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+    })
 }
 
 async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut workers: Workers) {
@@ -316,7 +265,11 @@ async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut workers
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => workers.hand_off(stream, peer, shared.clients.next_id()),
+                Ok((stream, peer)) => {
+                    if let Ok(stream) = stream.into_std() {
+                        workers.hand_off((stream, peer, shared.clients.next_id()));
+                    }
+                }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");

@@ -89,17 +89,6 @@ fn parse_args(args: &[String]) -> Result<CommandLine> {
     })
 }
 
-fn level(loglevel: &str) -> tracing::level_filters::LevelFilter {
-    use tracing::level_filters::LevelFilter;
-    match loglevel {
-        "debug" => LevelFilter::TRACE,
-        "verbose" => LevelFilter::DEBUG,
-        "warning" => LevelFilter::WARN,
-        "nothing" => LevelFilter::OFF,
-        _ => LevelFilter::INFO,
-    }
-}
-
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let CommandLine {
@@ -119,11 +108,7 @@ fn main() -> Result<()> {
             .set_initial(name, value)
             .map_err(|e| format!("--{name}: {e}"))?;
     }
-    tracing_subscriber::fmt()
-        .with_max_level(level(&config.get("loglevel").unwrap_or_default()))
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    cache_net::init_logging(&config.get("loglevel").unwrap_or_default());
     // This runtime only accepts, runs the cron and waits for signals; connections live on
     // the node's worker threads.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -5,6 +5,7 @@
 //! `Err` for an error reply so argument parsing can use `?`.
 
 pub mod blocking;
+pub mod cluster;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -564,29 +565,14 @@ pub fn stat_name(index: usize) -> Option<&'static str> {
     all_specs().nth(index).map(|s| s.name)
 }
 
-fn unknown_command(args: &[Bytes]) -> String {
-    let mut rest = String::new();
-    for a in &args[1..] {
-        if rest.len() >= 128 {
-            break;
-        }
-        let room = 128 - rest.len();
-        let text = String::from_utf8_lossy(a);
-        let cut: String = text.chars().take(room).collect();
-        rest.push_str(&format!("'{cut}' "));
-    }
-    let name = String::from_utf8_lossy(&args[0]);
-    let name: String = name.chars().take(128).collect();
-    format!("ERR unknown command '{name}', with args beginning with: {rest}")
-}
-
 /// Runs one request and appends its reply.
 pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let stats = &ctx.shared.stats;
     let queueing = ctx.conn.multi.is_some() && !ctx.conn.in_exec;
     let Some(cmd) = Cmd::lookup(&args[0]) else {
         ctx.conn.multi_failed |= queueing;
-        ctx.out.error(&unknown_command(args));
+        ctx.out
+            .error(&cache_protocol::command::unknown_command(args));
         return;
     };
     let spec = cmd.spec();
@@ -747,6 +733,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Pexpiretime => keys::ttl(ctx, args, true, true),
         Persist => keys::persist(ctx, args),
         Object => keys::object(ctx, args),
+        Cluster => cluster::cluster(ctx, args),
         Get => strings::get(ctx, args),
         Set => strings::set(ctx, args),
         Setnx => strings::setnx(ctx, args),

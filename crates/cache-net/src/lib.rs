@@ -93,10 +93,11 @@ pub enum ConfigFileError {
 }
 
 /// Reads a flat TOML file (`port = 7001`, `maxmemory = "100mb"`) as `(name, value)` pairs in
-/// the file's order, values as text, so the same parser handles file and command line.
+/// the file's order, values as text, so the same parser handles file and command line. An
+/// array gives one pair per element.
 ///
 /// # Errors
-/// When the file cannot be read or parsed, or a value is a table or array.
+/// When the file cannot be read or parsed, or a value is a table.
 pub fn load_toml_pairs(path: &str) -> Result<Vec<(String, String)>, ConfigFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
         path: path.to_string(),
@@ -106,9 +107,14 @@ pub fn load_toml_pairs(path: &str) -> Result<Vec<(String, String)>, ConfigFileEr
         path: path.to_string(),
         source,
     })?;
-    table
-        .into_iter()
-        .map(|(name, value)| {
+    let mut pairs = Vec::new();
+    for (name, value) in table {
+        // An array is the same parameter given several times (`node = ["a:1", "b:2"]`).
+        let values = match value {
+            toml::Value::Array(items) => items,
+            other => vec![other],
+        };
+        for value in values {
             let text = match value {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
@@ -121,7 +127,108 @@ pub fn load_toml_pairs(path: &str) -> Result<Vec<(String, String)>, ConfigFileEr
                     })
                 }
             };
-            Ok((name, text))
+            pairs.push((name.clone(), text));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Logs to stdout at Redis's `loglevel` (the tests read the listening address from it).
+pub fn init_logging(loglevel: &str) {
+    tracing_subscriber::fmt()
+        .with_max_level(log_level(loglevel))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+}
+
+/// Redis's `loglevel` names as a tracing filter.
+pub fn log_level(loglevel: &str) -> tracing::level_filters::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    match loglevel {
+        "debug" => LevelFilter::TRACE,
+        "verbose" => LevelFilter::DEBUG,
+        "warning" => LevelFilter::WARN,
+        "nothing" => LevelFilter::OFF,
+        _ => LevelFilter::INFO,
+    }
+}
+
+/// Thread-per-core workers: each runs its connections on its own single-threaded runtime, so
+/// a request never pays for work stealing or a cross-thread wake-up. Accepted connections
+/// (or anything else of type `M`) are dealt out round robin.
+pub struct Workers<M> {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<M>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    next: usize,
+}
+
+impl<M: Send + 'static> Workers<M> {
+    /// Starts `count` threads (0 = one per available core, which respects taskset: pinned
+    /// to one core means one worker), each running `body` on its own receiver.
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn start<F>(count: usize, name: &str, body: F) -> std::io::Result<Workers<M>>
+    where
+        F: Fn(tokio::sync::mpsc::UnboundedReceiver<M>) + Send + Clone + 'static,
+    {
+        let count = match count {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut workers = Workers {
+            senders: Vec::new(),
+            threads: Vec::new(),
+            next: 0,
+        };
+        for i in 0..count {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<M>();
+            let body = body.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("{name}-worker-{i}"))
+                .spawn(move || body(rx))?;
+            workers.senders.push(tx);
+            workers.threads.push(thread);
+        }
+        Ok(workers)
+    }
+
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+
+    /// Gives `item` to the next worker.
+    pub fn hand_off(&mut self, item: M) {
+        let i = self.next % self.senders.len();
+        self.next = self.next.wrapping_add(1);
+        let _ = self.senders[i].send(item);
+    }
+
+    /// Closes the channels and waits for the threads to finish.
+    pub async fn stop(self) {
+        drop(self.senders);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
         })
-        .collect()
+        .await;
+    }
+}
+
+/// A single-threaded runtime for a worker thread.
+///
+/// # Panics
+/// When the runtime cannot be built (no file descriptors for its driver).
+pub fn worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build a worker runtime")
 }

@@ -332,7 +332,17 @@ commands! {
     Punsubscribe => "punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE | PUBSUB_OK, 0, 0, 0, "pubsub", "Stops listening to messages published to channels that match one or more patterns.";
     Publish => "publish", 3, PUBSUB | LOADING | STALE | FAST, 0, 0, 0, "pubsub", "Posts a message to a channel.";
     Pubsub => "pubsub", -2, 0, 0, 0, 0, "pubsub", "A container for Pub/Sub commands.", subs = PUBSUB_SUBCOMMANDS;
+    // cluster: the per-slot key index (and the proxy's slot drop)
+    Cluster => "cluster", -2, 0, 0, 0, 0, "cluster", "A container for Redis Cluster commands.", subs = CLUSTER_SUBCOMMANDS;
 }
+
+static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("cluster|keyslot", 3, STALE, 0, 0, 0, "cluster", "Returns the hash slot for a key."),
+    spec!("cluster|countkeysinslot", 3, STALE, 0, 0, 0, "cluster", "Returns the number of keys in a hash slot."),
+    spec!("cluster|getkeysinslot", 4, STALE, 0, 0, 0, "cluster", "Returns the key names in a hash slot."),
+    spec!("cluster|dropslots", -2, ADMIN | WRITE | STALE, 0, 0, 0, "cluster", "Removes from memory every key of the given slot ranges (start end ...); used by cache-proxy after a ring change."),
+    spec!("cluster|help", 2, LOADING | STALE, 0, 0, 0, "cluster", "Returns helpful text about the different subcommands."),
+];
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     spec!(
@@ -698,6 +708,58 @@ impl Cmd {
         match args.get(1).and_then(|a| spec.subcommand(a.as_ref())) {
             Some(sub) => sub.key_indices(args.len()).collect(),
             None => Vec::new(),
+        }
+    }
+}
+
+/// Redis's reply to a name the table does not know (at most 128 characters of arguments).
+pub fn unknown_command(args: &[impl AsRef<[u8]>]) -> String {
+    let mut rest = String::new();
+    for a in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        let text = String::from_utf8_lossy(a.as_ref());
+        let cut: String = text.chars().take(room).collect();
+        rest.push_str(&format!("'{cut}' "));
+    }
+    let name = String::from_utf8_lossy(args[0].as_ref());
+    let name: String = name.chars().take(128).collect();
+    format!("ERR unknown command '{name}', with args beginning with: {rest}")
+}
+
+/// Looks a request up and checks its arity and subcommand, with Redis's error texts: what a
+/// server answers before it runs anything.
+pub fn resolve(args: &[impl AsRef<[u8]>]) -> Result<(Cmd, Option<&'static CommandSpec>), String> {
+    let Some(cmd) = Cmd::lookup(args[0].as_ref()) else {
+        return Err(unknown_command(args));
+    };
+    let spec = cmd.spec();
+    if !spec.arity_ok(args.len()) {
+        return Err(format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name
+        ));
+    }
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Ok((cmd, None));
+    }
+    match spec.subcommand(args[1].as_ref()) {
+        Some(sub) if sub.arity_ok(args.len()) => Ok((cmd, Some(sub))),
+        Some(sub) => Err(format!(
+            "ERR wrong number of arguments for '{}' command",
+            sub.name
+        )),
+        None => {
+            let name: String = String::from_utf8_lossy(args[1].as_ref())
+                .chars()
+                .take(128)
+                .collect();
+            Err(format!(
+                "ERR unknown subcommand '{name}'. Try {} HELP.",
+                spec.name.to_ascii_uppercase()
+            ))
         }
     }
 }

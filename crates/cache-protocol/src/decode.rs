@@ -34,7 +34,7 @@ impl Default for Limits {
 pub struct ProtocolError(pub String);
 
 impl ProtocolError {
-    fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         ProtocolError(text.to_string())
     }
 }

@@ -13,7 +13,9 @@
 pub mod command;
 pub mod decode;
 pub mod reply;
+pub mod scan;
 
 pub use command::{Cmd, CommandSpec, COMMANDS};
 pub use decode::{parse_i64, Decoder, Limits, ProtocolError};
 pub use reply::{format_double, format_score, Protocol, ReplyBuf};
+pub use scan::ReplyScanner;

@@ -1091,26 +1091,35 @@ impl Store {
 
     /// Deletes every key of `slot` in every database; returns how many went.
     pub fn drop_slot(&self, slot: u16) -> usize {
-        let mut shard = self.lock_shard(slot as usize % SHARDS);
+        self.drop_slots(|s| s == slot)
+    }
+
+    /// Deletes every key whose slot is `wanted`, in every database, from memory only (the
+    /// proxy's invalidation after a ring change; observers are not told, as for eviction).
+    /// Each shard is walked once, and only when it holds a wanted slot with keys.
+    pub fn drop_slots(&self, wanted: impl Fn(u16) -> bool) -> usize {
         let mut removed = 0;
-        for d in shard.dbs.iter_mut() {
-            if d.slot_counts
-                .get(slot as usize / SHARDS)
-                .copied()
-                .unwrap_or(0)
-                == 0
-            {
-                continue;
-            }
-            let doomed: Vec<Key> = d
-                .map
-                .keys()
-                .filter(|k| key_slot(k) == slot)
-                .cloned()
-                .collect();
-            for k in doomed {
-                d.remove(&k);
-                removed += 1;
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
+            for d in shard.dbs.iter_mut() {
+                let holds_wanted = d
+                    .slot_counts
+                    .iter()
+                    .enumerate()
+                    .any(|(j, &n)| n > 0 && wanted((j * SHARDS + i) as u16));
+                if !holds_wanted {
+                    continue;
+                }
+                let doomed: Vec<Key> = d
+                    .map
+                    .keys()
+                    .filter(|k| wanted(key_slot(k)))
+                    .cloned()
+                    .collect();
+                for k in doomed {
+                    d.remove(&k);
+                    removed += 1;
+                }
             }
         }
         removed

@@ -92,6 +92,17 @@ impl NodeProcess {
         false
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `KILL`): freeze a node, thaw it, kill it.
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&mut self) {
         let _ = Command::new("kill")

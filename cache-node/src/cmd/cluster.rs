@@ -1,0 +1,81 @@
+//! CLUSTER KEYSLOT / COUNTKEYSINSLOT / GETKEYSINSLOT (Redis's per-slot key index, answered
+//! for the current database) and CLUSTER DROPSLOTS, ferrocache's own: cache-proxy drops the
+//! slots that moved or were written elsewhere before a node takes their traffic.
+
+use bytes::Bytes;
+use cache_store::SLOTS;
+
+use super::connection::help;
+use super::{int_arg, is, CmdError, CmdResult, Ctx};
+
+const CLUSTER_HELP: &[&str] = &[
+    "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "COUNTKEYSINSLOT <slot>",
+    "    Return the number of keys in <slot>.",
+    "GETKEYSINSLOT <slot> <count>",
+    "    Return key names stored by current node in a slot.",
+    "KEYSLOT <key>",
+    "    Return the hash slot for <key>.",
+    "DROPSLOTS [<start-slot> <end-slot> ...]",
+    "    Remove from memory every key of the slot ranges (inclusive); return how many.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn slot_arg(arg: &[u8]) -> Result<u16, CmdError> {
+    match int_arg(arg) {
+        Ok(n) if (0..SLOTS as i64).contains(&n) => Ok(n as u16),
+        _ => Err(CmdError::Msg("ERR Invalid or out of range slot")),
+    }
+}
+
+pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if is(sub, "help") {
+        help(ctx, CLUSTER_HELP);
+    } else if is(sub, "keyslot") {
+        ctx.out.int(i64::from(cache_store::key_slot(&args[2])));
+    } else if is(sub, "countkeysinslot") {
+        let slot = slot_arg(&args[2])?;
+        let n = ctx.shared.store.count_keys_in_slot(ctx.db(), slot);
+        ctx.out.int(n as i64);
+    } else if is(sub, "getkeysinslot") {
+        let slot = slot_arg(&args[2])?;
+        let count = match int_arg(&args[3]) {
+            Ok(n) if n >= 0 => n as usize,
+            _ => return Err(CmdError::Msg("ERR Invalid number of keys")),
+        };
+        let keys = ctx
+            .shared
+            .store
+            .keys_in_slot(ctx.db(), slot, count, ctx.now);
+        ctx.out.array(keys.len());
+        for key in keys {
+            ctx.out.bulk(&key);
+        }
+    } else if is(sub, "dropslots") {
+        if !args.len().is_multiple_of(2) {
+            return Err(CmdError::Msg(
+                "ERR DROPSLOTS takes pairs of start and end slots",
+            ));
+        }
+        let mut wanted = vec![false; SLOTS];
+        for pair in args[2..].chunks(2) {
+            let (start, end) = (slot_arg(&pair[0])?, slot_arg(&pair[1])?);
+            if start > end {
+                return Err(CmdError::Msg(
+                    "ERR start slot number is greater than end slot number",
+                ));
+            }
+            wanted[start as usize..=end as usize].fill(true);
+        }
+        let removed = if args.len() > 2 {
+            ctx.shared.store.drop_slots(|s| wanted[s as usize])
+        } else {
+            0
+        };
+        tracing::info!(removed, ranges = (args.len() - 2) / 2, "dropped slots");
+        ctx.out.int(removed as i64);
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The proxy's own commands: `PROXY NODES|ADD|REMOVE|HELP` and the text of `INFO`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::client::{bulk, error_bytes};
+use crate::cluster::{Cluster, Routing};
+use crate::config::parse_node;
+
+pub async fn proxy_command(cluster: &Arc<Cluster>, routing: &Routing, args: &[Bytes]) -> Bytes {
+    let sub = args
+        .get(1)
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    match (&sub[..], args.len()) {
+        (b"nodes", 2) => bulk(nodes_text(cluster, routing).as_bytes()),
+        (b"add", 3) => {
+            let spec = match parse_node(&String::from_utf8_lossy(&args[2])) {
+                Ok(spec) => spec,
+                Err(e) => return error_bytes(&format!("ERR {e}")),
+            };
+            match cluster.add_node(spec).await {
+                Ok(()) => Bytes::from_static(b"+OK\r\n"),
+                Err(e) => error_bytes(&e),
+            }
+        }
+        (b"remove", 3) => match cluster
+            .remove_node(&String::from_utf8_lossy(&args[2]))
+            .await
+        {
+            Ok(()) => Bytes::from_static(b"+OK\r\n"),
+            Err(e) => error_bytes(&e),
+        },
+        (b"help", 2) => {
+            let lines = [
+                "PROXY NODES -- one line per node: address, weight, state, share of the keyspace, consecutive failures, errors, ejections, kind.",
+                "PROXY ADD <host:port[:weight]> -- add a node; it takes its share of slots.",
+                "PROXY REMOVE <host:port> -- remove a node; its slots go to the others.",
+            ];
+            let mut out = BytesMut::new();
+            out.extend_from_slice(format!("*{}\r\n", lines.len()).as_bytes());
+            for line in lines {
+                out.extend_from_slice(format!("+{line}\r\n").as_bytes());
+            }
+            out.freeze()
+        }
+        _ => error_bytes(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PROXY HELP.",
+            String::from_utf8_lossy(&sub)
+        )),
+    }
+}
+
+fn nodes_text(cluster: &Cluster, routing: &Routing) -> String {
+    let shares = routing.router.shares();
+    let mut text = String::new();
+    for (i, node) in routing.nodes.iter().enumerate() {
+        let state = if routing.live[i] { "up" } else { "ejected" };
+        let _ = writeln!(
+            text,
+            "{} weight={} state={} share={:.4} failures={} errors={} ejections={} kind={} epoch={}",
+            node.addr,
+            node.weight,
+            state,
+            shares.get(i).copied().unwrap_or(0.0),
+            node.failures(),
+            node.errors.load(Relaxed),
+            node.ejections.load(Relaxed),
+            if node.plain_redis.load(Relaxed) {
+                "redis"
+            } else {
+                "cache-node"
+            },
+            routing.epoch,
+        );
+    }
+    let _ = cluster;
+    text
+}
+
+/// INFO's sections that the proxy answers itself (the keyspace is summed from the nodes).
+pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
+    let config = &cluster.config;
+    let uptime = cluster.started.elapsed().as_secs();
+    let stats = &cluster.stats;
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "# Server\r\nredis_version:7.0.15\r\nferrocache_version:{}\r\nredis_mode:proxy\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        config.port,
+        uptime,
+        uptime / 86400,
+    );
+    let _ = write!(
+        text,
+        "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+        stats.connected_clients.load(Relaxed),
+        config.maxclients,
+    );
+    let _ = write!(
+        text,
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
+        stats.connections_received.load(Relaxed),
+        stats.commands.load(Relaxed),
+        stats.rejected_connections.load(Relaxed),
+    );
+    let _ = write!(
+        text,
+        "# Proxy\r\ndistribution:{}\r\nepoch:{}\r\nnodes:{}\r\nnodes_up:{}\r\n",
+        match config.distribution {
+            cache_routing::Distribution::Rendezvous => "rendezvous",
+            cache_routing::Distribution::Ketama { .. } => "ketama",
+        },
+        routing.epoch,
+        routing.nodes.len(),
+        routing.live.iter().filter(|l| **l).count(),
+    );
+    for (i, node) in routing.nodes.iter().enumerate() {
+        let _ = write!(
+            text,
+            "node{i}:addr={},state={},errors={},ejections={}\r\n",
+            node.addr,
+            if routing.live[i] { "up" } else { "ejected" },
+            node.errors.load(Relaxed),
+            node.ejections.load(Relaxed),
+        );
+    }
+    text
+}

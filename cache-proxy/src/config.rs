@@ -1,0 +1,175 @@
+//! The proxy's parameters: one table, read from `--NAME VALUE` pairs and the TOML file (same
+//! names), listed by `--help`. Failure handling uses twemproxy's names, hyphenated.
+
+use cache_routing::{Distribution, HashTag, KeyHash, NodeSpec};
+
+/// (name, default, help)
+const PARAMS: &[(&str, &str, &str)] = &[
+    ("bind", "127.0.0.1", "address to listen on"),
+    ("port", "7000", "TCP port (0 = any free port)"),
+    ("node", "", "HOST:PORT[:WEIGHT] of a backend; repeat for each node"),
+    ("distribution", "rendezvous", "rendezvous (slots, weighted HRW) or ketama (twemproxy's md5 ring)"),
+    ("hash", "fnv1a_64", "key hash of the ketama distribution (twemproxy's names)"),
+    ("hash-tag", "{}", "ketama: the two characters around the hashed part of a key, as twemproxy's hash_tag (\"\" = whole key)"),
+    ("timeout", "1000", "ms a node may take to answer before the request fails (0 = never)"),
+    ("server-failure-limit", "2", "consecutive failures that eject a node"),
+    ("server-retry-timeout", "2000", "ms between probes of an ejected node"),
+    ("auto-eject-hosts", "yes", "yes: an ejected node's keys go to the next node; no: they fail fast"),
+    ("requirepass", "", "password clients must AUTH with (empty = none)"),
+    ("node-password", "", "password the proxy AUTHs to the nodes with"),
+    ("server-connections", "1", "connections per node per worker thread, shared by all clients"),
+    ("threads", "0", "worker threads (0 = one per available core)"),
+    ("maxclients", "10000", "most client connections"),
+    ("client-query-buffer-limit", "1073741824", "largest request in bytes"),
+    ("loglevel", "notice", "debug, verbose, notice or warning"),
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: String,
+    pub port: u16,
+    pub nodes: Vec<NodeSpec>,
+    pub distribution: Distribution,
+    pub timeout_ms: u64,
+    pub failure_limit: u32,
+    pub retry_timeout_ms: u64,
+    pub auto_eject: bool,
+    pub requirepass: Option<String>,
+    pub node_password: Option<String>,
+    pub server_connections: usize,
+    pub threads: usize,
+    pub maxclients: usize,
+    pub query_buffer_limit: usize,
+    pub loglevel: String,
+}
+
+impl Config {
+    pub fn help() -> String {
+        PARAMS
+            .iter()
+            .map(|(name, default, help)| format!("  --{name:<28} {help} [{default}]\n"))
+            .collect()
+    }
+
+    /// Builds the configuration from `(name, value)` pairs in order; later pairs win, except
+    /// `node`, which accumulates.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Config, String> {
+        let mut values: Vec<(&str, String)> = PARAMS
+            .iter()
+            .map(|(name, default, _)| (*name, default.to_string()))
+            .collect();
+        let mut nodes = Vec::new();
+        for (name, value) in pairs {
+            if name == "node" {
+                nodes.push(parse_node(value)?);
+                continue;
+            }
+            let slot = values
+                .iter_mut()
+                .find(|(n, _)| *n == name.as_str())
+                .ok_or_else(|| format!("unknown parameter '{name}'"))?;
+            slot.1 = value.clone();
+        }
+        let get = |name: &str| -> &str {
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        let num = |name: &str| -> Result<u64, String> {
+            get(name)
+                .parse::<u64>()
+                .map_err(|_| format!("{name}: '{}' is not a number", get(name)))
+        };
+        let yes = |name: &str| -> Result<bool, String> {
+            match get(name) {
+                "yes" | "true" => Ok(true),
+                "no" | "false" => Ok(false),
+                other => Err(format!("{name}: '{other}' is not yes or no")),
+            }
+        };
+        let distribution = match get("distribution") {
+            "rendezvous" => Distribution::Rendezvous,
+            "ketama" => Distribution::Ketama {
+                hash: KeyHash::parse(get("hash")).map_err(|e| format!("hash: {e}"))?,
+                hash_tag: match get("hash-tag") {
+                    "" => None,
+                    tag => Some(HashTag::parse(tag).map_err(|e| format!("hash-tag: {e}"))?),
+                },
+            },
+            other => {
+                return Err(format!(
+                    "distribution: '{other}' is not rendezvous or ketama"
+                ))
+            }
+        };
+        let optional = |name: &str| Some(get(name).to_string()).filter(|s| !s.is_empty());
+        let port = num("port")?;
+        Ok(Config {
+            bind: get("bind").to_string(),
+            port: u16::try_from(port).map_err(|_| format!("port: {port} is out of range"))?,
+            nodes,
+            distribution,
+            timeout_ms: num("timeout")?,
+            failure_limit: num("server-failure-limit")?.max(1) as u32,
+            retry_timeout_ms: num("server-retry-timeout")?.max(10),
+            auto_eject: yes("auto-eject-hosts")?,
+            requirepass: optional("requirepass"),
+            node_password: optional("node-password"),
+            server_connections: num("server-connections")?.clamp(1, 64) as usize,
+            threads: num("threads")? as usize,
+            maxclients: num("maxclients")? as usize,
+            query_buffer_limit: num("client-query-buffer-limit")? as usize,
+            loglevel: get("loglevel").to_string(),
+        })
+    }
+}
+
+/// `HOST:PORT[:WEIGHT]`; the node's name (what rendezvous and ketama hash) is `HOST:PORT`, as
+/// twemproxy names a server without an explicit name.
+pub fn parse_node(text: &str) -> Result<NodeSpec, String> {
+    let parts: Vec<&str> = text.rsplitn(3, ':').collect();
+    let (host, port, weight) = match parts.as_slice() {
+        [port, host] => (*host, *port, "1"),
+        [weight, port, host] if port.parse::<u16>().is_ok() => (*host, *port, *weight),
+        _ => return Err(format!("node '{text}' is not HOST:PORT[:WEIGHT]")),
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("node '{text}': bad port"))?;
+    let weight: u32 = weight
+        .parse()
+        .ok()
+        .filter(|w| *w > 0)
+        .ok_or_else(|| format!("node '{text}': weight must be a positive integer"))?;
+    if host.is_empty() {
+        return Err(format!("node '{text}': empty host"));
+    }
+    Ok(NodeSpec {
+        name: format!("{host}:{port}"),
+        weight,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_accumulate_and_parse_weights() {
+        let pairs = vec![
+            ("node".to_string(), "127.0.0.1:7001".to_string()),
+            ("node".to_string(), "127.0.0.1:7002:3".to_string()),
+            ("port".to_string(), "0".to_string()),
+        ];
+        let config = Config::from_pairs(&pairs).unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.nodes.len(), 2);
+        assert_eq!(config.nodes[1].name, "127.0.0.1:7002");
+        assert_eq!(config.nodes[1].weight, 3);
+        assert!(parse_node("nohost").is_err());
+        assert!(parse_node("h:1:0").is_err());
+        assert!(Config::from_pairs(&[("bogus".into(), "1".into())]).is_err());
+    }
+}

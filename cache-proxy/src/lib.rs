@@ -1,0 +1,128 @@
+//! cache-proxy: a RESP proxy that spreads keys over cache-nodes (or Redis servers) on a
+//! consistent-hash ring.
+//!
+//! ```text
+//!  client ──► worker thread ──► Client::plan ──► Backend (shared, per node) ──► node
+//!                 │                  │  MGET/MSET/DEL split, SCAN/KEYS/INFO fan out
+//!                 │                  └► Dedicated (WATCH, blocking pops, SUBSCRIBE)
+//!                 └── Routing snapshot (epoch) ◄── Cluster: health, eject, readmit, ADD/REMOVE
+//! ```
+//!
+//! Each worker is a single-threaded runtime: its clients share its node connections, so the
+//! commands of many clients to one node leave in one write (the batching twemproxy lacks).
+
+mod admin;
+mod backend;
+mod client;
+pub mod cluster;
+pub mod config;
+mod reply;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_net::Shutdown;
+pub use cluster::Cluster;
+pub use config::Config;
+
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub cluster: Arc<Cluster>,
+    pub shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+pub struct Proxy;
+
+impl Proxy {
+    /// Binds, starts the workers and returns once the proxy accepts connections.
+    pub async fn start(config: Config) -> std::io::Result<Handle> {
+        if config.nodes.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no nodes configured (give --node HOST:PORT[:WEIGHT] at least once)",
+            ));
+        }
+        let (listener, addr) = cache_net::bind(&format!("{}:{}", config.bind, config.port)).await?;
+        let cluster = Cluster::new(config, tokio::runtime::Handle::current());
+        tokio::spawn(cluster.clone().detect_node_kinds());
+        let shutdown = Shutdown::new();
+        let workers = start_workers(&cluster)?;
+        tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening addr={addr}");
+        let task = tokio::spawn(accept(listener, cluster.clone(), workers, shutdown.clone()));
+        Ok(Handle {
+            addr,
+            cluster,
+            shutdown,
+            task,
+        })
+    }
+}
+
+async fn accept(
+    listener: tokio::net::TcpListener,
+    cluster: Arc<Cluster>,
+    mut workers: Workers,
+    shutdown: Shutdown,
+) {
+    let mut next_id: u64 = 1;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((mut stream, _peer)) => {
+                    cluster.stats.connections_received.fetch_add(1, Relaxed);
+                    if cluster.stats.connected_clients.load(Relaxed) as usize >= cluster.config.maxclients {
+                        cluster.stats.rejected_connections.fetch_add(1, Relaxed);
+                        use tokio::io::AsyncWriteExt;
+                        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                        continue;
+                    }
+                    cluster.stats.connected_clients.fetch_add(1, Relaxed);
+                    let _ = stream.set_nodelay(true);
+                    if let Ok(stream) = stream.into_std() {
+                        workers.hand_off((stream, next_id));
+                    }
+                    next_id += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.wait() => break,
+        }
+    }
+    workers.stop().await;
+}
+
+type Workers = cache_net::Workers<(std::net::TcpStream, u64)>;
+
+/// Worker threads, each a single-threaded runtime with a LocalSet: clients and node
+/// connections of one worker share state through `Rc`, with no locks or atomics on the way.
+fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
+    let cluster = cluster.clone();
+    Workers::start(cluster.config.threads, "cache-proxy", move |mut rx| {
+        let cluster = cluster.clone();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&cache_net::worker_runtime(), async move {
+            let worker = client::Worker::new(cluster);
+            while let Some((stream, id)) = rx.recv().await {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        tokio::task::spawn_local(client::serve(Rc::clone(&worker), stream, id));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
+                }
+            }
+        });
+    })
+}
