@@ -405,6 +405,21 @@ impl Client {
                 true
             }
             _ if spec.has(flags::BLOCKING) => false,
+            // The common case (GET, SET, INCR, HSET…): one key, at argument 1.
+            _ if spec.first_key == 1 && spec.last_key == 1 && spec.subcommands.is_empty() => {
+                let key = &args[1];
+                if spec.has(flags::WRITE) {
+                    routing.mark_write(key);
+                }
+                match routing.route(key) {
+                    Ok(node) => {
+                        let slot = self.forward(routing, node, args);
+                        self.items.push(Item::Reply(slot));
+                    }
+                    Err(e) => self.error(&e),
+                }
+                true
+            }
             _ => {
                 let keys: Vec<Bytes> = cmd
                     .keys(args)
