@@ -92,7 +92,6 @@ impl Batch {
 struct Waiting {
     batch: Rc<Batch>,
     slot: u32,
-    sent: Instant,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -113,6 +112,10 @@ pub struct Backend {
     waiting: RefCell<VecDeque<Waiting>>,
     wake_writer: Notify,
     state: Cell<State>,
+    /// When the connection last made progress: a reply arrived, or a request was queued on
+    /// an idle connection. A shared connection fails when it makes no progress for `timeout`
+    /// (one clock read per reply batch instead of one per request).
+    progress: Cell<Instant>,
 }
 
 /// How long a broken shared connection refuses requests before it tries again. Short, so a
@@ -130,6 +133,7 @@ impl Backend {
             waiting: RefCell::new(VecDeque::new()),
             wake_writer: Notify::new(),
             state: Cell::new(State::Idle),
+            progress: Cell::new(Instant::now()),
         })
     }
 
@@ -160,11 +164,15 @@ impl Backend {
             }
             State::Running => {}
         }
-        self.waiting.borrow_mut().push_back(Waiting {
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.is_empty() {
+            self.progress.set(Instant::now());
+        }
+        waiting.push_back(Waiting {
             batch: batch.clone(),
             slot,
-            sent: Instant::now(),
         });
+        drop(waiting);
         self.wake_writer.notify_one();
     }
 
@@ -228,12 +236,9 @@ impl Backend {
                     Some(t) => match tokio::time::timeout(t, reader.read_buf(&mut input)).await {
                         Ok(r) => r,
                         Err(_) => {
-                            // Only an overdue request is a failure; an idle connection waits.
-                            let overdue = self
-                                .waiting
-                                .borrow()
-                                .front()
-                                .is_some_and(|w| w.sent.elapsed() >= t);
+                            // Only a stalled connection is a failure; an idle one waits.
+                            let overdue = !self.waiting.borrow().is_empty()
+                                && self.progress.get().elapsed() >= t;
                             if overdue {
                                 return "timed out".to_string();
                             }
@@ -265,6 +270,7 @@ impl Backend {
                     answered = true;
                 }
                 if answered {
+                    self.progress.set(Instant::now());
                     self.node.answered();
                 }
             }
