@@ -18,11 +18,13 @@ use tokio::sync::mpsc;
 
 use crate::backend::{encode_command, Backend, Batch, Dedicated};
 use crate::cluster::{Cluster, Routing};
+use crate::tracking::{self, Mode, Tracked, Tracking};
 use crate::{admin, reply};
 
 /// A worker thread's view: its routing snapshot and its shared node connections.
 pub struct Worker {
     pub cluster: Arc<Cluster>,
+    pub tracking: Tracking,
     routing: RefCell<Arc<Routing>>,
     backends: RefCell<HashMap<(u64, bool, usize), Rc<Backend>>>,
 }
@@ -30,10 +32,12 @@ pub struct Worker {
 impl Worker {
     pub fn new(cluster: Arc<Cluster>) -> Rc<Worker> {
         let routing = cluster.routing();
+        let cluster_tracking_limit = cluster.config.tracking_table_max_keys;
         Rc::new(Worker {
             cluster,
             routing: RefCell::new(routing),
             backends: RefCell::new(HashMap::new()),
+            tracking: Tracking::new(cluster_tracking_limit),
         })
     }
 
@@ -42,6 +46,10 @@ impl Worker {
         let current = self.cluster.epoch();
         if self.routing.borrow().epoch != current {
             *self.routing.borrow_mut() = self.cluster.routing();
+            // Slots moved or were dropped: tracked keys may now be served from elsewhere.
+            if self.tracking.active() {
+                self.tracking.flush_all();
+            }
         }
         self.routing.borrow().clone()
     }
@@ -101,6 +109,14 @@ pub struct Client {
     /// A connection per node for blocking commands.
     blocking: HashMap<u64, Dedicated>,
     pubsub: Option<PubSub>,
+    /// Pub/sub messages and invalidations for this client, written between batches.
+    pushes: Option<(mpsc::UnboundedSender<Bytes>, mpsc::UnboundedReceiver<Bytes>)>,
+    /// `CLIENT CACHING yes|no`: applies to the next command only.
+    caching_next: Option<bool>,
+    /// What `CLIENT CACHING` said for the command being planned.
+    caching: Option<bool>,
+    /// Keys this batch read while tracking, recorded again when the replies are in.
+    tracked_reads: Vec<Bytes>,
     batch: Rc<Batch>,
     items: Vec<Item>,
     out: BytesMut,
@@ -112,8 +128,6 @@ struct PubSub {
     patterns: hashbrown::HashSet<Bytes>,
     /// Write halves of the per-node subscription connections, by node id.
     writers: HashMap<u64, tokio::net::tcp::OwnedWriteHalf>,
-    messages: mpsc::UnboundedReceiver<Bytes>,
-    sender: mpsc::UnboundedSender<Bytes>,
 }
 
 impl PubSub {
@@ -135,6 +149,10 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
         watch: None,
         blocking: HashMap::new(),
         pubsub: None,
+        pushes: None,
+        caching_next: None,
+        caching: None,
+        tracked_reads: Vec::new(),
         batch: Batch::new(),
         items: Vec::new(),
         out: BytesMut::with_capacity(16 * 1024),
@@ -177,12 +195,12 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
             break;
         }
         input.reserve(16 * 1024);
-        let read = if let Some(pubsub) = client.pubsub.as_mut() {
+        let read = if let Some((_, pushes)) = client.pushes.as_mut() {
             tokio::select! {
                 read = stream.read_buf(&mut input) => read,
-                Some(message) = pubsub.messages.recv() => {
+                Some(message) = pushes.recv() => {
                     let mut out = BytesMut::from(&message[..]);
-                    while let Ok(more) = pubsub.messages.try_recv() {
+                    while let Ok(more) = pushes.try_recv() {
                         out.put_slice(&more);
                     }
                     if stream.write_all(&out).await.is_err() {
@@ -199,6 +217,7 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
             Ok(_) => {}
         }
     }
+    client.worker.tracking.disable(client.id);
     cluster.stats.connected_clients.fetch_sub(1, Relaxed);
 }
 
@@ -261,6 +280,12 @@ impl Client {
             }
         };
         let spec = cmd.spec();
+        let caching = self.caching_next.take();
+        if cmd == Cmd::Client && args.len() > 1 && args[1].eq_ignore_ascii_case(b"caching") {
+            self.caching_next = caching;
+        } else {
+            self.caching = caching;
+        }
         if !self.authenticated && !spec.has(flags::NO_AUTH) {
             self.multi_failed |= self.multi.is_some();
             self.error("NOAUTH Authentication required.");
@@ -314,6 +339,9 @@ impl Client {
                 true
             }
             Cmd::Client => {
+                if args.len() > 1 && args[1].eq_ignore_ascii_case(b"tracking") {
+                    return false; // waits for the nodes' invalidation feeds
+                }
                 self.client_command(args);
                 true
             }
@@ -411,6 +439,7 @@ impl Client {
                 if spec.has(flags::WRITE) {
                     routing.mark_write(key);
                 }
+                self.track(spec, std::slice::from_ref(key));
                 match routing.route(key) {
                     Ok(node) => {
                         let slot = self.forward(routing, node, args);
@@ -442,6 +471,7 @@ impl Client {
                         routing.mark_write(key);
                     }
                 }
+                self.track(spec, &keys);
                 self.single(routing, args, &keys);
                 true
             }
@@ -527,6 +557,10 @@ impl Client {
         let Some(parts) = self.split(routing, args, per_key, write) else {
             return;
         };
+        if self.worker.tracking.active() {
+            let keys: Vec<Bytes> = args[1..].iter().step_by(per_key).cloned().collect();
+            self.track(cmd.spec(), &keys);
+        }
         if parts.len() == 1 {
             let slot = self.forward(routing, parts[0].node, args);
             self.items.push(Item::Reply(slot));
@@ -684,6 +718,33 @@ impl Client {
                 None => self.ready(null(self.resp3)),
             },
             (b"id", 2) => self.ready(Bytes::from(format!(":{}\r\n", self.id))),
+            (b"caching", 3) => {
+                let yes = args[2].eq_ignore_ascii_case(b"yes");
+                if !yes && !args[2].eq_ignore_ascii_case(b"no") {
+                    return self.error("ERR syntax error");
+                }
+                match (self.worker.tracking.mode(self.id), yes) {
+                    (Some(Mode::OptIn), true) | (Some(Mode::OptOut), false) => {
+                        self.caching_next = Some(yes);
+                        self.ready(Bytes::from_static(b"+OK\r\n"));
+                    }
+                    (Some(Mode::OptOut), true) => self.error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."),
+                    (Some(Mode::OptIn), false) => self.error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."),
+                    _ => self.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"),
+                }
+            }
+            (b"getredir", 2) => {
+                let redir = if self.worker.tracking.mode(self.id).is_some() {
+                    0
+                } else {
+                    -1
+                };
+                self.ready(Bytes::from(format!(":{redir}\r\n")));
+            }
+            (b"trackinginfo", 2) => {
+                let info = self.worker.tracking.info(self.id);
+                self.ready(tracking_info(info, self.resp3));
+            }
             _ => self.error(&format!(
                 "ERR CLIENT {} is not supported by the proxy",
                 String::from_utf8_lossy(&sub).to_uppercase()
@@ -704,6 +765,11 @@ impl Client {
         self.items = items;
         self.items.clear();
         self.batch.clear();
+        // Reads are recorded again once answered: an invalidation that arrived while they
+        // were in flight consumed the first record, yet the reply may hold the new value.
+        for key in std::mem::take(&mut self.tracked_reads) {
+            self.worker.tracking.record_read(self.id, &key);
+        }
     }
 
     fn assemble(&mut self, item: &Item) {
@@ -837,6 +903,7 @@ impl Client {
             return;
         };
         let reply = match cmd {
+            Cmd::Client => self.tracking_command(&args).await,
             Cmd::Exec => self.exec(routing).await,
             Cmd::Discard => {
                 self.unwatch().await;
@@ -851,6 +918,8 @@ impl Client {
                 self.unwatch().await;
                 self.multi = None;
                 self.pubsub = None;
+                self.worker.tracking.disable(self.id);
+                self.caching_next = None;
                 self.resp3 = false;
                 self.name = None;
                 self.authenticated = self.worker.cluster.config.requirepass.is_none();
@@ -984,6 +1053,117 @@ impl Client {
         self.watch = None;
     }
 
+    /// `CLIENT TRACKING ON|OFF [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP]` (RESP3 only).
+    async fn tracking_command(&mut self, args: &[Bytes]) -> Bytes {
+        let Some(switch) = args.get(2) else {
+            return error_bytes("ERR wrong number of arguments for 'client|tracking' command");
+        };
+        let on = switch.eq_ignore_ascii_case(b"on");
+        if !on && !switch.eq_ignore_ascii_case(b"off") {
+            return error_bytes("ERR syntax error");
+        }
+        let (mut bcast, mut optin, mut optout, mut noloop) = (false, false, false, false);
+        let mut prefixes = Vec::new();
+        let mut i = 3;
+        while i < args.len() {
+            let opt = args[i].to_ascii_lowercase();
+            match &opt[..] {
+                b"bcast" => bcast = true,
+                b"optin" => optin = true,
+                b"optout" => optout = true,
+                b"noloop" => noloop = true,
+                b"prefix" if i + 1 < args.len() => {
+                    prefixes.push(args[i + 1].clone());
+                    i += 1;
+                }
+                b"redirect" if i + 1 < args.len() => {
+                    return error_bytes("ERR the proxy does not support REDIRECT: use HELLO 3 and receive invalidations on the same connection");
+                }
+                _ => return error_bytes("ERR syntax error"),
+            }
+            i += 1;
+        }
+        if !on {
+            self.worker.tracking.disable(self.id);
+            self.caching_next = None;
+            return Bytes::from_static(b"+OK\r\n");
+        }
+        if optin && optout {
+            return error_bytes("ERR You can't specify both OPTIN mode and OPTOUT mode");
+        }
+        if !prefixes.is_empty() && !bcast {
+            return error_bytes("ERR PREFIX option requires BCAST mode to be enabled");
+        }
+        if bcast && (optin || optout) {
+            return error_bytes("ERR OPTIN and OPTOUT are not compatible with BCAST");
+        }
+        if !self.resp3 {
+            return error_bytes(
+                "ERR the proxy supports client tracking on RESP3 connections only (HELLO 3)",
+            );
+        }
+        let mode = if bcast {
+            Mode::Bcast
+        } else if optin {
+            Mode::OptIn
+        } else if optout {
+            Mode::OptOut
+        } else {
+            Mode::Default
+        };
+        if let Some(current) = self.worker.tracking.mode(self.id) {
+            if (current == Mode::Bcast) != bcast {
+                return error_bytes("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
+            }
+        }
+        let push = self
+            .pushes
+            .get_or_insert_with(mpsc::unbounded_channel)
+            .0
+            .clone();
+        self.worker.tracking.enable(
+            self.id,
+            Tracked {
+                push,
+                mode,
+                noloop,
+                prefixes,
+            },
+        );
+        tracking::ensure_feeds(&self.worker).await;
+        Bytes::from_static(b"+OK\r\n")
+    }
+
+    /// Records the keys of a read for tracking, and a NOLOOP client's writes.
+    fn track(&mut self, spec: &cache_protocol::CommandSpec, keys: &[Bytes]) {
+        let worker = self.worker.clone();
+        let tracking = &worker.tracking;
+        if !tracking.active() {
+            return;
+        }
+        let Some(mode) = tracking.mode(self.id) else {
+            return;
+        };
+        if spec.has(flags::READONLY) {
+            let wanted = match mode {
+                Mode::Default => true,
+                Mode::OptIn => self.caching == Some(true),
+                Mode::OptOut => self.caching != Some(false),
+                Mode::Bcast => false,
+            };
+            if wanted {
+                for key in keys {
+                    tracking.record_read(self.id, key);
+                    self.tracked_reads.push(key.clone());
+                }
+            }
+        } else if spec.has(flags::WRITE) {
+            for key in keys {
+                tracking.record_write(self.id, key);
+            }
+        }
+    }
+
     /// Blocking commands get a connection of their own to the keys' node: the wait holds
     /// that connection, never a shared one.
     async fn blocking(&mut self, routing: &Routing, cmd: Cmd, args: &[Bytes]) -> Bytes {
@@ -1044,13 +1224,10 @@ impl Client {
                 self.out.put_slice(&reply);
                 return;
             }
-            let (sender, messages) = mpsc::unbounded_channel();
             self.pubsub = Some(PubSub {
                 channels: Default::default(),
                 patterns: Default::default(),
                 writers: HashMap::new(),
-                messages,
-                sender,
             });
         }
         let patterns = matches!(cmd, Cmd::Psubscribe | Cmd::Punsubscribe);
@@ -1119,11 +1296,16 @@ impl Client {
         encoded: &[u8],
     ) -> Result<(), String> {
         let state = routing.nodes[node].clone();
+        let sender = self
+            .pushes
+            .get_or_insert_with(mpsc::unbounded_channel)
+            .0
+            .clone();
         let pubsub = self.pubsub.as_mut().expect("subscribed");
-        if !pubsub.writers.contains_key(&state.id) {
+        let connected = pubsub.writers.contains_key(&state.id);
+        if !connected {
             let conn = Dedicated::open(&self.worker.cluster, state.clone(), self.resp3).await?;
             let (mut reader, writer) = conn.stream.into_split();
-            let sender = pubsub.sender.clone();
             let mut input = conn.input;
             tokio::task::spawn_local(async move {
                 let mut scanner = cache_protocol::ReplyScanner::new();
@@ -1226,6 +1408,46 @@ fn scan_reply(cursor: &[u8], keys: &[Bytes]) -> Bytes {
     out.put_slice(format!("*{}\r\n", keys.len()).as_bytes());
     for key in keys {
         out.put_slice(&bulk(key));
+    }
+    out.freeze()
+}
+
+fn tracking_info(info: Option<(Mode, bool, Vec<Bytes>)>, resp3: bool) -> Bytes {
+    let mut flags: Vec<&str> = Vec::new();
+    let mut prefixes = Vec::new();
+    let redirect = match &info {
+        None => {
+            flags.push("off");
+            -1
+        }
+        Some((mode, noloop, p)) => {
+            flags.push("on");
+            match mode {
+                Mode::Bcast => flags.push("bcast"),
+                Mode::OptIn => flags.push("optin"),
+                Mode::OptOut => flags.push("optout"),
+                Mode::Default => {}
+            }
+            if *noloop {
+                flags.push("noloop");
+            }
+            prefixes = p.clone();
+            0
+        }
+    };
+    let mut out = BytesMut::new();
+    out.put_slice(if resp3 { b"%3\r\n" } else { b"*6\r\n" });
+    out.put_slice(&bulk(b"flags"));
+    out.put_slice(format!("{}{}\r\n", if resp3 { "~" } else { "*" }, flags.len()).as_bytes());
+    for flag in flags {
+        out.put_slice(&bulk(flag.as_bytes()));
+    }
+    out.put_slice(&bulk(b"redirect"));
+    out.put_slice(format!(":{redirect}\r\n").as_bytes());
+    out.put_slice(&bulk(b"prefixes"));
+    out.put_slice(format!("*{}\r\n", prefixes.len()).as_bytes());
+    for p in prefixes {
+        out.put_slice(&bulk(&p));
     }
     out.freeze()
 }

@@ -20,6 +20,7 @@ const PARAMS: &[(&str, &str, &str)] = &[
     ("server-connections", "1", "connections per node per worker thread, shared by all clients"),
     ("threads", "0", "worker threads (0 = one per available core)"),
     ("maxclients", "10000", "most client connections"),
+    ("tracking-table-max-keys", "1000000", "keys remembered per worker for CLIENT TRACKING clients (beyond: invalidated)"),
     ("client-query-buffer-limit", "1073741824", "largest request in bytes"),
     ("loglevel", "notice", "debug, verbose, notice or warning"),
 ];
@@ -39,6 +40,7 @@ pub struct Config {
     pub server_connections: usize,
     pub threads: usize,
     pub maxclients: usize,
+    pub tracking_table_max_keys: usize,
     pub query_buffer_limit: usize,
     pub loglevel: String,
 }
@@ -120,6 +122,7 @@ impl Config {
             server_connections: num("server-connections")?.clamp(1, 64) as usize,
             threads: num("threads")? as usize,
             maxclients: num("maxclients")? as usize,
+            tracking_table_max_keys: num("tracking-table-max-keys")? as usize,
             query_buffer_limit: num("client-query-buffer-limit")? as usize,
             loglevel: get("loglevel").to_string(),
         })

@@ -17,6 +17,7 @@ mod client;
 pub mod cluster;
 pub mod config;
 mod reply;
+mod tracking;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
