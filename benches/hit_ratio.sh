@@ -51,35 +51,23 @@
 # `timeout`. Needs: bash, python3, redis-server, redis-cli, timeout.
 set -euo pipefail
 
+PROG=hit_ratio.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRIVER=$ROOT/benches/zipf_hit_ratio.py
 HOST=127.0.0.1
 QUICK=0
 MAXMEM="" KEYS="" REQUESTS="" VSIZE=2000 SCAN_EVERY="" SCAN_LEN="" SAMPLES=5 NODE_BIN="" RATE=0
 RUN_TMO=300
+CLI_TMO=10
 REDIS_POLICIES="allkeys-lru allkeys-lfu allkeys-random"
 NODE_POLICIES="allkeys-lru allkeys-lfu allkeys-random allkeys-tinylfu"
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() { echo "hit_ratio.sh: $*" >&2; exit 1; }
-need_arg() { [ $# -ge 2 ] || die "option $1 needs an argument (see --help)"; }
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --maxmemory) need_arg "$@"; MAXMEM=$2; shift 2 ;;
-    --keys) need_arg "$@"; KEYS=$2; shift 2 ;;
-    --requests) need_arg "$@"; REQUESTS=$2; shift 2 ;;
-    --value-size) need_arg "$@"; VSIZE=$2; shift 2 ;;
-    --scan-every) need_arg "$@"; SCAN_EVERY=$2; shift 2 ;;
-    --scan-length) need_arg "$@"; SCAN_LEN=$2; shift 2 ;;
-    --samples) need_arg "$@"; SAMPLES=$2; shift 2 ;;
-    --rate) need_arg "$@"; RATE=$2; shift 2 ;;
-    --node-bin) need_arg "$@"; NODE_BIN=$2; shift 2 ;;
-    --quick) QUICK=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "hit_ratio.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
-  esac
-done
+parse_options --maxmemory=MAXMEM --keys=KEYS --requests=REQUESTS --value-size=VSIZE \
+  --scan-every=SCAN_EVERY --scan-length=SCAN_LEN --samples=SAMPLES --rate=RATE --node-bin=NODE_BIN \
+  --quick=QUICK=1 -- "$@"
 
 if [ "$QUICK" = 1 ]; then
   : "${MAXMEM:=16mb}" "${KEYS:=125000}" "${REQUESTS:=150000}"
@@ -87,16 +75,6 @@ else
   : "${MAXMEM:=64mb}" "${KEYS:=500000}" "${REQUESTS:=500000}"
 fi
 
-to_bytes() {  # redis-style size (64mb, 1gb, 1048576) -> bytes
-  python3 - "$1" <<'EOF'
-import re, sys
-m = re.fullmatch(r"(\d+)\s*(b|k|kb|m|mb|g|gb)?", sys.argv[1].strip().lower())
-if not m:
-    sys.exit(1)
-mult = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
-print(int(m.group(1)) * mult[m.group(2)])
-EOF
-}
 MAXMEM_BYTES=$(to_bytes "$MAXMEM") || die "bad --maxmemory: $MAXMEM"
 for v in KEYS REQUESTS VSIZE SAMPLES; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$(tr 'A-Z_' 'a-z-' <<<"$v") must be a positive integer"
@@ -108,76 +86,22 @@ done
 [[ $RATE =~ ^[0-9]+$ ]] || die "--rate must be a non-negative integer"
 if [ "$RATE" -gt 0 ]; then RUN_TMO=$((REQUESTS / RATE + 300)); fi
 
-for tool in python3 redis-server redis-cli timeout; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
+need_tools python3 redis-server redis-cli timeout
 [ -f "$DRIVER" ] || die "driver not found: $DRIVER"
 
-FALLBACK_BIN=/work/target-main/release/cache-node
-if [ -z "$NODE_BIN" ]; then
-  NODE_BIN=$ROOT/target/release/cache-node
-  [ -x "$NODE_BIN" ] || NODE_BIN=$FALLBACK_BIN
-  if [ "$NODE_BIN" != "$FALLBACK_BIN" ] && [ -x "$FALLBACK_BIN" ] && [ "$FALLBACK_BIN" -nt "$NODE_BIN" ]; then
-    echo "hit_ratio.sh: warning: $FALLBACK_BIN is newer than $NODE_BIN; pass --node-bin to use it" >&2
-  fi
-fi
+default_node_bin
 [ -x "$NODE_BIN" ] || die "cache-node binary not found: $NODE_BIN (build it: cargo build --release -p cache-node, or pass --node-bin)"
-NODE_BIN=$(cd "$(dirname "$NODE_BIN")" && pwd)/$(basename "$NODE_BIN")
+NODE_BIN=$(abs_path "$NODE_BIN")
 
 # ---- process management -------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ferrocache-hitratio.XXXXXX")
-SRV_PID=""; DRV_PID=""
-
-is_running() {
-  local st
-  kill -0 "$1" 2>/dev/null || return 1
-  st=$(ps -o stat= -p "$1" 2>/dev/null || true)
-  [ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
-stop_pid() {  # TERM, wait up to 5 s, KILL; always reap
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do is_running "$pid" || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid "$DRV_PID"; stop_pid "$SRV_PID"
-  rm -f "$TMP/cache-node"  # the private copy of the binary
-  if [ "$rc" -eq 0 ]; then rm -rf "$TMP"; else echo "hit_ratio.sh: exit status $rc; logs kept in $TMP" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Run a private copy of the binary, so a rebuild during the run cannot mix two builds.
-NODE_RUN=""
-NODE_DESC="-"
-if [ -x "${NODE_BIN:-}" ]; then
-  NODE_DESC="$NODE_BIN (built $(date -u -r "$NODE_BIN" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$NODE_BIN" | cut -c1-12))"
-  cp "$NODE_BIN" "$TMP/cache-node" || die "cannot copy $NODE_BIN"
-  NODE_RUN=$TMP/cache-node
-fi
-
-free_port() {
-  python3 - <<'EOF'
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p != 6379:
-        print(p); break
-EOF
-}
-cli() { timeout 10 redis-cli -h "$HOST" -p "$PORT" "$@" 2>/dev/null | tr -d '\r'; }
-info_field() { cli INFO "$1" | awk -F: -v f="$2" '$1 == f { print $2 }'; }
+SRV_PID=""; BENCH_PID=""  # BENCH_PID: the driver (bg_wait)
+stop_all() { stop_pid "$BENCH_PID"; stop_pid "$SRV_PID"; }  # for cleanup (lib.sh)
+init_tmp ferrocache-hitratio
+private_node_copy
 
 start_server() {  # server policy -> sets SRV_PID PORT LOG
-  local server=$1 policy=$2 i got
-  PORT=$(free_port)
+  local server=$1 policy=$2 got
+  PORT=$(free_ports 1)
   LOG=$TMP/$server-$RUN_ID.log
   if [ "$server" = redis ]; then
     redis-server --port "$PORT" --bind "$HOST" --save "" --appendonly no --daemonize no \
@@ -188,12 +112,7 @@ start_server() {  # server policy -> sets SRV_PID PORT LOG
       --maxmemory-policy "$policy" --maxmemory-samples "$SAMPLES") </dev/null >"$LOG" 2>&1 &
   fi
   SRV_PID=$!
-  for ((i = 0; i < 100; i++)); do
-    is_running "$SRV_PID" || { tail -n 20 "$LOG" >&2; die "$server ($policy) exited during startup"; }
-    [ "$(timeout 2 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null)" = PONG ] && break
-    sleep 0.1
-  done
-  [ "$i" -lt 100 ] || { tail -n 20 "$LOG" >&2; die "$server did not answer PING on port $PORT within 10 s"; }
+  wait_ready "$server" "$PORT" "$SRV_PID" "$LOG" "$server ($policy)"
   got=$(cli CONFIG GET maxmemory-policy | sed -n 2p)
   [ "$got" = "$policy" ] || die "$server reports maxmemory-policy '$got', expected '$policy' (binary too old?)"
 }
@@ -202,10 +121,10 @@ start_server() {  # server policy -> sets SRV_PID PORT LOG
 RES=$TMP/results.tsv; : >"$RES"
 WORKLOADS="zipf-0.99 zipf-0.8 zipf-0.99+scan"
 RUN_ID=0
-redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+redis_version=$(redis_server_version)
 nruns=$(( $(wc -w <<<"$WORKLOADS") * ($(wc -w <<<"$REDIS_POLICIES") + $(wc -w <<<"$NODE_POLICIES")) ))
 T_START=$(date +%s)
-LOADAVG0=$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+LOADAVG0=$(loadavg)
 
 for wl in $WORKLOADS; do
   args=(--keys "$KEYS" --requests "$REQUESTS" --value-size "$VSIZE" --seed 1 --batch 100 --quiet
@@ -222,11 +141,8 @@ for wl in $WORKLOADS; do
       echo "[$(date +%T)] run $RUN_ID/$nruns: $wl $policy $server" >&2
       start_server "$server" "$policy"
       out=$TMP/run-$RUN_ID.out; rc=0
-      timeout "$RUN_TMO" python3 "$DRIVER" --host "$HOST" --port "$PORT" "${args[@]}" \
-        </dev/null >"$out" 2>"$TMP/run-$RUN_ID.err" &
-      DRV_PID=$!
-      wait "$DRV_PID" || rc=$?
-      DRV_PID=""
+      bg_wait "$out" "$TMP/run-$RUN_ID.err" timeout "$RUN_TMO" python3 "$DRIVER" --host "$HOST" \
+        --port "$PORT" "${args[@]}" || rc=$?
       alive=1; pong=$(timeout 5 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null || true)
       [ "$pong" = PONG ] || alive=0
       used=$(info_field memory used_memory); dbsize=$(cli DBSIZE)
@@ -243,7 +159,7 @@ T_END=$(date +%s)
 # ---- report ---------------------------------------------------------------------------
 echo "# hit ratio: cache-node vs redis-server (same maxmemory, cache-aside Zipf)"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host: $(uname -n), $(nproc) CPUs, loadavg before: $LOADAVG0, after: $(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo "?"), $((T_END - T_START)) s for $nruns runs"
+echo "- date: $(utc_now), host: $(uname -n), $(nproc) CPUs, loadavg before: $LOADAVG0, after: $(loadavg), $((T_END - T_START)) s for $nruns runs"
 echo "- redis-server $redis_version; cache-node: $NODE_DESC"
 echo "- maxmemory $MAXMEM ($MAXMEM_BYTES bytes), maxmemory-samples $SAMPLES; keys $KEYS x $VSIZE-byte values" \
      "(~$(( KEYS * (VSIZE + 100) / MAXMEM_BYTES ))x maxmemory); $REQUESTS requests per run, first half = warm-up (not counted)"
@@ -255,7 +171,7 @@ else
   echo "- driver throttled to $RATE requests/s (--rate)"
 fi
 echo
-python3 - "$RES" "$MAXMEM_BYTES" <<'EOF'
+{ warnings_py; cat <<'EOF'
 import json, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 maxmem = int(sys.argv[2])
@@ -317,9 +233,6 @@ for wl, pol in order:
         if r["used"] is not None and r["used"] > 1.05 * maxmem:
             warns.append(f"{tag}: used_memory {r['used']} is {r['used'] / maxmem:.2f}x maxmemory after the run")
 print()
-if warns:
-    print("## warnings\n")
-    for w in warns:
-        print(f"- {w}")
-    print()
+print_warnings(warns)
 EOF
+} | python3 - "$RES" "$MAXMEM_BYTES"

@@ -22,88 +22,32 @@
 # Needs: bash, python3, awk, redis-server, redis-cli, timeout.
 set -euo pipefail
 
+PROG=mem_per_key.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HOST=127.0.0.1
 N=1000000 B=32 NODE_BIN=""
+CLI_TMO=60
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() { echo "mem_per_key.sh: $*" >&2; exit 1; }
-need_arg() { [ $# -ge 2 ] || die "option $1 needs an argument (see --help)"; }
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --keys) need_arg "$@"; N=$2; shift 2 ;;
-    --value-size) need_arg "$@"; B=$2; shift 2 ;;
-    --node-bin) need_arg "$@"; NODE_BIN=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "mem_per_key.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
-  esac
-done
+parse_options --keys=N --value-size=B --node-bin=NODE_BIN -- "$@"
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "--keys must be a positive integer"
 [[ $B =~ ^[1-9][0-9]*$ ]] || die "--value-size must be a positive integer"
-for tool in python3 awk redis-server redis-cli timeout; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
-FALLBACK_BIN=/work/target-main/release/cache-node
-if [ -z "$NODE_BIN" ]; then
-  NODE_BIN=$ROOT/target/release/cache-node
-  [ -x "$NODE_BIN" ] || NODE_BIN=$FALLBACK_BIN
-  if [ "$NODE_BIN" != "$FALLBACK_BIN" ] && [ -x "$FALLBACK_BIN" ] && [ "$FALLBACK_BIN" -nt "$NODE_BIN" ]; then
-    echo "mem_per_key.sh: warning: $FALLBACK_BIN is newer than $NODE_BIN; pass --node-bin to use it" >&2
-  fi
-fi
+need_tools python3 awk redis-server redis-cli timeout
+default_node_bin
 [ -x "$NODE_BIN" ] || die "cache-node binary not found: $NODE_BIN (build it or pass --node-bin)"
-NODE_BIN=$(cd "$(dirname "$NODE_BIN")" && pwd)/$(basename "$NODE_BIN")
+NODE_BIN=$(abs_path "$NODE_BIN")
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ferrocache-memkey.XXXXXX")
 SRV_PID=""
-is_running() {
-  local st
-  kill -0 "$1" 2>/dev/null || return 1
-  st=$(ps -o stat= -p "$1" 2>/dev/null || true)
-  [ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
-stop_pid() {
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do is_running "$pid" || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid "$SRV_PID"
-  rm -f "$TMP/cache-node"  # the private copy of the binary
-  if [ "$rc" -eq 0 ]; then rm -rf "$TMP"; else echo "mem_per_key.sh: exit status $rc; logs kept in $TMP" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_all() { stop_pid "$SRV_PID"; }  # for cleanup (lib.sh)
+init_tmp ferrocache-memkey
+private_node_copy
 
-# Run a private copy of the binary, so a rebuild during the run cannot mix two builds.
-NODE_RUN=""
-NODE_DESC="-"
-if [ -x "${NODE_BIN:-}" ]; then
-  NODE_DESC="$NODE_BIN (built $(date -u -r "$NODE_BIN" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$NODE_BIN" | cut -c1-12))"
-  cp "$NODE_BIN" "$TMP/cache-node" || die "cannot copy $NODE_BIN"
-  NODE_RUN=$TMP/cache-node
-fi
-
-free_port() {
-  python3 -c 'import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p != 6379: print(p); break'
-}
-cli() { timeout 60 redis-cli -h "$HOST" -p "$PORT" "$@" 2>/dev/null | tr -d '\r'; }
-info_field() { cli INFO memory | awk -F: -v f="$1" '$1 == f { print $2 }'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$SRV_PID/status"; }
 
 start_server() {  # redis|node
-  local i
-  PORT=$(free_port); LOG=$TMP/$1.log
+  PORT=$(free_ports 1); LOG=$TMP/$1.log
   if [ "$1" = redis ]; then
     redis-server --port "$PORT" --bind "$HOST" --save "" --appendonly no --daemonize no \
       --dir "$TMP" --logfile "$LOG" </dev/null >/dev/null 2>&1 &
@@ -111,12 +55,7 @@ start_server() {  # redis|node
     (cd "$TMP" && exec "$NODE_RUN" --port "$PORT" --bind "$HOST") </dev/null >"$LOG" 2>&1 &
   fi
   SRV_PID=$!
-  for ((i = 0; i < 100; i++)); do
-    is_running "$SRV_PID" || { tail -n 20 "$LOG" >&2; die "$1 exited during startup"; }
-    [ "$(timeout 2 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null)" = PONG ] && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$LOG" >&2; die "$1 did not answer PING on port $PORT within 10 s"
+  wait_ready "$1" "$PORT" "$SRV_PID" "$LOG" "$1"
 }
 
 echo "[$(date +%T)] generating $N SET commands ($B-byte values)" >&2
@@ -126,27 +65,27 @@ awk -v n="$N" -v b="$B" 'BEGIN {
       printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, b, v } }' >"$TMP/load.resp"
 
 RES=$TMP/res.txt; : >"$RES"
-LOADAVG0=$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+LOADAVG0=$(loadavg)
 for server in redis node; do
   start_server "$server"
   sleep 1
-  u0=$(info_field used_memory); r0=$(rss_kb)
+  u0=$(info_field memory used_memory); r0=$(rss_kb)
   echo "[$(date +%T)] $server (pid $SRV_PID, port $PORT): loading" >&2
   t0=$(date +%s.%N)
   timeout 300 redis-cli -h "$HOST" -p "$PORT" --pipe <"$TMP/load.resp" >"$TMP/pipe-$server.txt" 2>&1 ||
     { cat "$TMP/pipe-$server.txt" >&2; die "$server: redis-cli --pipe failed"; }
   t1=$(date +%s.%N)
   sleep 1
-  u1=$(info_field used_memory); r1=$(rss_kb); d=$(cli DBSIZE)
+  u1=$(info_field memory used_memory); r1=$(rss_kb); d=$(cli DBSIZE)
   perrs=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$TMP/pipe-$server.txt" | tail -n 1)
   echo "$server $u0 $u1 $r0 $r1 ${d:-0} $t0 $t1 ${perrs:-?}" >>"$RES"
   stop_pid "$SRV_PID"; SRV_PID=""
 done
 
-redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+redis_version=$(redis_server_version)
 echo "# memory per key: cache-node vs redis-server"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host: $(uname -n), $(nproc) CPUs, loadavg before: $LOADAVG0, after: $(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
+echo "- date: $(utc_now), host: $(uname -n), $(nproc) CPUs, loadavg before: $LOADAVG0, after: $(loadavg)"
 echo "- redis-server $redis_version; cache-node: $NODE_DESC"
 echo "- load: $N x \`SET key:<i> <$B bytes>\` through \`redis-cli --pipe\`, into a fresh server, no maxmemory; deltas measured 1 s after the load"
 echo

@@ -33,106 +33,35 @@
 # Needs: bash, python3, awk, redis-server, redis-cli, redis-benchmark, timeout.
 set -euo pipefail
 
+PROG=rss_under_load.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HOST=127.0.0.1
 MAXMEM=100mb POLICY=allkeys-lru N=1000000 B=1000 PIPE=16 CLIENTS=50 INTERVAL=1 RSS_ABORT=4gb
 SERVERS="node redis" NODE_BIN=""
 LOAD_TMO=600
+CLI_TMO=5
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() { echo "rss_under_load.sh: $*" >&2; exit 1; }
-need_arg() { [ $# -ge 2 ] || die "option $1 needs an argument (see --help)"; }
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --maxmemory) need_arg "$@"; MAXMEM=$2; shift 2 ;;
-    --policy) need_arg "$@"; POLICY=$2; shift 2 ;;
-    --requests) need_arg "$@"; N=$2; shift 2 ;;
-    --value-size) need_arg "$@"; B=$2; shift 2 ;;
-    --pipeline) need_arg "$@"; PIPE=$2; shift 2 ;;
-    --clients) need_arg "$@"; CLIENTS=$2; shift 2 ;;
-    --interval) need_arg "$@"; INTERVAL=$2; shift 2 ;;
-    --rss-abort) need_arg "$@"; RSS_ABORT=$2; shift 2 ;;
-    --servers) need_arg "$@"; SERVERS=$2; shift 2 ;;
-    --node-bin) need_arg "$@"; NODE_BIN=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "rss_under_load.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
-  esac
-done
-to_bytes() {
-  python3 - "$1" <<'EOF'
-import re, sys
-m = re.fullmatch(r"(\d+)\s*(b|k|kb|m|mb|g|gb)?", sys.argv[1].strip().lower())
-if not m:
-    sys.exit(1)
-mult = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
-print(int(m.group(1)) * mult[m.group(2)])
-EOF
-}
+parse_options --maxmemory=MAXMEM --policy=POLICY --requests=N --value-size=B --pipeline=PIPE \
+  --clients=CLIENTS --interval=INTERVAL --rss-abort=RSS_ABORT --servers=SERVERS --node-bin=NODE_BIN -- "$@"
 MAXMEM_BYTES=$(to_bytes "$MAXMEM") || die "bad --maxmemory: $MAXMEM"
 ABORT_BYTES=$(to_bytes "$RSS_ABORT") || die "bad --rss-abort: $RSS_ABORT"
 for v in N B PIPE CLIENTS; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "bad numeric option value: ${!v}"; done
 for s in $SERVERS; do case "$s" in node|redis) ;; *) die "bad server: $s" ;; esac; done
-for tool in python3 awk redis-server redis-cli redis-benchmark timeout; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found in PATH"
-done
-FALLBACK_BIN=/work/target-main/release/cache-node
-if [ -z "$NODE_BIN" ]; then
-  NODE_BIN=$ROOT/target/release/cache-node
-  [ -x "$NODE_BIN" ] || NODE_BIN=$FALLBACK_BIN
-  if [ "$NODE_BIN" != "$FALLBACK_BIN" ] && [ -x "$FALLBACK_BIN" ] && [ "$FALLBACK_BIN" -nt "$NODE_BIN" ]; then
-    echo "rss_under_load.sh: warning: $FALLBACK_BIN is newer than $NODE_BIN; pass --node-bin to use it" >&2
-  fi
-fi
+need_tools python3 awk redis-server redis-cli redis-benchmark timeout
+default_node_bin
 if [[ " $SERVERS " == *" node "* ]]; then
   [ -x "$NODE_BIN" ] || die "cache-node binary not found: $NODE_BIN (build it or pass --node-bin)"
-  NODE_BIN=$(cd "$(dirname "$NODE_BIN")" && pwd)/$(basename "$NODE_BIN")
+  NODE_BIN=$(abs_path "$NODE_BIN")
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ferrocache-rss.XXXXXX")
 SRV_PID="" BENCH_PID=""
-is_running() {
-  local st
-  kill -0 "$1" 2>/dev/null || return 1
-  st=$(ps -o stat= -p "$1" 2>/dev/null || true)
-  [ -n "$st" ] && [ "${st:0:1}" != Z ]
-}
-stop_pid() {
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do is_running "$pid" || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pid "$BENCH_PID"; stop_pid "$SRV_PID"
-  rm -f "$TMP/cache-node"  # the private copy of the binary
-  if [ "$rc" -eq 0 ]; then rm -rf "$TMP"; else echo "rss_under_load.sh: exit status $rc; logs kept in $TMP" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_all() { stop_pid "$BENCH_PID"; stop_pid "$SRV_PID"; }  # for cleanup (lib.sh)
+init_tmp ferrocache-rss
+private_node_copy
 
-# Run a private copy of the binary, so a rebuild during the run cannot mix two builds.
-NODE_RUN=""
-NODE_DESC="-"
-if [ -x "${NODE_BIN:-}" ]; then
-  NODE_DESC="$NODE_BIN (built $(date -u -r "$NODE_BIN" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$NODE_BIN" | cut -c1-12))"
-  cp "$NODE_BIN" "$TMP/cache-node" || die "cannot copy $NODE_BIN"
-  NODE_RUN=$TMP/cache-node
-fi
-
-free_port() {
-  python3 -c 'import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    if p != 6379: print(p); break'
-}
-cli() { timeout 5 redis-cli -h "$HOST" -p "$PORT" "$@" 2>/dev/null | tr -d '\r'; }
-info_field() { cli INFO "$1" | awk -F: -v f="$2" '$1 == f { print $2 }'; }
 rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$SRV_PID/status" 2>/dev/null || true; }
 sample() {  # t rss used -> samples file
   local t rss used
@@ -141,9 +70,8 @@ sample() {  # t rss used -> samples file
   echo "${rss:-0}"
 }
 
-start_server() {
-  local i
-  PORT=$(free_port); LOG=$TMP/$1.log
+start_server() {  # redis|node
+  PORT=$(free_ports 1); LOG=$TMP/$1.log
   if [ "$1" = redis ]; then
     redis-server --port "$PORT" --bind "$HOST" --save "" --appendonly no --daemonize no \
       --dir "$TMP" --logfile "$LOG" --maxmemory "$MAXMEM" --maxmemory-policy "$POLICY" \
@@ -153,16 +81,11 @@ start_server() {
       --maxmemory-policy "$POLICY") </dev/null >"$LOG" 2>&1 &
   fi
   SRV_PID=$!
-  for ((i = 0; i < 100; i++)); do
-    is_running "$SRV_PID" || { tail -n 20 "$LOG" >&2; die "$1 exited during startup"; }
-    [ "$(timeout 2 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null)" = PONG ] && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$LOG" >&2; die "$1 did not answer PING on port $PORT within 10 s"
+  wait_ready "$1" "$PORT" "$SRV_PID" "$LOG" "$1"
 }
 
 RES=$TMP/res.txt; : >"$RES"
-LOADAVG0=$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+LOADAVG0=$(loadavg)
 for server in $SERVERS; do
   start_server "$server"
   got=$(cli CONFIG GET maxmemory | sed -n 2p)
@@ -204,15 +127,15 @@ for server in $SERVERS; do
   stop_pid "$SRV_PID"; SRV_PID=""
 done
 
-redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+redis_version=$(redis_server_version)
 echo "# memory under a write load of $(awk -v n="$N" -v b="$B" -v m="$MAXMEM_BYTES" 'BEGIN { printf "%.1fx", n * b / m }') maxmemory"
 echo
-echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host: $(uname -n), $(nproc) CPUs, loadavg before: $LOADAVG0, after: $(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
+echo "- date: $(utc_now), host: $(uname -n), $(nproc) CPUs, loadavg before: $LOADAVG0, after: $(loadavg)"
 echo "- redis-server $redis_version; cache-node: $NODE_DESC"
 echo "- both: --maxmemory $MAXMEM ($MAXMEM_BYTES bytes) --maxmemory-policy $POLICY; load: redis-benchmark -t set -r 100000000 -d $B -n $N -P $PIPE -c $CLIENTS -q"
 echo "- VmRSS and INFO used_memory sampled every ${INTERVAL}s during the load and once 2 s after it"
 echo
-python3 - "$RES" "$MAXMEM_BYTES" <<'EOF'
+{ warnings_py; cat <<'EOF'
 import sys
 res = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 mm = int(sys.argv[2])
@@ -265,9 +188,6 @@ print("|---|" + "---:|" * len(names))
 for k in rows:
     print(f"| {k} | " + " | ".join(cols[n].get(k, "-") for n in names) + " |")
 print()
-if warns:
-    print("## warnings\n")
-    for w in warns:
-        print(f"- {w}")
-    print()
+print_warnings(warns)
 EOF
+} | python3 - "$RES" "$MAXMEM_BYTES"
