@@ -34,11 +34,16 @@ pub async fn proxy_command(cluster: &Arc<Cluster>, routing: &Routing, args: &[By
             Ok(()) => Bytes::from_static(b"+OK\r\n"),
             Err(e) => error_bytes(&e),
         },
+        (b"invalidate", 3) => match cluster.invalidate(routing, &args[2]).await {
+            Ok(n) => Bytes::from(format!(":{n}\r\n")),
+            Err(e) => error_bytes(&e),
+        },
         (b"help", 2) => {
             let lines = [
                 "PROXY NODES -- one line per node: address, weight, state, share of the keyspace, consecutive failures, errors, ejections, kind.",
                 "PROXY ADD <host:port[:weight]> -- add a node; it takes its share of slots.",
                 "PROXY REMOVE <host:port> -- remove a node; its slots go to the others.",
+                "PROXY INVALIDATE <pattern> -- forget the keys matching a glob pattern on every node; returns how many.",
             ];
             let mut out = BytesMut::new();
             out.extend_from_slice(format!("*{}\r\n", lines.len()).as_bytes());

@@ -425,7 +425,13 @@ impl Client {
                 self.split_and_merge(routing, args, cmd);
                 true
             }
-            Cmd::Swapdb | Cmd::Move | Cmd::Shutdown | Cmd::Config | Cmd::Pubsub => {
+            Cmd::Swapdb
+            | Cmd::Move
+            | Cmd::Shutdown
+            | Cmd::Config
+            | Cmd::Pubsub
+            | Cmd::Cluster
+            | Cmd::Cache => {
                 self.error(&format!(
                     "ERR '{}' is not supported by the proxy",
                     spec.name

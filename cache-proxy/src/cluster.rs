@@ -394,6 +394,37 @@ impl Cluster {
         Ok(())
     }
 
+    /// `PROXY INVALIDATE pattern`: every live node forgets the matching keys (a cache-node
+    /// from memory only; a plain Redis by SCAN MATCH + UNLINK). Nodes that are out drop
+    /// everything they hold before they return, since they cannot be reached now.
+    pub async fn invalidate(&self, routing: &Routing, pattern: &[u8]) -> Result<u64, String> {
+        let mut total = 0;
+        for (i, node) in routing.nodes.iter().enumerate() {
+            if !routing.live[i] {
+                *node.dirty.lock().unwrap() = SlotSet::full();
+                continue;
+            }
+            if node.plain_redis.load(Relaxed) {
+                total += self.unlink_by_scan(node, pattern, |_| true).await?;
+                continue;
+            }
+            let reply = self
+                .node_command(&node.addr, &[&b"CACHE"[..], b"INVALIDATE", pattern])
+                .await?;
+            match reply::integer(&reply) {
+                Some(n) => total += n.max(0) as u64,
+                None => {
+                    return Err(format!(
+                        "ERR node {} refused: {}",
+                        node.addr,
+                        reply::error_text(&reply)
+                    ))
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// Removes every key of `slots` from `node`'s memory; returns how many keys went.
     pub async fn drop_slots(&self, node: &NodeState, slots: &SlotSet) -> Result<u64, String> {
         if slots.is_empty() {
@@ -417,22 +448,33 @@ impl Cluster {
 
     /// The plain-Redis fallback: SCAN the whole keyspace and UNLINK the keys of `slots`.
     async fn drop_slots_by_scan(&self, node: &NodeState, slots: &SlotSet) -> Result<u64, String> {
+        self.unlink_by_scan(node, b"*", |k| slots.contains(key_slot(k)))
+            .await
+    }
+
+    /// SCAN MATCH `pattern` over a whole node and UNLINK the keys `doomed` picks.
+    async fn unlink_by_scan(
+        &self,
+        node: &NodeState,
+        pattern: &[u8],
+        doomed: impl Fn(&[u8]) -> bool,
+    ) -> Result<u64, String> {
         let mut stream = self.connect(&node.addr).await?;
         let mut cursor = b"0".to_vec();
         let mut removed = 0u64;
         loop {
             let mut request = BytesMut::new();
-            encode_command(&mut request, &[&b"SCAN"[..], &cursor, b"COUNT", b"1000"]);
+            encode_command(
+                &mut request,
+                &[&b"SCAN"[..], &cursor, b"MATCH", pattern, b"COUNT", b"1000"],
+            );
             stream
                 .write_all(&request)
                 .await
                 .map_err(|e| e.to_string())?;
             let reply = read_replies(&mut stream, 1).await?.remove(0);
             let (next, keys) = reply::scan_page(&reply).ok_or("bad SCAN reply")?;
-            let doomed: Vec<Bytes> = keys
-                .into_iter()
-                .filter(|k| slots.contains(key_slot(k)))
-                .collect();
+            let doomed: Vec<Bytes> = keys.into_iter().filter(|k| doomed(k)).collect();
             if !doomed.is_empty() {
                 let mut unlink = BytesMut::new();
                 let mut args = vec![Bytes::from_static(b"UNLINK")];

@@ -509,3 +509,42 @@ fn proxy_add_and_remove_move_only_their_share() {
         .unwrap_err();
     assert!(err.to_string().contains("not a member"));
 }
+
+#[test]
+fn proxy_invalidate_forgets_a_pattern_on_every_node() {
+    let cluster = Cluster::start(&[]);
+    let mut conn = cluster.client();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("user:{i}"))
+            .arg(i)
+            .query(&mut conn)
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("order:{i}"))
+            .arg(i)
+            .query(&mut conn)
+            .unwrap();
+    }
+    let removed: i64 = redis::cmd("PROXY")
+        .arg("INVALIDATE")
+        .arg("user:*")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(removed, 50);
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut conn).unwrap(), 50);
+    let got: Option<i64> = redis::cmd("GET").arg("user:7").query(&mut conn).unwrap();
+    assert_eq!(got, None);
+    let got: Option<i64> = redis::cmd("GET").arg("order:7").query(&mut conn).unwrap();
+    assert_eq!(got, Some(7));
+    // The node command itself is the proxy's business, not a client's.
+    let err = redis::cmd("CACHE")
+        .arg("INVALIDATE")
+        .arg("*")
+        .query::<i64>(&mut conn)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not supported by the proxy"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! CLUSTER KEYSLOT / COUNTKEYSINSLOT / GETKEYSINSLOT (Redis's per-slot key index, answered
 //! for the current database) and CLUSTER DROPSLOTS, ferrocache's own: cache-proxy drops the
-//! slots that moved or were written elsewhere before a node takes their traffic.
+//! slots that moved or were written elsewhere before a node takes their traffic. Also
+//! CACHE INVALIDATE, the explicit invalidation by pattern (deploys, schema changes).
 
 use bytes::Bytes;
 use cache_store::SLOTS;
@@ -76,6 +77,30 @@ pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         };
         tracing::info!(removed, ranges = (args.len() - 2) / 2, "dropped slots");
         ctx.out.int(removed as i64);
+    }
+    Ok(())
+}
+
+const CACHE_HELP: &[&str] = &[
+    "CACHE <subcommand> [<arg> ...]. Subcommands are:",
+    "INVALIDATE <pattern>",
+    "    Forget every key of the current database matching the glob pattern (memory only: a",
+    "    backing store keeps its rows, and the next read loads them); return how many.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn cache(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if is(&args[1], "help") {
+        help(ctx, CACHE_HELP);
+    } else if is(&args[1], "invalidate") {
+        let removed = ctx.shared.store.drop_matching(ctx.db(), &args[2]);
+        tracing::info!(
+            removed = removed.len(),
+            pattern = %String::from_utf8_lossy(&args[2]),
+            "explicit invalidation"
+        );
+        ctx.out.int(removed.len() as i64);
     }
     Ok(())
 }

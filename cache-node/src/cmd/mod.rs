@@ -734,6 +734,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Persist => keys::persist(ctx, args),
         Object => keys::object(ctx, args),
         Cluster => cluster::cluster(ctx, args),
+        Cache => cluster::cache(ctx, args),
         Get => strings::get(ctx, args),
         Set => strings::set(ctx, args),
         Setnx => strings::setnx(ctx, args),

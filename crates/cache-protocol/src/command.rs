@@ -334,7 +334,14 @@ commands! {
     Pubsub => "pubsub", -2, 0, 0, 0, 0, "pubsub", "A container for Pub/Sub commands.", subs = PUBSUB_SUBCOMMANDS;
     // cluster: the per-slot key index (and the proxy's slot drop)
     Cluster => "cluster", -2, 0, 0, 0, 0, "cluster", "A container for Redis Cluster commands.", subs = CLUSTER_SUBCOMMANDS;
+    // ferrocache's own
+    Cache => "cache", -2, 0, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
 }
+
+static CACHE_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("cache|invalidate", 3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) every key of the current database matching a glob pattern; returns how many."),
+    spec!("cache|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+];
 
 static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cluster|keyslot", 3, STALE, 0, 0, 0, "cluster", "Returns the hash slot for a key."),

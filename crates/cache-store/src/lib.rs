@@ -934,6 +934,28 @@ impl Store {
         out
     }
 
+    /// Removes from memory every key of `db` matching the glob `pattern` (observers are not
+    /// told: the keys are forgotten, not deleted, as for eviction); returns the keys.
+    pub fn drop_matching(&self, db: usize, pattern: &[u8]) -> Vec<Key> {
+        let match_all = pattern == b"*";
+        let mut removed = Vec::new();
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
+            let d = &mut shard.dbs[db];
+            let doomed: Vec<Key> = d
+                .map
+                .keys()
+                .filter(|k| match_all || pattern::glob_match(pattern, k, false))
+                .cloned()
+                .collect();
+            for k in doomed {
+                d.remove(&k);
+                removed.push(k);
+            }
+        }
+        removed
+    }
+
     /// A random live key, or None when the database is empty.
     pub fn random_key(&self, db: usize, now_ms: u64) -> Option<Key> {
         let start = {
