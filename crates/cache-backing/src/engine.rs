@@ -79,13 +79,16 @@ pub trait Installer: Send + Sync + 'static {
 
 type KeyId = (u32, Box<[u8]>);
 
+/// How a load ended: whether the database (or the write-back queue) had the key.
+pub type LoadResult = Result<bool, BackingError>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One load in flight.
 struct LoadSlot {
-    done: watch::Sender<Option<Result<(), BackingError>>>,
+    done: watch::Sender<Option<LoadResult>>,
     /// A write or an invalidation touched the key while loading: do not install.
     dirty: AtomicBool,
 }
@@ -659,8 +662,8 @@ impl Engine {
     }
 
     /// Starts (or joins) the load of `key`; the receiver turns `Some` when it is done and the
-    /// row (if any) is installed.
-    pub fn load(&self, db: u32, key: &[u8]) -> watch::Receiver<Option<Result<(), BackingError>>> {
+    /// row (if any) is installed: `Ok(false)` when the key exists nowhere.
+    pub fn load(&self, db: u32, key: &[u8]) -> watch::Receiver<Option<LoadResult>> {
         let inner = &self.inner;
         let id: KeyId = (db, key.into());
         let mut loads = lock(&inner.loads);
@@ -872,7 +875,7 @@ async fn load_task(inner: Arc<Inner>, id: KeyId, slot: Arc<LoadSlot>) {
             inner.loads_count.fetch_sub(1, Relaxed);
         }
     }
-    let _ = slot.done.send(Some(result.map(|_| ())));
+    let _ = slot.done.send(Some(result.map(|row| row.is_some())));
 }
 
 /// Unix time in milliseconds.

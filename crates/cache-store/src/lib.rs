@@ -144,6 +144,11 @@ pub trait KeyObserver: Send + Sync {
     fn expired(&self, db: usize, key: &[u8]);
     /// A whole database (or all, for None) was flushed or swapped.
     fn flushed(&self, db: Option<usize>);
+    /// `key` in `db` was evicted to free memory: gone from memory, not deleted (a backing
+    /// store keeps it). Others see it as a change.
+    fn evicted(&self, db: usize, key: &[u8]) {
+        self.modified(db, key);
+    }
 }
 
 /// One lock's worth of the keyspace.
@@ -157,13 +162,23 @@ pub struct Shard {
     observed: usize,
     /// Report every expiry (keyspace notifications of class `x` are on).
     report_expiries: bool,
+    /// Report every change (a backing store is on).
+    report_all: bool,
     touched: Vec<Touched>,
     /// TinyLFU's frequency sketch for this shard's keys (empty unless that policy is on).
     sketch: evict::Sketch,
 }
 
-/// A change recorded for the observer: (db, key, whether it was an expiry).
-type Touched = (usize, Key, bool);
+/// What happened to a key, for the observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Modified,
+    Expired,
+    Evicted,
+}
+
+/// A change recorded for the observer.
+type Touched = (usize, Key, Change);
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,6 +194,7 @@ impl Shard {
             expired_keys: 0,
             observed: 0,
             report_expiries: false,
+            report_all: false,
             touched: Vec::new(),
             sketch: evict::Sketch::default(),
         }
@@ -193,14 +209,20 @@ impl Shard {
     }
 
     fn touch(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 {
-            self.touched.push((db, key.into(), false));
+        if self.observed > 0 || self.report_all {
+            self.touched.push((db, key.into(), Change::Modified));
         }
     }
 
     fn touch_expired(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 || self.report_expiries {
-            self.touched.push((db, key.into(), true));
+        if self.observed > 0 || self.report_expiries || self.report_all {
+            self.touched.push((db, key.into(), Change::Expired));
+        }
+    }
+
+    fn touch_evicted(&mut self, db: usize, key: &[u8]) {
+        if self.observed > 0 || self.report_all {
+            self.touched.push((db, key.into(), Change::Evicted));
         }
     }
 
@@ -244,8 +266,8 @@ impl Shard {
                 }
                 let key = key.clone();
                 d.remove(&key);
-                if self.observed > 0 || self.report_expiries {
-                    self.touched.push((db, key, true));
+                if self.observed > 0 || self.report_expiries || self.report_all {
+                    self.touched.push((db, key, Change::Expired));
                 }
                 removed += 1;
             }
@@ -451,6 +473,20 @@ impl<'a> Locked<'a> {
             return None;
         }
         shard.touch(db, key);
+        Some(entry)
+    }
+
+    /// Removes `key` to free memory (reported as evicted, not deleted); returns its entry if
+    /// it was live.
+    pub fn evict(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let shard = self.shard(key);
+        let entry = shard.dbs[db].remove(key)?;
+        if entry.is_expired(now_ms) {
+            shard.expired_keys += 1;
+            shard.touch_expired(db, key);
+            return None;
+        }
+        shard.touch_evicted(db, key);
         Some(entry)
     }
 
@@ -731,7 +767,7 @@ impl Store {
                     continue;
                 }
                 let entry = shard.dbs[c.db].remove(&c.key).expect("present");
-                shard.touch(c.db, &c.key);
+                shard.touch_evicted(c.db, &c.key);
                 let touched = std::mem::take(&mut shard.touched);
                 drop(shard);
                 self.report(touched);
@@ -787,7 +823,7 @@ impl Store {
 
     /// Removes a key that was just written but not admitted (TinyLFU), counting it evicted.
     pub fn reject(&self, db: usize, key: &[u8], now_ms: u64) -> bool {
-        let removed = self.lock(key).remove(db, key, now_ms).is_some();
+        let removed = self.lock(key).evict(db, key, now_ms).is_some();
         if removed {
             self.evicted_keys.fetch_add(1, Relaxed);
         }
@@ -1043,14 +1079,33 @@ impl Store {
             return;
         }
         if let Some(observer) = self.observer.get() {
-            for (db, key, expired) in touched {
-                if expired {
-                    observer.expired(db, &key);
-                } else {
-                    observer.modified(db, &key);
+            for (db, key, change) in touched {
+                match change {
+                    Change::Modified => observer.modified(db, &key),
+                    Change::Expired => observer.expired(db, &key),
+                    Change::Evicted => observer.evicted(db, &key),
                 }
             }
         }
+    }
+
+    /// Turns reporting of every change to the observer on or off (a backing store needs to
+    /// see every write, not only those of observed keys).
+    pub fn set_report_all(&self, on: bool) {
+        for i in 0..SHARDS {
+            self.lock_shard(i).report_all = on;
+        }
+    }
+
+    /// A copy of the live entry of `key`, without counting an access or deleting an expired
+    /// entry (nothing is reported).
+    pub fn snapshot(&self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let shard = self.lock_shard(shard_of(key));
+        shard.dbs[db]
+            .map
+            .get(key)
+            .filter(|e| !e.is_expired(now_ms))
+            .cloned()
     }
 
     /// Turns reporting of every expiry to the observer on or off.
