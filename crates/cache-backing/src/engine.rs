@@ -948,10 +948,15 @@ async fn flusher(inner: Arc<Inner>) {
                 batch
             };
             let writes = batch.writes();
+            let started = Instant::now();
             match inner.store.apply(&writes).await {
                 Ok(()) => {
                     inner.stats.flushed.fetch_add(writes.len() as u64, Relaxed);
                     inner.stats.commits.fetch_add(1, Relaxed);
+                    inner
+                        .stats
+                        .commit_usec
+                        .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                     backoff = Duration::from_millis(50);
                     committed(&inner);
                 }
