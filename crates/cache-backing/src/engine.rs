@@ -104,6 +104,17 @@ struct Queued {
 struct Queue {
     flushes: Vec<(u64, Write, Instant)>,
     keys: IndexMap<KeyId, Queued>,
+    /// Approximate heap bytes the queued states hold.
+    bytes: u64,
+}
+
+fn size_of(w: &Write) -> u64 {
+    let n = match w {
+        Write::Put { key, row, .. } => 2 * key.len() + row.value.len(),
+        Write::Delete { key, .. } => 2 * key.len(),
+        _ => 0,
+    };
+    n as u64 + 96
 }
 
 impl Queue {
@@ -120,15 +131,19 @@ impl Queue {
             Write::FlushDb(db) => {
                 self.keys.retain(|(d, _), _| d != db);
                 self.flushes.push((seq, write, now));
+                self.recount();
             }
             Write::FlushAll => {
                 self.keys.clear();
                 self.flushes.push((seq, write, now));
+                self.recount();
             }
             Write::Put { db, key, .. } | Write::Delete { db, key } => {
                 let id = (*db, key[..].into());
+                self.bytes += size_of(&write);
                 match self.keys.get_mut(&id) {
                     Some(q) => {
+                        self.bytes = self.bytes.saturating_sub(size_of(&q.write));
                         q.write = write;
                         q.seq = seq;
                     }
@@ -165,10 +180,23 @@ impl Queue {
     fn take(&mut self, max: usize) -> Queue {
         let n = self.keys.len().min(max.max(1));
         let rest = self.keys.split_off(n);
-        Queue {
+        let mut taken = Queue {
             flushes: std::mem::take(&mut self.flushes),
             keys: std::mem::replace(&mut self.keys, rest),
-        }
+            bytes: 0,
+        };
+        taken.recount();
+        self.bytes = self.bytes.saturating_sub(taken.bytes);
+        taken
+    }
+
+    fn recount(&mut self) {
+        self.bytes = self
+            .flushes
+            .iter()
+            .map(|(_, w, _)| size_of(w))
+            .chain(self.keys.values().map(|q| size_of(&q.write)))
+            .sum();
     }
 
     /// Puts a batch that failed back in front of what was queued since.
@@ -186,6 +214,7 @@ impl Queue {
         for (id, q) in newer.keys {
             self.keys.insert(id, q);
         }
+        self.recount();
     }
 
     fn writes(&self) -> Vec<Write> {
@@ -219,6 +248,15 @@ struct Order {
     queue: Queue,
     /// The batch the flusher is committing (still answers loads until it is committed).
     inflight: Option<Arc<Queue>>,
+}
+
+impl Order {
+    /// Publishes the queue's size for the memory check (which runs under this lock, so it
+    /// reads an atomic instead).
+    fn publish(&self, inner: &Inner) {
+        let bytes = self.queue.bytes + self.inflight.as_ref().map_or(0, |q| q.bytes);
+        inner.queued_bytes.store(bytes, Relaxed);
+    }
 }
 
 struct WtJob {
@@ -278,6 +316,9 @@ pub(crate) struct Inner {
     negative_count: AtomicUsize,
     claims: Mutex<HashMap<KeyId, Arc<Notify>>>,
     claims_count: AtomicUsize,
+    /// Bytes of the write-back queue and the batch in flight (not counted against
+    /// maxmemory, as Redis does not count its AOF buffers).
+    queued_bytes: AtomicU64,
     wt_jobs: Mutex<Vec<WtJob>>,
     wt_wake: Notify,
     wb_wake: Notify,
@@ -431,6 +472,7 @@ impl Engine {
             negative_count: AtomicUsize::new(0),
             claims: Mutex::default(),
             claims_count: AtomicUsize::new(0),
+            queued_bytes: AtomicU64::new(0),
             wt_jobs: Mutex::default(),
             wt_wake: Notify::new(),
             wb_wake: Notify::new(),
@@ -462,6 +504,7 @@ impl Engine {
                     .map_err(|e| BackingError::refused(format!("journal thread: {e}")))?;
             }
         }
+        lock(&inner.order).publish(&inner);
         handle.spawn(purger(inner.clone()));
         if inner.cfg.change_feed {
             handle.spawn(crate::feed::listen(inner.clone()));
@@ -470,6 +513,12 @@ impl Engine {
             inner,
             runtime: handle,
         })
+    }
+
+    /// Bytes held by the write-back queue, which maxmemory does not count (like Redis's AOF
+    /// buffers): evicting every key would not shrink it.
+    pub fn queued_bytes(&self) -> u64 {
+        self.inner.queued_bytes.load(Relaxed)
     }
 
     /// Sets the node's installer (once).
@@ -561,6 +610,7 @@ impl Engine {
                 if order.queue.keys.len() >= inner.cfg.write_back_batch {
                     inner.wb_wake.notify_one();
                 }
+                order.publish(inner);
                 match inner.cfg.fsync {
                     Fsync::Always => Pending::Durable(seq),
                     Fsync::EverySec => Pending::Done,
@@ -968,6 +1018,7 @@ async fn flusher(inner: Arc<Inner>) {
                         let mut order = lock(&inner.order);
                         order.inflight = None;
                         order.queue.merge_back(unwrap_batch(batch));
+                        order.publish(&inner);
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -1009,6 +1060,7 @@ async fn flusher(inner: Arc<Inner>) {
                             let mut order = lock(&inner.order);
                             order.inflight = None;
                             order.queue.merge_back(unwrap_batch(batch));
+                            order.publish(&inner);
                         }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -1024,6 +1076,7 @@ async fn flusher(inner: Arc<Inner>) {
 /// The batch back from its `Arc` (cloned if a load still looks at it).
 fn unwrap_batch(batch: Arc<Queue>) -> Queue {
     Arc::try_unwrap(batch).unwrap_or_else(|b| Queue {
+        bytes: b.bytes,
         flushes: b.flushes.clone(),
         keys: b
             .keys
@@ -1047,6 +1100,7 @@ fn committed(inner: &Inner) {
     let (min_uncommitted, all) = {
         let mut order = lock(&inner.order);
         order.inflight = None;
+        order.publish(inner);
         match order.queue.min_seq() {
             Some(s) => (s, false),
             None => (order.next_seq, true),

@@ -135,6 +135,9 @@ struct Segment {
 
 struct Files {
     current: File,
+    /// A segment closed since the last fsync: the next [`Journal::sync`] syncs it too, and
+    /// the directory (so the new segment's name survives a power cut).
+    closed_unsynced: Vec<File>,
     segments: Vec<Segment>,
     /// Sequence number of the last record written to the file (not only buffered).
     written_seq: u64,
@@ -231,6 +234,7 @@ impl Journal {
                 dir: dir.to_path_buf(),
                 files: Mutex::new(Files {
                     current,
+                    closed_unsynced: Vec::new(),
                     segments,
                     written_seq: last_seq,
                 }),
@@ -288,11 +292,21 @@ impl Journal {
     /// # Errors
     /// When the write or the fsync fails.
     pub fn sync(&self) -> std::io::Result<u64> {
-        let (file, seq) = {
+        let (file, closed, seq) = {
             let mut files = lock(&self.files);
             let seq = self.write_locked(&mut files)?;
-            (files.current.try_clone()?, seq)
+            (
+                files.current.try_clone()?,
+                std::mem::take(&mut files.closed_unsynced),
+                seq,
+            )
         };
+        if !closed.is_empty() {
+            for f in &closed {
+                f.sync_data()?;
+            }
+            sync_dir(&self.dir);
+        }
         file.sync_data()?;
         Ok(seq)
     }
@@ -309,13 +323,14 @@ impl Journal {
         let cur = files.segments.last().expect("a current segment");
         if cur.bytes >= SEGMENT_BYTES || (all_committed && cur.bytes > 0) {
             let next = cur.index + 1;
-            // Durable before the old segment can go: the new file must exist after a crash.
-            files.current.sync_data()?;
-            files.current = OpenOptions::new()
+            // No fsync here (writers wait on this lock before their replies): the fsync
+            // policy's next sync covers the closed segment and the directory.
+            let new = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(segment_path(&self.dir, next))?;
-            sync_dir(&self.dir);
+            let old = std::mem::replace(&mut files.current, new);
+            files.closed_unsynced.push(old);
             files.segments.push(Segment {
                 index: next,
                 max_seq: 0,
@@ -323,19 +338,22 @@ impl Journal {
             });
         }
         let last = files.segments.len() - 1;
-        let mut removed = false;
-        let dir = self.dir.clone();
+        let mut doomed = Vec::new();
         let mut i = 0;
         files.segments.retain(|s| {
             let keep = i == last || (s.max_seq >= min_uncommitted && s.max_seq != 0);
             i += 1;
             if !keep {
-                let _ = std::fs::remove_file(segment_path(&dir, s.index));
-                removed = true;
+                doomed.push(s.index);
             }
             keep
         });
-        if removed {
+        drop(files);
+        // Outside the lock: segment numbers only grow, so nothing reuses these names.
+        for index in &doomed {
+            let _ = std::fs::remove_file(segment_path(&self.dir, *index));
+        }
+        if !doomed.is_empty() {
             sync_dir(&self.dir);
         }
         Ok(())
