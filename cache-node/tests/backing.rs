@@ -515,6 +515,18 @@ both_stores!(
             assert_eq!(c.cmd_str(&["HGET", "h", "f"]), bulk("1"));
             let reply = c.cmd_str(&["SET", "fresh", "x"]);
             assert!(reply.starts_with(b"-ERR"));
+            // A transaction fails whole, and every key it wrote comes back.
+            assert_eq!(c.cmd_str(&["MULTI"]), OK);
+            assert_eq!(c.cmd_str(&["SET", "k", "tx"]), b"+QUEUED\r\n");
+            assert_eq!(c.cmd_str(&["HSET", "h", "f", "2"]), b"+QUEUED\r\n");
+            let reply = c.cmd_str(&["EXEC"]);
+            assert!(
+                reply.starts_with(b"-ERR backing store write failed"),
+                "{}",
+                String::from_utf8_lossy(&reply)
+            );
+            assert_eq!(c.cmd_str(&["GET", "k"]), bulk("old"));
+            assert_eq!(c.cmd_str(&["HGET", "h", "f"]), bulk("1"));
         }
         // (Checked after the lock: a PostgreSQL table locked exclusively refuses reads too, so
         // loading an absent key fails meanwhile.)
