@@ -969,6 +969,30 @@ fn change_feed_invalidates_rows_changed_by_others() {
     assert_eq!(c.cmd_str(&["SET", "k", "again"]), OK);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(info_n(&mut c, "backing_invalidations"), before);
+    // The feed's connection dies; a change made meanwhile notifies nobody. On reconnect the
+    // node drops what it cached, so it still reads the new row.
+    let Kind::Postgres { rt, client, .. } = &db.kind else {
+        unreachable!()
+    };
+    let killed = rt
+        .block_on(client.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'ferrocache' AND (query LIKE 'LISTEN%' OR query = 'SELECT 1')",
+            &[],
+        ))
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(killed, 1, "the feed's connection");
+    db.exec(&format!(
+        "UPDATE {} SET value = '\\x01'::bytea || 'missed'::bytea WHERE key = 'k'::bytea",
+        db.table
+    ));
+    wait_until(
+        "the reconnect and full invalidation",
+        Duration::from_secs(10),
+        || c.cmd_str(&["GET", "k"]) == bulk("missed"),
+    );
+    assert_eq!(info(&mut c, "backing_change_feed"), "up");
     db.exec(&format!(
         "DROP TRIGGER IF EXISTS ferrocache_notify ON {users}"
     ));
