@@ -357,24 +357,27 @@ fn to_writes(shared: &Shared, changes: &[Changed], now: u64) -> (Vec<Write>, Vec
                 if changes.len() > 1 && !seen.insert((*db, key.clone())) {
                     continue;
                 }
-                let write = match shared.store.snapshot(*db as usize, key, now) {
-                    Some(entry) => {
-                        let (kind, value) = cache_backing::encoding::encode(&entry.value);
-                        Write::Put {
+                // Encoded under the shard lock: no copy of the value on the way.
+                let write = shared
+                    .store
+                    .with_entry(*db as usize, key, now, |entry| match entry {
+                        Some(entry) => {
+                            let (kind, value) = cache_backing::encoding::encode(&entry.value);
+                            Write::Put {
+                                db: *db,
+                                key: key.to_vec(),
+                                row: Row {
+                                    kind: kind as i16,
+                                    value,
+                                    expires_at: entry.expires_at,
+                                },
+                            }
+                        }
+                        None => Write::Delete {
                             db: *db,
                             key: key.to_vec(),
-                            row: Row {
-                                kind: kind as i16,
-                                value,
-                                expires_at: entry.expires_at,
-                            },
-                        }
-                    }
-                    None => Write::Delete {
-                        db: *db,
-                        key: key.to_vec(),
-                    },
-                };
+                        },
+                    });
                 writes.push(write);
                 changed.push((*db, key.clone()));
             }

@@ -1108,6 +1108,19 @@ impl Store {
             .cloned()
     }
 
+    /// Calls `f` with the live entry of `key` (or None) under its shard lock, without counting
+    /// an access or deleting an expired entry: for reading a state out without copying it.
+    pub fn with_entry<R>(
+        &self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        f: impl FnOnce(Option<&Entry>) -> R,
+    ) -> R {
+        let shard = self.lock_shard(shard_of(key));
+        f(shard.dbs[db].map.get(key).filter(|e| !e.is_expired(now_ms)))
+    }
+
     /// Turns reporting of every expiry to the observer on or off.
     pub fn report_expiries(&self, on: bool) {
         for i in 0..SHARDS {
@@ -1277,6 +1290,56 @@ mod tests {
         assert!(store.random_key(1, 0).is_some());
         store.flush(None);
         assert!(store.random_key(1, 0).is_none());
+    }
+
+    #[test]
+    fn report_all_tells_writes_from_expiries_and_evictions() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<(char, Vec<u8>)>>);
+        impl KeyObserver for Seen {
+            fn modified(&self, _: usize, key: &[u8]) {
+                self.0.lock().unwrap().push(('m', key.to_vec()));
+            }
+            fn expired(&self, _: usize, key: &[u8]) {
+                self.0.lock().unwrap().push(('x', key.to_vec()));
+            }
+            fn flushed(&self, _: Option<usize>) {
+                self.0.lock().unwrap().push(('f', Vec::new()));
+            }
+            fn evicted(&self, _: usize, key: &[u8]) {
+                self.0.lock().unwrap().push(('e', key.to_vec()));
+            }
+        }
+        let store = Store::new(StoreConfig::default());
+        let seen = Arc::new(Seen::default());
+        store.set_observer(seen.clone());
+        store.lock(b"quiet").insert(0, b"quiet", s("v"), 0);
+        assert!(
+            seen.0.lock().unwrap().is_empty(),
+            "unobserved keys are not reported"
+        );
+        store.set_report_all(true);
+        store.lock(b"a").insert(0, b"a", s("v"), 0);
+        store
+            .lock(b"t")
+            .insert(0, b"t", Entry::with_expiry(Value::string(&b"v"[..]), 5), 0);
+        store.expire_cycle(10, 100);
+        store.eviction.set_policy(Policy::AllKeysLru);
+        let victim = store.evict_one(20).expect("something to evict");
+        assert!(store.snapshot(0, &victim.key, 20).is_none());
+        store.flush(None);
+        let got = seen.0.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            vec![
+                ('m', b"a".to_vec()),
+                ('m', b"t".to_vec()),
+                ('x', b"t".to_vec()),
+                ('e', victim.key.to_vec()),
+                ('f', Vec::new()),
+            ]
+        );
     }
 
     proptest::proptest! {
