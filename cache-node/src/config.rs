@@ -185,6 +185,89 @@ static PARAMS: &[Param] = &[
         mutable: false,
         help: "worker threads (0 = one per available core)",
     },
+    // The backing store (cache-backing): all fixed at start.
+    Param {
+        name: "backing-mode",
+        kind: Kind::Enum(&["none", "write-through", "write-back"]),
+        default: "none",
+        mutable: false,
+        help: "none (a pure cache), write-through (reply after the database commits) or write-back (reply at once, journal, flush in batches); both write modes read through on a miss",
+    },
+    Param {
+        name: "backing-url",
+        kind: Kind::Text,
+        default: "",
+        mutable: false,
+        help: "postgres://user@host/db or sqlite:PATH (empty with a write mode = sqlite:<dir>/ferrocache.db)",
+    },
+    Param {
+        name: "backing-table",
+        kind: Kind::Text,
+        default: "ferrocache_kv",
+        mutable: false,
+        help: "the generic table (created if missing)",
+    },
+    Param {
+        name: "backing-map",
+        kind: Kind::Text,
+        default: "",
+        mutable: false,
+        help: "key prefixes mapped to existing tables: PREFIX=TABLE.KEY_COLUMN[,...] (db 0; hash fields = columns)",
+    },
+    Param {
+        name: "backing-timeout",
+        kind: Kind::Int {
+            min: 10,
+            max: 600_000,
+        },
+        default: "5000",
+        mutable: false,
+        help: "milliseconds a database operation may take (also PostgreSQL's statement and lock timeout)",
+    },
+    Param {
+        name: "backing-negative-ttl",
+        kind: Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        default: "0",
+        mutable: false,
+        help: "milliseconds a key found absent in the database is remembered as absent (0 = off)",
+    },
+    Param {
+        name: "backing-change-feed",
+        kind: Kind::Enum(&["no", "yes"]),
+        default: "no",
+        mutable: false,
+        help: "LISTEN for row changes (PostgreSQL; triggers from `cache-node install-change-feed`) and drop those keys",
+    },
+    Param {
+        name: "write-back-delay",
+        kind: Kind::Int {
+            min: 1,
+            max: 3_600_000,
+        },
+        default: "100",
+        mutable: false,
+        help: "write-back: milliseconds between flushes of the coalesced queue",
+    },
+    Param {
+        name: "write-back-batch",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "512",
+        mutable: false,
+        help: "write-back: keys per transaction (a full batch is flushed at once)",
+    },
+    Param {
+        name: "appendfsync",
+        kind: Kind::Enum(&["everysec", "always"]),
+        default: "everysec",
+        mutable: false,
+        help: "write-back journal fsync: everysec, or always (the reply waits for the fsync, group-committed)",
+    },
     // Facts clients read (redis-benchmark asks for both): this node keeps nothing on disk.
     Param {
         name: "save",

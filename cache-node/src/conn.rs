@@ -2,6 +2,8 @@
 //!
 //! ```text
 //!  loop: run every complete request (holding the gate shared, no .await)
+//!        ├─ backing store: a request waits for loads or a commit: release the gate, await,
+//!        │  go on (the request runs again after a load; its reply is fixed after a commit)
 //!        ├─ a blocking command parked us: write what we have, wait for the waiter
 //!        write replies once ─► wait for input, a pub/sub message, or a kill
 //! ```
@@ -11,11 +13,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use cache_protocol::{Decoder, Limits, ReplyBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::backing::{self, Step};
 use crate::client::ClientInfo;
 use crate::cmd::blocking::{self, Outcome};
 use crate::cmd::{dispatch, ConnState, Ctx};
@@ -108,51 +111,116 @@ async fn serve(
     let mut decoder = Decoder::new(limits(shared));
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = ReplyBuf::new();
+    // With a backing store: a frame that must wait (loads, a commit of its keys) is carried
+    // over the wait and run again; write-back replies wait for the journal.
+    let mut carried: Option<Vec<Bytes>> = None;
+    let mut journaled = false;
+    let mut durable_seq = 0u64;
     loop {
         let mut protocol_error = None;
         let now = crate::now_ms();
         let mut clock = Instant::now();
         info.mark_active(clock);
         let mut parked = None;
+        let mut after: Option<Step> = None;
         {
             // Shared hold on the transaction gate for this batch; never held across .await.
             let mut gate = Some(shared.gate.read());
             loop {
-                match decoder.decode(&mut input) {
-                    Ok(Some(args)) => {
-                        let mut ctx = Ctx {
-                            shared,
-                            conn: &mut *conn,
-                            out: &mut out,
-                            now,
-                            clock: &mut clock,
-                        };
-                        dispatch(&mut ctx, &args);
-                        if let Some(queue) = ctx.conn.exec_queue.take() {
-                            // EXEC runs alone: trade the shared hold for an exclusive one.
-                            drop(gate.take());
-                            let exclusive = shared.gate.write();
-                            crate::cmd::multi::run(&mut ctx, queue);
-                            drop(exclusive);
-                            gate = Some(shared.gate.read());
-                            blocking::serve_ready(shared, now);
-                        }
-                        if conn.close {
+                let args = match carried.take() {
+                    Some(args) => args,
+                    None => match decoder.decode(&mut input) {
+                        Ok(Some(args)) => args,
+                        Ok(None) => break,
+                        Err(e) => {
+                            protocol_error = Some(e);
                             break;
                         }
-                        if let Some(blocked) = conn.blocked.take() {
-                            parked = Some(blocked);
-                            break;
-                        }
+                    },
+                };
+                let mut ctx = Ctx {
+                    shared,
+                    conn: &mut *conn,
+                    out: &mut out,
+                    now,
+                    clock: &mut clock,
+                };
+                let mut step = if shared.backing.is_none() {
+                    dispatch(&mut ctx, &args);
+                    Step::Done
+                } else {
+                    backing::run_frame(&mut ctx, &args)
+                };
+                if let Some(queue) = ctx.conn.exec_queue.take() {
+                    // EXEC runs alone: trade the shared hold for an exclusive one.
+                    drop(gate.take());
+                    let exclusive = shared.gate.write();
+                    if shared.backing.is_none() {
+                        crate::cmd::multi::run(&mut ctx, queue);
+                    } else {
+                        step = backing::run_exec(&mut ctx, queue);
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        protocol_error = Some(e);
+                    drop(exclusive);
+                    gate = Some(shared.gate.read());
+                    blocking::serve_ready(shared, now);
+                }
+                match step {
+                    Step::Done => {}
+                    Step::Journaled(seq) => {
+                        journaled = true;
+                        durable_seq = durable_seq.max(seq.unwrap_or(0));
+                    }
+                    Step::Wait(w) => {
+                        carried = Some(args);
+                        after = Some(Step::Wait(w));
+                        break;
+                    }
+                    commit @ Step::Commit(_) => {
+                        after = Some(commit);
                         break;
                     }
                 }
+                if conn.close {
+                    break;
+                }
+                if let Some(blocked) = conn.blocked.take() {
+                    parked = Some(blocked);
+                    break;
+                }
             }
             drop(gate);
+        }
+        match after {
+            Some(Step::Wait(w)) => {
+                match w.wait().await {
+                    Ok(absent) => conn.backing.absent = absent,
+                    Err(e) => {
+                        // The command cannot run on a partial view: it fails instead.
+                        carried = None;
+                        if conn.multi.take().is_some() {
+                            crate::cmd::multi::forget(shared, conn);
+                        }
+                        out.error(&format!("ERR backing store read failed: {e}"));
+                    }
+                }
+                continue;
+            }
+            Some(Step::Commit(mut commit)) => {
+                if let Err(e) = commit.ticket.wait().await {
+                    backing::restore(shared, &commit);
+                    out.truncate(commit.before);
+                    out.error(&format!("ERR backing store write failed: {e}"));
+                }
+                // Dropping the ticket releases the keys for the next command on them.
+                drop(commit);
+                continue;
+            }
+            _ => {}
+        }
+        if journaled {
+            backing::settle(shared, durable_seq).await;
+            journaled = false;
+            durable_seq = 0;
         }
         if let Some((waiter, timeout)) = parked {
             // A blocking command parked us: send what is ready, wait, then go on with the

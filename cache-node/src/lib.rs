@@ -7,10 +7,12 @@
 //!                            write once per batch ◄────────────────────────────────────┘
 //!   cron task (hz) ──► active expiry, idle-client timeout
 //!   Shared: Store (sharded, sync locks) · Config · Stats · client registry · Shutdown
+//!           · backing Engine (optional: read-through, write-through, write-back; see `backing`)
 //! ```
 //!
 //! `main.rs` only parses the command line; tests and benches call [`Node::start`].
 
+pub mod backing;
 pub mod client;
 pub mod cmd;
 pub mod config;
@@ -53,6 +55,8 @@ pub struct Shared {
     pub run_id: String,
     pub addr: SocketAddr,
     pub config_file: Option<String>,
+    /// The backing store's engine, when `backing-mode` is not `none`.
+    pub backing: Option<cache_backing::Engine>,
 }
 
 impl Shared {
@@ -96,6 +100,17 @@ impl cache_store::KeyObserver for Observer {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.key_modified(db, key);
             shared.blocking.key_modified(db, key);
+            if shared.backing.is_some() {
+                backing::record_key(db, key);
+            }
+        }
+    }
+
+    fn evicted(&self, db: usize, key: &[u8]) {
+        // Gone from memory only: the backing store keeps it, so it is no write.
+        if let Some(shared) = self.shared.upgrade() {
+            shared.watches.key_modified(db, key);
+            shared.blocking.key_modified(db, key);
         }
     }
 
@@ -109,7 +124,24 @@ impl cache_store::KeyObserver for Observer {
     fn flushed(&self, db: Option<usize>) {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.flushed(db);
+            if shared.backing.is_some() {
+                backing::record_flush(db);
+            }
         }
+    }
+}
+
+/// A URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -167,6 +199,19 @@ impl Node {
         let store = Store::new(StoreConfig {
             databases: config.databases(),
         });
+        let engine = match backing::engine_config(&config) {
+            Err(e) => return Err(std::io::Error::other(format!("backing-map: {e}"))),
+            Ok(None) => None,
+            Ok(Some(cfg)) => {
+                tracing::info!(url = %redact(&cfg.url), mode = ?cfg.mode, "opening the backing store");
+                // Opening connects and replays the journal: blocking work.
+                let engine = tokio::task::spawn_blocking(move || cache_backing::Engine::start(cfg))
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map_err(|e| std::io::Error::other(format!("backing store: {e}")))?;
+                Some(engine)
+            }
+        };
         let shared = Arc::new_cyclic(|weak| {
             store.set_observer(Arc::new(Observer {
                 shared: weak.clone(),
@@ -186,8 +231,18 @@ impl Node {
                 run_id: run_id(),
                 addr,
                 config_file,
+                backing: engine,
             }
         });
+        if let Some(engine) = &shared.backing {
+            shared.store.set_report_all(true);
+            engine.set_installer(Arc::new(backing::Install {
+                shared: Arc::downgrade(&shared),
+            }));
+            // Every acknowledged write of the last run reaches the database before we serve.
+            let engine = engine.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.wait_replayed()).await;
+        }
         shared.apply_eviction_config();
         shared
             .store
@@ -283,6 +338,10 @@ async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut workers
     shared.clients.kill_all();
     workers.stop().await;
     let _ = cron.await;
+    if let Some(engine) = shared.backing.clone() {
+        tracing::info!("flushing the backing store before stopping");
+        let _ = tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30))).await;
+    }
     tracing::info!("node stopped");
 }
 

@@ -8,7 +8,8 @@ use cache_node::{Config, Node};
 fn usage() -> String {
     format!(
         "cache-node: a Redis-compatible cache server\n\n\
-         Usage: cache-node [--config FILE] [--NAME VALUE]...\n\n\
+         Usage: cache-node [--config FILE] [--NAME VALUE]...\n\
+         \x20      cache-node install-change-feed --backing-url postgres://... [--backing-table T] [--backing-map M]\n\n\
          Options:\n  --config FILE                  TOML file of NAME = VALUE parameters (the command line wins)\n  --help                         this text\n  --version                      print the version\n\n\
          Parameters (also settable in the file; mutable ones with CONFIG SET):\n{}",
         Config::help()
@@ -89,8 +90,50 @@ fn parse_args(args: &[String]) -> Result<CommandLine> {
     })
 }
 
+/// `cache-node install-change-feed --backing-url postgres://... [--backing-table T]
+/// [--backing-map M]`: installs the triggers that feed `backing-change-feed`.
+fn install_change_feed(args: &[String]) -> Result<()> {
+    let CommandLine {
+        config_file,
+        params,
+    } = parse_args(args)?;
+    let config = Config::default();
+    if let Some(path) = &config_file {
+        for (name, value) in cache_net::load_toml_pairs(path)? {
+            config.set_initial(&name, &value)?;
+        }
+    }
+    for (name, value) in &params {
+        config
+            .set_initial(name, value)
+            .map_err(|e| format!("--{name}: {e}"))?;
+    }
+    let get = |name: &str| config.get(name).unwrap_or_default();
+    let mappings = cache_backing::Mapping::parse_list(&get("backing-map"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tables = runtime.block_on(cache_backing::feed::install(
+        &get("backing-url"),
+        &get("backing-table"),
+        &mappings,
+    ))?;
+    println!(
+        "change feed installed on {} (channel {})",
+        tables.join(", "),
+        cache_backing::feed::CHANNEL
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("install-change-feed") {
+        let rest: Vec<String> = std::iter::once(args[0].clone())
+            .chain(args[2..].iter().cloned())
+            .collect();
+        return install_change_feed(&rest);
+    }
     let CommandLine {
         config_file,
         params: pairs,

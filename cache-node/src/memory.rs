@@ -58,10 +58,20 @@ impl Memory {
     }
 }
 
+/// Memory that counts against maxmemory: all of it but the backing store's write-back
+/// queue (evicting keys cannot shrink that; Redis likewise leaves its AOF buffers out).
+fn counted(shared: &Shared, now: u64) -> u64 {
+    let used = shared.memory.used(now);
+    match &shared.backing {
+        Some(engine) => used.saturating_sub(engine.queued_bytes()),
+        None => used,
+    }
+}
+
 /// Evicts until under `maxmemory`. Err when the policy cannot free enough.
 fn make_room(shared: &Shared, maxmemory: u64, now: u64) -> Result<(), ()> {
     let mut evicted = 0;
-    while shared.memory.used(now) > maxmemory {
+    while counted(shared, now) > maxmemory {
         if evicted >= MAX_EVICTIONS_PER_COMMAND {
             // Keep serving; the next write continues the work.
             return Ok(());
@@ -98,7 +108,7 @@ pub fn before_write(
     if maxmemory == 0 {
         return Ok(Admission::Done);
     }
-    let used = ctx.shared.memory.used(ctx.now);
+    let used = counted(ctx.shared, ctx.now);
     let store = &ctx.shared.store;
     let policy = store.eviction.policy();
     let tinylfu = policy.tinylfu() && spec.has(flags::DENYOOM);

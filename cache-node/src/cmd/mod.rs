@@ -49,6 +49,8 @@ pub struct ConnState {
     /// A blocking command parked this connection: the waiter and its timeout.
     pub blocked: Option<(Arc<blocking::Waiter>, Option<std::time::Duration>)>,
     pub subs: Option<pubsub::Subscriptions>,
+    /// The backing store's view of this connection (waits, write-through snapshots).
+    pub backing: crate::backing::ConnBacking,
 }
 
 impl ConnState {
@@ -66,6 +68,7 @@ impl ConnState {
             watched: Vec::new(),
             blocked: None,
             subs: None,
+            backing: Default::default(),
         }
     }
 
@@ -665,6 +668,14 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     } else {
         crate::memory::Admission::Done
     };
+    // With a backing store: load the command's absent keys first (after eviction, so the
+    // loaded keys are not what gets evicted), or wait for a write-through commit of them.
+    if ctx.shared.backing.is_some()
+        && !ctx.conn.in_exec
+        && !crate::backing::before_run(ctx, cmd, args)
+    {
+        return;
+    }
     let before = ctx.out.len();
     let result = run(ctx, cmd, args);
     crate::memory::after_write(ctx, admission);

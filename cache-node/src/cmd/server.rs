@@ -227,6 +227,7 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "backing",
     "cpu",
     "keyspace",
     "commandstats",
@@ -336,6 +337,10 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
             shared.run_id
         ),
         "cpu" => write!(t, "# CPU\r\n"),
+        "backing" => {
+            crate::backing::info(shared, t);
+            Ok(())
+        }
         "keyspace" => {
             let _ = write!(t, "# Keyspace\r\n");
             for (db, (keys, expires)) in shared.store.keyspace_counts().into_iter().enumerate() {

@@ -143,6 +143,11 @@ pub trait KeyObserver: Send + Sync {
     fn expired(&self, db: usize, key: &[u8]);
     /// A whole database (or all, for None) was flushed or swapped.
     fn flushed(&self, db: Option<usize>);
+    /// `key` in `db` was evicted to free memory: gone from memory, not deleted (a backing
+    /// store keeps it). Others see it as a change.
+    fn evicted(&self, db: usize, key: &[u8]) {
+        self.modified(db, key);
+    }
 }
 
 /// One lock's worth of the keyspace.
@@ -156,13 +161,23 @@ pub struct Shard {
     observed: usize,
     /// Report every expiry (keyspace notifications of class `x` are on).
     report_expiries: bool,
+    /// Report every change (a backing store is on).
+    report_all: bool,
     touched: Vec<Touched>,
     /// TinyLFU's frequency sketch for this shard's keys (empty unless that policy is on).
     sketch: evict::Sketch,
 }
 
-/// A change recorded for the observer: (db, key, whether it was an expiry).
-type Touched = (usize, Key, bool);
+/// What happened to a key, for the observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Modified,
+    Expired,
+    Evicted,
+}
+
+/// A change recorded for the observer.
+type Touched = (usize, Key, Change);
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,6 +193,7 @@ impl Shard {
             expired_keys: 0,
             observed: 0,
             report_expiries: false,
+            report_all: false,
             touched: Vec::new(),
             sketch: evict::Sketch::default(),
         }
@@ -192,14 +208,20 @@ impl Shard {
     }
 
     fn touch(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 {
-            self.touched.push((db, key.into(), false));
+        if self.observed > 0 || self.report_all {
+            self.touched.push((db, key.into(), Change::Modified));
         }
     }
 
     fn touch_expired(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 || self.report_expiries {
-            self.touched.push((db, key.into(), true));
+        if self.observed > 0 || self.report_expiries || self.report_all {
+            self.touched.push((db, key.into(), Change::Expired));
+        }
+    }
+
+    fn touch_evicted(&mut self, db: usize, key: &[u8]) {
+        if self.observed > 0 || self.report_all {
+            self.touched.push((db, key.into(), Change::Evicted));
         }
     }
 
@@ -243,8 +265,8 @@ impl Shard {
                 }
                 let key = key.clone();
                 d.remove(&key);
-                if self.observed > 0 || self.report_expiries {
-                    self.touched.push((db, key, true));
+                if self.observed > 0 || self.report_expiries || self.report_all {
+                    self.touched.push((db, key, Change::Expired));
                 }
                 removed += 1;
             }
@@ -450,6 +472,20 @@ impl<'a> Locked<'a> {
             return None;
         }
         shard.touch(db, key);
+        Some(entry)
+    }
+
+    /// Removes `key` to free memory (reported as evicted, not deleted); returns its entry if
+    /// it was live.
+    pub fn evict(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let shard = self.shard(key);
+        let entry = shard.dbs[db].remove(key)?;
+        if entry.is_expired(now_ms) {
+            shard.expired_keys += 1;
+            shard.touch_expired(db, key);
+            return None;
+        }
+        shard.touch_evicted(db, key);
         Some(entry)
     }
 
@@ -730,7 +766,7 @@ impl Store {
                     continue;
                 }
                 let entry = shard.dbs[c.db].remove(&c.key).expect("present");
-                shard.touch(c.db, &c.key);
+                shard.touch_evicted(c.db, &c.key);
                 let touched = std::mem::take(&mut shard.touched);
                 drop(shard);
                 self.report(touched);
@@ -786,7 +822,7 @@ impl Store {
 
     /// Removes a key that was just written but not admitted (TinyLFU), counting it evicted.
     pub fn reject(&self, db: usize, key: &[u8], now_ms: u64) -> bool {
-        let removed = self.lock(key).remove(db, key, now_ms).is_some();
+        let removed = self.lock(key).evict(db, key, now_ms).is_some();
         if removed {
             self.evicted_keys.fetch_add(1, Relaxed);
         }
@@ -1064,14 +1100,46 @@ impl Store {
             return;
         }
         if let Some(observer) = self.observer.get() {
-            for (db, key, expired) in touched {
-                if expired {
-                    observer.expired(db, &key);
-                } else {
-                    observer.modified(db, &key);
+            for (db, key, change) in touched {
+                match change {
+                    Change::Modified => observer.modified(db, &key),
+                    Change::Expired => observer.expired(db, &key),
+                    Change::Evicted => observer.evicted(db, &key),
                 }
             }
         }
+    }
+
+    /// Turns reporting of every change to the observer on or off (a backing store needs to
+    /// see every write, not only those of observed keys).
+    pub fn set_report_all(&self, on: bool) {
+        for i in 0..SHARDS {
+            self.lock_shard(i).report_all = on;
+        }
+    }
+
+    /// A copy of the live entry of `key`, without counting an access or deleting an expired
+    /// entry (nothing is reported).
+    pub fn snapshot(&self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let shard = self.lock_shard(shard_of(key));
+        shard.dbs[db]
+            .map
+            .get(key)
+            .filter(|e| !e.is_expired(now_ms))
+            .cloned()
+    }
+
+    /// Calls `f` with the live entry of `key` (or None) under its shard lock, without counting
+    /// an access or deleting an expired entry: for reading a state out without copying it.
+    pub fn with_entry<R>(
+        &self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        f: impl FnOnce(Option<&Entry>) -> R,
+    ) -> R {
+        let shard = self.lock_shard(shard_of(key));
+        f(shard.dbs[db].map.get(key).filter(|e| !e.is_expired(now_ms)))
     }
 
     /// Turns reporting of every expiry to the observer on or off.
@@ -1252,6 +1320,56 @@ mod tests {
         assert!(store.random_key(1, 0).is_some());
         store.flush(None);
         assert!(store.random_key(1, 0).is_none());
+    }
+
+    #[test]
+    fn report_all_tells_writes_from_expiries_and_evictions() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<(char, Vec<u8>)>>);
+        impl KeyObserver for Seen {
+            fn modified(&self, _: usize, key: &[u8]) {
+                self.0.lock().unwrap().push(('m', key.to_vec()));
+            }
+            fn expired(&self, _: usize, key: &[u8]) {
+                self.0.lock().unwrap().push(('x', key.to_vec()));
+            }
+            fn flushed(&self, _: Option<usize>) {
+                self.0.lock().unwrap().push(('f', Vec::new()));
+            }
+            fn evicted(&self, _: usize, key: &[u8]) {
+                self.0.lock().unwrap().push(('e', key.to_vec()));
+            }
+        }
+        let store = Store::new(StoreConfig::default());
+        let seen = Arc::new(Seen::default());
+        store.set_observer(seen.clone());
+        store.lock(b"quiet").insert(0, b"quiet", s("v"), 0);
+        assert!(
+            seen.0.lock().unwrap().is_empty(),
+            "unobserved keys are not reported"
+        );
+        store.set_report_all(true);
+        store.lock(b"a").insert(0, b"a", s("v"), 0);
+        store
+            .lock(b"t")
+            .insert(0, b"t", Entry::with_expiry(Value::string(&b"v"[..]), 5), 0);
+        store.expire_cycle(10, 100);
+        store.eviction.set_policy(Policy::AllKeysLru);
+        let victim = store.evict_one(20).expect("something to evict");
+        assert!(store.snapshot(0, &victim.key, 20).is_none());
+        store.flush(None);
+        let got = seen.0.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            vec![
+                ('m', b"a".to_vec()),
+                ('m', b"t".to_vec()),
+                ('x', b"t".to_vec()),
+                ('e', victim.key.to_vec()),
+                ('f', Vec::new()),
+            ]
+        );
     }
 
     proptest::proptest! {

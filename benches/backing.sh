@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# benches/backing.sh - SET and GET throughput of cache-node per backing mode, in one run:
+# none, write-back (SQLite, PostgreSQL), write-through (SQLite, PostgreSQL).
+#
+# Usage: benches/backing.sh [--no-build] [--requests N]
+#
+#   redis-benchmark -t set,get -n N -c 50 -d 32 -r 100000 --csv   (client pinned to CPU 0)
+#   cache-node --backing-mode M --backing-url U                     (node pinned to CPU 1)
+#
+# Each configuration gets a fresh node, a fresh directory and (PostgreSQL) its own table,
+# dropped afterwards. PostgreSQL comes from FERROCACHE_POSTGRES
+# [postgres://postgres@127.0.0.1:5432/test]; without psql or a server those rows are skipped.
+# Printed: ops/sec, p99, the ratio to `none`; for write-through also the latency a write
+# adds (average SET latency minus none's) and the group commit's average batch (commands
+# per transaction) and average commit time, from INFO backing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=200000
+BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-build) BUILD=0 ;;
+    --requests) REQUESTS="$2"; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET/release/cache-node"
+if [ "$BUILD" = 1 ]; then
+  cargo build --release -p cache-node >&2
+fi
+PG="${FERROCACHE_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+pg_ok=0
+if command -v psql >/dev/null && psql "$PG" -qAtc 'select 1' >/dev/null 2>&1; then
+  pg_ok=1
+fi
+
+WORK="$(mktemp -d /tmp/ferrocache-bench-backing.XXXXXX)"
+NODE_PID=""
+cleanup() {
+  [ -n "$NODE_PID" ] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# run NAME MODE URL [EXTRA NODE ARGS...] -> fills the arrays below for NAME
+declare -A SET_RPS SET_P99 SET_AVG GET_RPS GET_P99 BATCH COMMIT
+run() {
+  local name="$1" mode="$2" url="$3" table="bench_$$_${RANDOM}"
+  shift 3
+  local dir="$WORK/$name" port
+  mkdir -p "$dir"
+  port="$(free_port)"
+  local args=(--port "$port" --loglevel warning --dir "$dir")
+  if [ "$mode" != none ]; then
+    args+=(--backing-mode "$mode" --backing-url "$url" --backing-table "$table")
+  fi
+  args+=("$@")
+  taskset -c 1 "$BIN" "${args[@]}" >"$dir/log" 2>&1 &
+  NODE_PID=$!
+  for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  local csv
+  csv="$(taskset -c 0 redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$REQUESTS" -c 50 -d 32 -r 100000 --csv 2>/dev/null)"
+  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  SET_RPS[$name]="$(echo "$csv" | awk -F'"' '$2=="SET"{print $4}')"
+  SET_AVG[$name]="$(echo "$csv" | awk -F'"' '$2=="SET"{print $6}')"
+  SET_P99[$name]="$(echo "$csv" | awk -F'"' '$2=="SET"{print $14}')"
+  GET_RPS[$name]="$(echo "$csv" | awk -F'"' '$2=="GET"{print $4}')"
+  GET_P99[$name]="$(echo "$csv" | awk -F'"' '$2=="GET"{print $14}')"
+  local info
+  info="$(redis-cli -p "$port" info backing | tr -d '\r')"
+  BATCH[$name]="$(echo "$info" | awk -F: '$1=="backing_avg_batch"{print $2}')"
+  COMMIT[$name]="$(echo "$info" | awk -F: '$1=="backing_avg_commit_usec"{print $2}')"
+  kill "$NODE_PID" 2>/dev/null || true
+  wait "$NODE_PID" 2>/dev/null || true
+  NODE_PID=""
+  if [ "$mode" != none ] && [[ "$url" == postgres* ]]; then
+    psql "$PG" -qAtc "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
+  fi
+}
+
+CONFIGS=("none|none|")
+CONFIGS+=("write-back sqlite|write-back|sqlite:$WORK/wb.sqlite")
+# The same with a longer flush period and bigger batches: fewer, larger transactions (each
+# random-key batch rewrites many b-tree pages, whatever its size).
+CONFIGS+=("write-back sqlite 1s/8192|write-back|sqlite:$WORK/wb2.sqlite|--write-back-delay 1000 --write-back-batch 8192")
+[ "$pg_ok" = 1 ] && CONFIGS+=("write-back postgres|write-back|$PG")
+CONFIGS+=("write-through sqlite|write-through|sqlite:$WORK/wt.sqlite")
+[ "$pg_ok" = 1 ] && CONFIGS+=("write-through postgres|write-through|$PG")
+
+for c in "${CONFIGS[@]}"; do
+  IFS='|' read -r name mode url extra <<<"$c"
+  echo "running: $name" >&2
+  # shellcheck disable=SC2086 # extra holds several arguments
+  run "$name" "$mode" "$url" $extra
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
+added() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.3f", a-b }'; }
+
+echo
+echo "redis-benchmark -t set,get -n $REQUESTS -c 50 -d 32 -r 100000 (client: taskset -c 0, node: taskset -c 1)"
+echo
+echo "| mode | SET ops/s | SET p99 ms | SET vs none | GET ops/s | GET p99 ms | GET vs none | write latency added ms | avg batch | avg commit us |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for c in "${CONFIGS[@]}"; do
+  IFS='|' read -r name mode url _ <<<"$c"
+  extra="| - | - | - |"
+  if [ "$mode" = write-through ]; then
+    extra="| $(added "${SET_AVG[$name]}" "${SET_AVG[none]}") | ${BATCH[$name]} | ${COMMIT[$name]} |"
+  elif [ "$mode" = write-back ]; then
+    extra="| - | ${BATCH[$name]} | ${COMMIT[$name]:-} |"
+  fi
+  echo "| $name | ${SET_RPS[$name]} | ${SET_P99[$name]} | $(ratio "${SET_RPS[$name]}" "${SET_RPS[none]}") | ${GET_RPS[$name]} | ${GET_P99[$name]} | $(ratio "${GET_RPS[$name]}" "${GET_RPS[none]}") $extra"
+done
+[ "$pg_ok" = 1 ] || echo "(PostgreSQL rows skipped: no psql or no server at $PG)"
