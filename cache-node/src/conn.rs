@@ -88,6 +88,7 @@ impl Drop for Cleanup<'_> {
         if !self.conn.watched.is_empty() {
             crate::cmd::multi::forget(self.shared, &mut self.conn);
         }
+        self.shared.tracking.disable(self.shared, &self.conn.info);
     }
 }
 

@@ -18,6 +18,7 @@ mod conn;
 pub mod gate;
 pub mod memory;
 pub mod stats;
+pub mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,6 +47,7 @@ pub struct Shared {
     pub blocking: cmd::blocking::Blocking,
     pub watches: cmd::multi::Watches,
     pub pubsub: cmd::pubsub::PubSub,
+    pub tracking: tracking::Tracking,
     pub gate: gate::Gate,
     pub memory: memory::Memory,
     pub shutdown: Shutdown,
@@ -85,8 +87,8 @@ impl Shared {
     }
 }
 
-/// Receives the store's key-change reports and fans them out to WATCH, blocked clients and
-/// keyspace notifications of expiries.
+/// Receives the store's key-change reports and fans them out to WATCH, blocked clients,
+/// keyspace notifications of expiries and client tracking (evictions arrive as changes).
 struct Observer {
     shared: std::sync::Weak<Shared>,
 }
@@ -96,6 +98,7 @@ impl cache_store::KeyObserver for Observer {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.key_modified(db, key);
             shared.blocking.key_modified(db, key);
+            shared.tracking.key_changed(&shared, key);
         }
     }
 
@@ -103,12 +106,14 @@ impl cache_store::KeyObserver for Observer {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.key_modified(db, key);
             shared.notify(db, cmd::Notify::EXPIRED, "expired", key);
+            shared.tracking.key_changed(&shared, key);
         }
     }
 
     fn flushed(&self, db: Option<usize>) {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.flushed(db);
+            shared.tracking.flushed(&shared);
         }
     }
 }
@@ -179,6 +184,7 @@ impl Node {
                 blocking: Default::default(),
                 watches: Default::default(),
                 pubsub: Default::default(),
+                tracking: Default::default(),
                 gate: Default::default(),
                 memory: Default::default(),
                 shutdown: Shutdown::new(),

@@ -806,6 +806,16 @@ impl Store {
         shard.observed = shard.observed.saturating_add_signed(delta);
     }
 
+    /// Starts (`delta = 1`) or stops (`-1`) observing every key: while on, every change,
+    /// expiry and eviction in every shard is reported (client tracking needs them all). Each
+    /// shard is switched under its lock, so a write is either before the switch or reported.
+    pub fn observe_all(&self, delta: isize) {
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
+            shard.observed = shard.observed.saturating_add_signed(delta);
+        }
+    }
+
     pub fn databases(&self) -> usize {
         self.databases
     }
@@ -1210,6 +1220,52 @@ mod tests {
         assert_eq!(store.drop_slot(slot), 50);
         assert_eq!(store.count_keys_in_slot(3, slot), 0);
         assert_eq!(store.dbsize(0), 1);
+    }
+
+    #[test]
+    fn observe_all_reports_writes_expiries_and_evictions() {
+        use std::sync::{Arc, Mutex as StdMutex};
+        #[derive(Default)]
+        struct Log(StdMutex<Vec<(String, Vec<u8>)>>);
+        impl KeyObserver for Log {
+            fn modified(&self, _db: usize, key: &[u8]) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(("modified".into(), key.to_vec()));
+            }
+            fn expired(&self, _db: usize, key: &[u8]) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(("expired".into(), key.to_vec()));
+            }
+            fn flushed(&self, _db: Option<usize>) {}
+        }
+        let store = Store::new(StoreConfig::default());
+        let log = Arc::new(Log::default());
+        store.set_observer(log.clone());
+        store.lock(b"quiet").insert(0, b"quiet", s("v"), 0);
+        assert!(
+            log.0.lock().unwrap().is_empty(),
+            "nothing observed, nothing reported"
+        );
+        store.observe_all(1);
+        store.lock(b"w").insert(0, b"w", s("v"), 0);
+        store
+            .lock(b"e")
+            .insert(0, b"e", Entry::with_expiry(Value::string(&b"1"[..]), 10), 0);
+        store.expire_cycle(20, 100);
+        store.eviction.set_policy(Policy::AllKeysRandom);
+        let evicted = store.evict_one(20).expect("a key to evict");
+        let got = log.0.lock().unwrap().clone();
+        assert!(got.contains(&("modified".into(), b"w".to_vec())));
+        assert!(got.contains(&("expired".into(), b"e".to_vec())));
+        assert!(got.contains(&("modified".into(), evicted.key.to_vec())));
+        store.observe_all(-1);
+        log.0.lock().unwrap().clear();
+        store.lock(b"w2").insert(0, b"w2", s("v"), 0);
+        assert!(log.0.lock().unwrap().is_empty());
     }
 
     #[test]
