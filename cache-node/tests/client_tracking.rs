@@ -405,6 +405,28 @@ fn flush_sends_a_null_invalidation_to_every_tracking_client() {
 }
 
 #[test]
+fn dropped_slots_are_invalidated() {
+    let node = node(&[]);
+    let mut a = Client::resp3(&node);
+    let mut w = Client::new(&node);
+    w.ok(&["MSET", "{moved}1", "a", "{kept}1", "b"]);
+    a.ok(&["CLIENT", "TRACKING", "ON"]);
+    a.cmd(&["GET", "{moved}1"]);
+    a.cmd(&["GET", "{kept}1"]);
+    let slot = text(&w.cmd(&["CLUSTER", "KEYSLOT", "{moved}1"]))[1..]
+        .trim()
+        .to_string();
+    // What the proxy does after a ring change: the dropped key is invalidated, the other not.
+    assert_eq!(
+        text(&w.cmd(&["CLUSTER", "DROPSLOTS", &slot, &slot])),
+        ":1\r\n"
+    );
+    w.ok(&["SET", "{kept}1", "c"]);
+    assert_eq!(text(&a.push()), invalidate(&["{moved}1"]));
+    assert_eq!(text(&a.push()), invalidate(&["{kept}1"]));
+}
+
+#[test]
 fn full_table_forgets_and_invalidates_keys() {
     let node = node(&["--tracking-table-max-keys", "10"]);
     let mut a = Client::resp3(&node);

@@ -1105,13 +1105,16 @@ impl Store {
     }
 
     /// Deletes every key whose slot is `wanted`, in every database, from memory only (the
-    /// proxy's invalidation after a ring change; observers are not told, as for eviction).
+    /// proxy's invalidation after a ring change). Like an eviction, each deletion is reported
+    /// to the observer only while the shard is observed (client tracking must hear of it).
     /// Each shard is walked once, and only when it holds a wanted slot with keys.
     pub fn drop_slots(&self, wanted: impl Fn(u16) -> bool) -> usize {
         let mut removed = 0;
         for i in 0..SHARDS {
-            let mut shard = self.lock_shard(i);
-            for d in shard.dbs.iter_mut() {
+            let mut guard = self.lock_shard(i);
+            // Through a plain reference, the tables and the change log borrow separately.
+            let shard = &mut *guard;
+            for (db, d) in shard.dbs.iter_mut().enumerate() {
                 let holds_wanted = d
                     .slot_counts
                     .iter()
@@ -1128,9 +1131,15 @@ impl Store {
                     .collect();
                 for k in doomed {
                     d.remove(&k);
+                    if shard.observed > 0 {
+                        shard.touched.push((db, k, false));
+                    }
                     removed += 1;
                 }
             }
+            let touched = std::mem::take(&mut guard.touched);
+            drop(guard);
+            self.report(touched);
         }
         removed
     }
@@ -1262,6 +1271,13 @@ mod tests {
         assert!(got.contains(&("modified".into(), b"w".to_vec())));
         assert!(got.contains(&("expired".into(), b"e".to_vec())));
         assert!(got.contains(&("modified".into(), evicted.key.to_vec())));
+        store.lock(b"{s}x").insert(0, b"{s}x", s("v"), 0);
+        assert_eq!(store.drop_slot(key_slot(b"s")), 1);
+        assert!(log
+            .0
+            .lock()
+            .unwrap()
+            .contains(&("modified".into(), b"{s}x".to_vec())));
         store.observe_all(-1);
         log.0.lock().unwrap().clear();
         store.lock(b"w2").insert(0, b"w2", s("v"), 0);
