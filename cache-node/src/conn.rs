@@ -154,6 +154,7 @@ async fn serve(
                 }
             }
             drop(gate);
+            crate::tracking::flush_pending();
         }
         if let Some((waiter, timeout)) = parked {
             // A blocking command parked us: send what is ready, wait, then go on with the

@@ -19,7 +19,7 @@
 //! Cost when nobody tracks: [`Tracking::active`], one relaxed load per command. While someone
 //! tracks, the store reports every change ([`cache_store::Store::observe_all`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,6 +67,39 @@ thread_local! {
     /// The client whose command runs on this thread (0 = none, e.g. the cron): NOLOOP clients
     /// are not told about their own changes.
     static CURRENT: Cell<u64> = const { Cell::new(0) };
+    /// Invalidations made by the commands of the current batch, per target queue: sent
+    /// together when the batch ends ([`flush_pending`]), one queue operation (and at most one
+    /// wake-up of the target's task) per target and batch instead of one per key.
+    static PENDING: RefCell<Vec<(Arc<Outbox>, BytesMut)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queues `frame` for `target`: at once outside a command (expiry cycle, backing store feed),
+/// else at the end of the running connection's batch.
+fn queue(target: &Arc<Outbox>, frame: BytesMut) {
+    if CURRENT.with(Cell::get) == 0 {
+        target.send(frame.freeze());
+        return;
+    }
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.iter_mut().find(|(o, _)| Arc::ptr_eq(o, target)) {
+            Some((_, buf)) => buf.extend_from_slice(&frame),
+            None => p.push((target.clone(), frame)),
+        }
+    });
+}
+
+/// Sends the invalidations the batch just run has made. The connection calls this once per
+/// batch, after its commands ran and before it writes their replies or awaits anything.
+pub fn flush_pending() {
+    PENDING.with(|p| {
+        if p.borrow().is_empty() {
+            return;
+        }
+        for (target, frames) in p.borrow_mut().drain(..) {
+            target.send(frames.freeze());
+        }
+    });
 }
 
 /// One tracking client's settings, replaced as a whole by each CLIENT TRACKING ON.
@@ -386,7 +419,7 @@ fn deliver(shared: &Shared, t: &Tracker, payload: Payload<'_>) {
                     out.push(2);
                     out.bulk(b"tracking-redir-broken");
                     out.int(t.redirect as i64);
-                    t.own.send(out.buf.freeze());
+                    queue(&t.own, out.buf);
                 }
                 return;
             }
@@ -423,7 +456,7 @@ fn deliver(shared: &Shared, t: &Tracker, payload: Payload<'_>) {
         }
         Payload::All => out.null(),
     }
-    target.send(out.buf.freeze());
+    queue(&target, out.buf);
 }
 
 /// Called by dispatch before a command runs, while some client tracks: notes who is running
