@@ -60,6 +60,8 @@ port, out = int(sys.argv[1]), sys.argv[2]
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*4\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\nON\r\n$5\r\nBCAST\r\n")
 n = 0
+pattern = b">2\r\n$10\r\ninvalidate"
+tail = b""
 def done(*_):
     open(out, "w").write(str(n))
     sys.exit(0)
@@ -68,7 +70,10 @@ while True:
     data = s.recv(1 << 20)
     if not data:
         done()
-    n += data.count(b">2\r\n$10\r\ninvalidate")
+    # A push split between two reads is counted once: keep a tail shorter than the pattern.
+    data = tail + data
+    n += data.count(pattern)
+    tail = data[-(len(pattern) - 1):]
 EOF
     listener_pid=$!
     for _ in $(seq 100); do
