@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -29,6 +29,14 @@ pub struct ClientInfo {
     pub last_cmd: AtomicUsize,
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// CLIENT TRACKING state (`crate::tracking::flags`); 0 when tracking is off. Read on every
+    /// command of this connection while some client tracks.
+    pub tracking: AtomicU32,
+    /// CLIENT TRACKING's REDIRECT target (0 = none).
+    pub redirect: AtomicU64,
+    /// Where messages for this connection go once it has a queue (it subscribed, turned
+    /// tracking on, or speaks RESP3): how other connections reach it, e.g. as a REDIRECT target.
+    pub outbox: OnceLock<Weak<crate::cmd::pubsub::Outbox>>,
 }
 
 impl ClientInfo {
@@ -56,6 +64,28 @@ impl ClientInfo {
         lock(&self.name).clone()
     }
 
+    /// This connection's message queue, if it has one.
+    pub fn outbox(&self) -> Option<Arc<crate::cmd::pubsub::Outbox>> {
+        self.outbox.get().and_then(Weak::upgrade)
+    }
+
+    /// CLIENT LIST's `flags` and `redir` fields (tracking's share of them).
+    fn flags_and_redir(&self) -> (String, i64) {
+        use crate::tracking::flags;
+        let t = self.tracking.load(Relaxed);
+        if t & flags::ON == 0 {
+            return ("N".into(), -1);
+        }
+        let mut f = String::from("t");
+        if t & flags::BROKEN_REDIRECT != 0 {
+            f.push('R');
+        }
+        if t & flags::BCAST != 0 {
+            f.push('B');
+        }
+        (f, self.redirect.load(Relaxed) as i64)
+    }
+
     /// One line of CLIENT LIST / CLIENT INFO, with Redis's field names.
     pub fn describe(&self) -> String {
         let cmd = match self.last_cmd.load(Relaxed) {
@@ -64,16 +94,19 @@ impl ClientInfo {
                 .nth(i - 1)
                 .map_or("NULL".to_string(), |s| s.name.to_string()),
         };
+        let (flags, redir) = self.flags_and_redir();
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
             self.name(),
             self.created.elapsed().as_secs(),
             self.idle().as_secs(),
+            flags,
             self.db.load(Relaxed),
             cmd,
+            redir,
             self.resp.load(Relaxed),
             lock(&self.lib_name),
             lock(&self.lib_ver),
@@ -114,6 +147,9 @@ impl Clients {
             last_cmd: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            tracking: AtomicU32::new(0),
+            redirect: AtomicU64::new(0),
+            outbox: OnceLock::new(),
         });
         lock(&self.map).insert(id, info.clone());
         info
@@ -121,6 +157,11 @@ impl Clients {
 
     pub fn unregister(&self, id: u64) {
         lock(&self.map).remove(&id);
+    }
+
+    /// The connected client with this id.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        lock(&self.map).get(&id).cloned()
     }
 
     pub fn len(&self) -> usize {

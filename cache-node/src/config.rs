@@ -158,6 +158,17 @@ static PARAMS: &[Param] = &[
         help: "keyspace notification classes, e.g. KEA (empty = off)",
     },
     Param {
+        name: "tracking-table-max-keys",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "1000000",
+        mutable: true,
+        help:
+            "keys CLIENT TRACKING remembers before it forgets (and invalidates) some (0 = no limit)",
+    },
+    Param {
         name: "hz",
         kind: Kind::Int { min: 1, max: 500 },
         default: "10",
@@ -310,6 +321,7 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     /// Parsed `notify-keyspace-events`.
     pub notify_flags: std::sync::atomic::AtomicU32,
+    pub tracking_table_max_keys: AtomicU64,
 }
 
 impl std::fmt::Debug for Config {
@@ -329,6 +341,7 @@ impl Default for Config {
             hz: AtomicU64::new(0),
             maxmemory: AtomicU64::new(0),
             notify_flags: std::sync::atomic::AtomicU32::new(0),
+            tracking_table_max_keys: AtomicU64::new(0),
         };
         let defaults: Vec<String> = PARAMS
             .iter()
@@ -458,6 +471,7 @@ impl Config {
             "timeout" => self.timeout_secs.store(number(), Relaxed),
             "hz" => self.hz.store(number(), Relaxed),
             "maxmemory" => self.maxmemory.store(number(), Relaxed),
+            "tracking-table-max-keys" => self.tracking_table_max_keys.store(number(), Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),

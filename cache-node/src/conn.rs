@@ -91,6 +91,7 @@ impl Drop for Cleanup<'_> {
         if !self.conn.watched.is_empty() {
             crate::cmd::multi::forget(self.shared, &mut self.conn);
         }
+        self.shared.tracking.disable(self.shared, &self.conn.info);
     }
 }
 
@@ -189,6 +190,7 @@ async fn serve(
                 }
             }
             drop(gate);
+            crate::tracking::flush_pending();
         }
         match after {
             Some(Step::Wait(w)) => {

@@ -20,6 +20,7 @@ mod conn;
 pub mod gate;
 pub mod memory;
 pub mod stats;
+pub mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -48,6 +49,7 @@ pub struct Shared {
     pub blocking: cmd::blocking::Blocking,
     pub watches: cmd::multi::Watches,
     pub pubsub: cmd::pubsub::PubSub,
+    pub tracking: tracking::Tracking,
     pub gate: gate::Gate,
     pub memory: memory::Memory,
     pub shutdown: Shutdown,
@@ -89,8 +91,8 @@ impl Shared {
     }
 }
 
-/// Receives the store's key-change reports and fans them out to WATCH, blocked clients and
-/// keyspace notifications of expiries.
+/// Receives the store's key-change reports and fans them out to WATCH, blocked clients,
+/// keyspace notifications of expiries and client tracking (evictions arrive as changes).
 struct Observer {
     shared: std::sync::Weak<Shared>,
 }
@@ -103,6 +105,7 @@ impl cache_store::KeyObserver for Observer {
             if shared.backing.is_some() {
                 backing::record_key(db, key);
             }
+            shared.tracking.key_changed(&shared, key);
         }
     }
 
@@ -111,6 +114,7 @@ impl cache_store::KeyObserver for Observer {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.key_modified(db, key);
             shared.blocking.key_modified(db, key);
+            shared.tracking.key_changed(&shared, key);
         }
     }
 
@@ -118,6 +122,7 @@ impl cache_store::KeyObserver for Observer {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.key_modified(db, key);
             shared.notify(db, cmd::Notify::EXPIRED, "expired", key);
+            shared.tracking.key_changed(&shared, key);
         }
     }
 
@@ -127,6 +132,7 @@ impl cache_store::KeyObserver for Observer {
             if shared.backing.is_some() {
                 backing::record_flush(db);
             }
+            shared.tracking.flushed(&shared);
         }
     }
 }
@@ -224,6 +230,7 @@ impl Node {
                 blocking: Default::default(),
                 watches: Default::default(),
                 pubsub: Default::default(),
+                tracking: Default::default(),
                 gate: Default::default(),
                 memory: Default::default(),
                 shutdown: Shutdown::new(),

@@ -55,6 +55,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         std::mem::swap(ctx.out, &mut sink);
     }
     select_db(ctx, 0);
+    ctx.shared.tracking.disable(ctx.shared, &ctx.conn.info);
     set_protocol(ctx, Protocol::Resp2);
     *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = String::new();
     ctx.conn.authenticated = requirepass(ctx).is_empty();
@@ -159,6 +160,11 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     set_protocol(ctx, protocol);
     super::pubsub::protocol_changed(ctx);
+    if protocol == Protocol::Resp3 {
+        // A RESP3 connection can receive pushes (tracking invalidations for itself or as
+        // another client's REDIRECT target): give it a queue now.
+        super::pubsub::subscriptions(ctx);
+    }
     let out = &mut *ctx.out;
     out.map(7);
     out.bulk(b"server");
@@ -190,6 +196,10 @@ fn valid_name(name: &[u8]) -> Result<String, CmdError> {
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -207,6 +217,11 @@ const CLIENT_HELP: &[&str] = &[
     "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "HELP",
     "    Print this help.",
 ];
@@ -241,6 +256,14 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         client_list(ctx, args)?;
     } else if is(sub, "kill") {
         client_kill(ctx, args)?;
+    } else if is(sub, "tracking") {
+        super::tracking::tracking(ctx, args)?;
+    } else if is(sub, "caching") {
+        super::tracking::caching(ctx, args)?;
+    } else if is(sub, "getredir") {
+        super::tracking::getredir(ctx, args)?;
+    } else if is(sub, "trackinginfo") {
+        super::tracking::trackinginfo(ctx, args)?;
     } else if is(sub, "setinfo") {
         let value = String::from_utf8_lossy(&args[3]).into_owned();
         if value.bytes().any(|b| !(b'!'..=b'~').contains(&b)) {

@@ -15,6 +15,7 @@ pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod strings;
+pub mod tracking;
 pub mod zsets;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -677,7 +678,14 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         return;
     }
     let before = ctx.out.len();
+    let tracking = ctx.shared.tracking.active();
+    if tracking {
+        crate::tracking::before_command(ctx, cmd, spec, args);
+    }
     let result = run(ctx, cmd, args);
+    if tracking {
+        crate::tracking::after_command(ctx, cmd);
+    }
     crate::memory::after_write(ctx, admission);
     let ended = Instant::now();
     let usec = ended.duration_since(*ctx.clock).as_micros() as u64;

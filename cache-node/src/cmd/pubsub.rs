@@ -11,7 +11,7 @@
 //! limit (Redis's 32 MB hard limit) it is disconnected instead of growing memory.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -32,15 +32,22 @@ pub struct Outbox {
     pub pending: AtomicUsize,
     client: Arc<ClientInfo>,
     protocol: Mutex<Protocol>,
+    /// The connection has at least one subscription (RESP2 pub/sub mode): client tracking
+    /// may then redirect invalidations to it as `__redis__:invalidate` messages.
+    subscribed: AtomicBool,
 }
 
 impl Outbox {
-    fn protocol(&self) -> Protocol {
+    pub fn protocol(&self) -> Protocol {
         *self.protocol.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Relaxed)
+    }
+
     /// Queues a message; disconnects the subscriber instead when it is over the limit.
-    fn send(&self, frame: Bytes) -> bool {
+    pub fn send(&self, frame: Bytes) -> bool {
         let pending = self.pending.fetch_add(frame.len(), Relaxed) + frame.len();
         if pending > OUTPUT_LIMIT {
             tracing::warn!(
@@ -171,18 +178,23 @@ impl PubSub {
     }
 }
 
-fn subscriptions<'c>(ctx: &'c mut Ctx<'_>) -> &'c mut Subscriptions {
+/// The connection's message queue, created on first use (a subscription, CLIENT TRACKING,
+/// HELLO 3) and then kept: the connection task writes whatever arrives in it.
+pub fn subscriptions<'c>(ctx: &'c mut Ctx<'_>) -> &'c mut Subscriptions {
     let protocol = ctx.out.protocol;
     let info = ctx.conn.info.clone();
     ctx.conn.subs.get_or_insert_with(|| {
         let (tx, rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox {
+            tx,
+            pending: AtomicUsize::new(0),
+            client: info.clone(),
+            protocol: Mutex::new(protocol),
+            subscribed: AtomicBool::new(false),
+        });
+        let _ = info.outbox.set(Arc::downgrade(&outbox));
         Subscriptions {
-            outbox: Arc::new(Outbox {
-                tx,
-                pending: AtomicUsize::new(0),
-                client: info,
-                protocol: Mutex::new(protocol),
-            }),
+            outbox,
             rx,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
@@ -229,6 +241,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes], pattern: bool) -> CmdResult 
                 .insert(id, outbox);
         }
         let count = subs.count();
+        subs.outbox.subscribed.store(count > 0, Relaxed);
         confirm(
             ctx.out,
             if pattern { b"psubscribe" } else { b"subscribe" },
@@ -282,6 +295,7 @@ pub fn unsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes], pattern: bool) -> CmdResul
                         }
                     }
                 }
+                subs.outbox.subscribed.store(subs.count() > 0, Relaxed);
                 subs.count()
             }
             None => 0,

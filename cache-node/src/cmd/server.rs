@@ -288,11 +288,12 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
         ),
         "clients" => write!(
             t,
-            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
             shared.clients.len(),
             shared.config.maxclients.load(Relaxed),
             // Was a constant 0: report the clients parked in BLPOP & co., as Redis does.
             shared.blocking.blocked_clients.load(Relaxed),
+            shared.tracking.clients(),
         ),
         "memory" => {
             let (used, resident) = memory_stats();
@@ -317,7 +318,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
         ),
         "stats" => write!(
             t,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n",
             stats.connections_received.load(Relaxed),
             (0..all_specs().count()).map(|i| stats.command(i).0).sum::<u64>(),
             sum(stats, |s| &s.net_input_bytes),
@@ -330,6 +331,9 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
             // Were constant zeros: the channels and patterns with subscribers.
             shared.pubsub.channel_count(),
             shared.pubsub.numpat(),
+            shared.tracking.total_keys(),
+            shared.tracking.total_items(),
+            shared.tracking.total_prefixes(),
         ),
         "replication" => write!(
             t,

@@ -423,6 +423,46 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "Sets information specific to the client or connection."
     ),
     spec!(
+        "client|tracking",
+        -3,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "connection",
+        "Controls server-assisted client-side caching for the connection."
+    ),
+    spec!(
+        "client|caching",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "connection",
+        "Instructs the server whether to track the keys in the next request."
+    ),
+    spec!(
+        "client|getredir",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "connection",
+        "Returns the client ID to which the connection's tracking notifications are redirected."
+    ),
+    spec!(
+        "client|trackinginfo",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "connection",
+        "Returns information about server-assisted client-side caching for the connection."
+    ),
+    spec!(
         "client|help",
         2,
         LOADING | STALE,

@@ -842,6 +842,16 @@ impl Store {
         shard.observed = shard.observed.saturating_add_signed(delta);
     }
 
+    /// Starts (`delta = 1`) or stops (`-1`) observing every key: while on, every change,
+    /// expiry and eviction in every shard is reported (client tracking needs them all). Each
+    /// shard is switched under its lock, so a write is either before the switch or reported.
+    pub fn observe_all(&self, delta: isize) {
+        for i in 0..SHARDS {
+            let mut shard = self.lock_shard(i);
+            shard.observed = shard.observed.saturating_add_signed(delta);
+        }
+    }
+
     pub fn databases(&self) -> usize {
         self.databases
     }
@@ -970,13 +980,14 @@ impl Store {
         out
     }
 
-    /// Removes from memory every key of `db` matching the glob `pattern` (observers are not
-    /// told: the keys are forgotten, not deleted, as for eviction); returns the keys.
+    /// Removes from memory every key of `db` matching the glob `pattern`; observers see
+    /// evictions (forgotten, not deleted); returns the keys.
     pub fn drop_matching(&self, db: usize, pattern: &[u8]) -> Vec<Key> {
         let match_all = pattern == b"*";
         let mut removed = Vec::new();
         for i in 0..SHARDS {
-            let mut shard = self.lock_shard(i);
+            let mut guard = self.lock_shard(i);
+            let shard = &mut *guard;
             let d = &mut shard.dbs[db];
             let doomed: Vec<Key> = d
                 .map
@@ -986,8 +997,14 @@ impl Store {
                 .collect();
             for k in doomed {
                 d.remove(&k);
+                if shard.observed > 0 || shard.report_all {
+                    shard.touched.push((db, k.clone(), Change::Evicted));
+                }
                 removed.push(k);
             }
+            let touched = std::mem::take(&mut guard.touched);
+            drop(guard);
+            self.report(touched);
         }
         removed
     }
@@ -1185,13 +1202,16 @@ impl Store {
     }
 
     /// Deletes every key whose slot is `wanted`, in every database, from memory only (the
-    /// proxy's invalidation after a ring change; observers are not told, as for eviction).
+    /// proxy's invalidation after a ring change). Like an eviction, each deletion is reported
+    /// to the observer only while the shard is observed (client tracking must hear of it).
     /// Each shard is walked once, and only when it holds a wanted slot with keys.
     pub fn drop_slots(&self, wanted: impl Fn(u16) -> bool) -> usize {
         let mut removed = 0;
         for i in 0..SHARDS {
-            let mut shard = self.lock_shard(i);
-            for d in shard.dbs.iter_mut() {
+            let mut guard = self.lock_shard(i);
+            // Through a plain reference, the tables and the change log borrow separately.
+            let shard = &mut *guard;
+            for (db, d) in shard.dbs.iter_mut().enumerate() {
                 let holds_wanted = d
                     .slot_counts
                     .iter()
@@ -1208,9 +1228,17 @@ impl Store {
                     .collect();
                 for k in doomed {
                     d.remove(&k);
+                    // Forgotten, not deleted: observers see an eviction (a backing store
+                    // keeps the row; trackers are told).
+                    if shard.observed > 0 || shard.report_all {
+                        shard.touched.push((db, k, Change::Evicted));
+                    }
                     removed += 1;
                 }
             }
+            let touched = std::mem::take(&mut guard.touched);
+            drop(guard);
+            self.report(touched);
         }
         removed
     }
@@ -1300,6 +1328,59 @@ mod tests {
         assert_eq!(store.drop_slot(slot), 50);
         assert_eq!(store.count_keys_in_slot(3, slot), 0);
         assert_eq!(store.dbsize(0), 1);
+    }
+
+    #[test]
+    fn observe_all_reports_writes_expiries_and_evictions() {
+        use std::sync::{Arc, Mutex as StdMutex};
+        #[derive(Default)]
+        struct Log(StdMutex<Vec<(String, Vec<u8>)>>);
+        impl KeyObserver for Log {
+            fn modified(&self, _db: usize, key: &[u8]) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(("modified".into(), key.to_vec()));
+            }
+            fn expired(&self, _db: usize, key: &[u8]) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(("expired".into(), key.to_vec()));
+            }
+            fn flushed(&self, _db: Option<usize>) {}
+        }
+        let store = Store::new(StoreConfig::default());
+        let log = Arc::new(Log::default());
+        store.set_observer(log.clone());
+        store.lock(b"quiet").insert(0, b"quiet", s("v"), 0);
+        assert!(
+            log.0.lock().unwrap().is_empty(),
+            "nothing observed, nothing reported"
+        );
+        store.observe_all(1);
+        store.lock(b"w").insert(0, b"w", s("v"), 0);
+        store
+            .lock(b"e")
+            .insert(0, b"e", Entry::with_expiry(Value::string(&b"1"[..]), 10), 0);
+        store.expire_cycle(20, 100);
+        store.eviction.set_policy(Policy::AllKeysRandom);
+        let evicted = store.evict_one(20).expect("a key to evict");
+        let got = log.0.lock().unwrap().clone();
+        assert!(got.contains(&("modified".into(), b"w".to_vec())));
+        assert!(got.contains(&("expired".into(), b"e".to_vec())));
+        assert!(got.contains(&("modified".into(), evicted.key.to_vec())));
+        store.lock(b"{s}x").insert(0, b"{s}x", s("v"), 0);
+        assert_eq!(store.drop_slot(key_slot(b"s")), 1);
+        assert!(log
+            .0
+            .lock()
+            .unwrap()
+            .contains(&("modified".into(), b"{s}x".to_vec())));
+        store.observe_all(-1);
+        log.0.lock().unwrap().clear();
+        store.lock(b"w2").insert(0, b"w2", s("v"), 0);
+        assert!(log.0.lock().unwrap().is_empty());
     }
 
     #[test]
