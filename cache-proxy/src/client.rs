@@ -230,6 +230,12 @@ impl Client {
             .commands
             .fetch_add(requests.len() as u64, Relaxed);
         let mut routing = self.worker.routing();
+        let tracking = &self.worker.tracking;
+        if tracking.active() && tracking.feeds_epoch.get() != routing.epoch {
+            // Membership changed: nodes that joined need an invalidation feed too.
+            let worker = self.worker.clone();
+            tokio::task::spawn_local(async move { tracking::ensure_feeds(&worker).await });
+        }
         for args in requests {
             if self.quit {
                 break;

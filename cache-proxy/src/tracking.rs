@@ -59,6 +59,8 @@ pub struct Tracking {
     ready: RefCell<HashSet<u64>>,
     max_keys: usize,
     pub invalidations: Cell<u64>,
+    /// The routing epoch the feeds were last started for (new nodes need one).
+    pub feeds_epoch: Cell<u64>,
 }
 
 const WRITERS_LIMIT: usize = 100_000;
@@ -73,6 +75,7 @@ impl Tracking {
             ready: RefCell::new(HashSet::new()),
             max_keys: max_keys.max(1),
             invalidations: Cell::new(0),
+            feeds_epoch: Cell::new(0),
         }
     }
 
@@ -217,6 +220,7 @@ pub fn push_flush() -> Bytes {
 /// they confirm, so a read made after `CLIENT TRACKING ON` returns is covered.
 pub async fn ensure_feeds(worker: &Rc<Worker>) {
     let routing = worker.routing();
+    worker.tracking.feeds_epoch.set(routing.epoch);
     let mut started = Vec::new();
     for (i, node) in routing.nodes.iter().enumerate() {
         if !routing.live[i] {
