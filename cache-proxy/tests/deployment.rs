@@ -133,6 +133,53 @@ fn every_mounted_config_starts_its_binary() {
     }
 }
 
+/// `config/node.toml` and `config/proxy.toml` are the commented samples of every option: each
+/// parameter `--help` lists appears in them, and the binaries start with them.
+#[test]
+fn sample_configs_cover_every_option_and_start() {
+    for (bin, sample) in [
+        (node_bin(), "config/node.toml"),
+        (
+            env!("CARGO_BIN_EXE_cache-proxy").to_string(),
+            "config/proxy.toml",
+        ),
+    ] {
+        let help = Command::new(&bin).arg("--help").output().expect("--help");
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
+        let text = std::fs::read_to_string(root().join(sample)).expect("read sample");
+        // Parameters are the `--NAME` lines after the "Parameters" heading.
+        let params = help
+            .split_once("Parameters")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        let names: Vec<&str> = params
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("--")?.split_whitespace().next())
+            .collect();
+        assert!(names.len() > 5, "{bin} --help lists parameters: {help}");
+        let missing: Vec<&&str> = names
+            .iter()
+            .filter(|name| {
+                !text.lines().any(|l| {
+                    let l = l.trim_start_matches(['#', ' ']);
+                    l.strip_prefix(**name)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{sample} should show (set or commented out) every parameter of `{bin} --help`; missing {missing:?}"
+        );
+        let path = root().join(sample).to_string_lossy().into_owned();
+        let process = NodeProcess::start(&bin, &["--config", &path]);
+        let pong: String = redis::cmd("PING")
+            .query(&mut process.client())
+            .expect("PING");
+        assert_eq!(pong, "PONG", "{bin} with {sample}");
+    }
+}
+
 /// The image's health check script (`deploy/healthcheck.sh`) against 127.0.0.1:`port`.
 fn healthy(port: u16) -> bool {
     Command::new("bash")
