@@ -128,6 +128,8 @@ struct PubSub {
     patterns: hashbrown::HashSet<Bytes>,
     /// Write halves of the per-node subscription connections, by node id.
     writers: HashMap<u64, tokio::net::tcp::OwnedWriteHalf>,
+    /// One unit per confirmation a node sent (the proxy answers the client itself).
+    acks: (mpsc::UnboundedSender<()>, mpsc::UnboundedReceiver<()>),
 }
 
 impl PubSub {
@@ -730,6 +732,8 @@ impl Client {
                 None => self.ready(null(self.resp3)),
             },
             (b"id", 2) => self.ready(Bytes::from(format!(":{}\r\n", self.id))),
+            // Client libraries send their name and version on connect; nothing to keep.
+            (b"setinfo", 4) => self.ready(Bytes::from_static(b"+OK\r\n")),
             (b"caching", 3) => {
                 let yes = args[2].eq_ignore_ascii_case(b"yes");
                 if !yes && !args[2].eq_ignore_ascii_case(b"no") {
@@ -1240,6 +1244,7 @@ impl Client {
                 channels: Default::default(),
                 patterns: Default::default(),
                 writers: HashMap::new(),
+                acks: mpsc::unbounded_channel(),
             });
         }
         let patterns = matches!(cmd, Cmd::Psubscribe | Cmd::Punsubscribe);
@@ -1258,19 +1263,38 @@ impl Client {
             let count = self.pubsub.as_ref().map_or(0, PubSub::count);
             self.confirm(&mut reply, kind, None, count);
         }
-        for name in names {
+        // Every node's confirmation is awaited before the client's, so a PUBLISH sent after
+        // the client saw its confirmation finds the subscription in force.
+        let mut sent = 0;
+        for name in &names {
             let targets: Vec<usize> = if patterns {
                 routing.live_nodes().collect()
             } else {
-                routing.route(&name).into_iter().collect()
+                routing.route(name).into_iter().collect()
             };
             let mut encoded = BytesMut::new();
             encode_command(&mut encoded, &[Bytes::from_static(kind), name.clone()]);
             for node in targets {
-                if let Err(e) = self.subscription_send(routing, node, &encoded).await {
-                    tracing::debug!(error = %e, "subscription forwarding failed");
+                match self.subscription_send(routing, node, &encoded).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => tracing::debug!(error = %e, "subscription forwarding failed"),
                 }
             }
+        }
+        let limit = self
+            .worker
+            .cluster
+            .timeout()
+            .unwrap_or(std::time::Duration::from_secs(5));
+        if let Some(pubsub) = self.pubsub.as_mut() {
+            for _ in 0..sent {
+                match tokio::time::timeout(limit, pubsub.acks.1.recv()).await {
+                    Ok(Some(())) => {}
+                    _ => break, // a node went away: its confirmation will not come
+                }
+            }
+        }
+        for name in names {
             let pubsub = self.pubsub.as_mut().expect("set above");
             let set = if patterns {
                 &mut pubsub.patterns
@@ -1319,12 +1343,18 @@ impl Client {
             let conn = Dedicated::open(&self.worker.cluster, state.clone(), self.resp3).await?;
             let (mut reader, writer) = conn.stream.into_split();
             let mut input = conn.input;
+            let acks = pubsub.acks.0.clone();
             tokio::task::spawn_local(async move {
                 let mut scanner = cache_protocol::ReplyScanner::new();
                 loop {
                     while let Ok(Some(len)) = scanner.scan(&input) {
                         let frame = input.split_to(len).freeze();
-                        if is_message(&frame) && sender.send(frame).is_err() {
+                        let delivered = if is_message(&frame) {
+                            sender.send(frame).is_ok()
+                        } else {
+                            acks.send(()).is_ok()
+                        };
+                        if !delivered {
                             return;
                         }
                     }

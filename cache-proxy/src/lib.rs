@@ -58,7 +58,7 @@ impl Proxy {
         tokio::spawn(cluster.clone().detect_node_kinds());
         let shutdown = Shutdown::new();
         let workers = start_workers(&cluster)?;
-        tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening addr={addr}");
+        tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening");
         let task = tokio::spawn(accept(listener, cluster.clone(), workers, shutdown.clone()));
         Ok(Handle {
             addr,
