@@ -146,10 +146,9 @@ impl Installer for Install {
         };
         match target {
             Some((db, key)) if (db as usize) < shared.store.databases() => {
-                shared
-                    .store
-                    .lock(key)
-                    .evict(db as usize, key, crate::now_ms());
+                // From memory only; every client tracking the key is told, also when it is
+                // not in memory (a client may have cached its absence).
+                shared.invalidate_keys(db as usize, &[key]);
             }
             Some(_) => {}
             None => shared.store.flush(None),

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::{Bytes, BytesMut};
 use cache_protocol::command::flags::READONLY;
 use cache_protocol::{Cmd, CommandSpec, Protocol, ReplyBuf};
+use cache_store::pattern::glob_match;
 use cache_store::Key;
 use hashbrown::{DefaultHashBuilder, HashMap};
 use indexmap::IndexMap;
@@ -368,6 +369,27 @@ impl Tracking {
         }
     }
 
+    /// Explicit invalidation by glob pattern (CACHE INVALIDATE), after the matching keys in
+    /// memory were dropped (the store reported those): tracked keys matching `pattern` that
+    /// were not in memory, read as absent or evicted earlier, are invalidated too.
+    pub fn invalidate_matching(&self, shared: &Shared, pattern: &[u8]) {
+        if !self.active() {
+            return;
+        }
+        let mut tracked = Vec::new();
+        for shard in self.table.iter() {
+            tracked.extend(
+                lock(shard)
+                    .keys()
+                    .filter(|k| pattern == b"*" || glob_match(pattern, k, false))
+                    .cloned(),
+            );
+        }
+        for key in tracked {
+            self.key_changed(shared, &key);
+        }
+    }
+
     fn notify_readers(&self, shared: &Shared, key: &[u8], ids: &[u64], by: u64) {
         let trackers = read(&self.trackers);
         for id in ids {
@@ -508,15 +530,16 @@ pub fn after_command(ctx: &mut Ctx<'_>, cmd: Cmd) {
 
 impl Shared {
     /// Drops `keys` of database `db` from memory and tells every client tracking them: the
-    /// value changed elsewhere (the backing store's change feed). Keys not in memory are
-    /// invalidated too, since a client may have read them through the backing store.
+    /// value changed elsewhere (the backing store's change feed). Memory only, like an
+    /// eviction: nothing is recorded for the backing store, whatever the caller is doing.
+    /// Keys not in memory are invalidated too, since a client may have read them (or their
+    /// absence) earlier.
     pub fn invalidate_keys(&self, db: usize, keys: &[&[u8]]) {
         let now = crate::now_ms();
         for key in keys {
-            let removed = self.store.lock(key).remove(db, key, now).is_some();
-            // A removal is reported by the store (observe_all is on while anyone tracks);
-            // an absent key is not, so it is invalidated here.
-            if !removed {
+            // An eviction is reported to the observer, which tells the readers; an absent
+            // key is not, so it is invalidated here.
+            if self.store.lock(key).evict(db, key, now).is_none() {
                 self.tracking.key_changed(self, key);
             }
         }

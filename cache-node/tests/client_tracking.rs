@@ -427,6 +427,24 @@ fn dropped_slots_are_invalidated() {
 }
 
 #[test]
+fn cache_invalidate_tells_trackers_of_matching_keys() {
+    let node = node(&[]);
+    let mut a = Client::resp3(&node);
+    let mut w = Client::new(&node);
+    w.ok(&["MSET", "deploy:1", "a", "keep:1", "b"]);
+    a.ok(&["CLIENT", "TRACKING", "ON"]);
+    a.cmd(&["GET", "deploy:1"]);
+    a.cmd(&["GET", "deploy:2"]);
+    a.cmd(&["GET", "keep:1"]);
+    // deploy:1 is dropped from memory; deploy:2 was never there but was read (as absent).
+    assert_eq!(text(&w.cmd(&["CACHE", "INVALIDATE", "deploy:*"])), ":1\r\n");
+    w.ok(&["SET", "keep:1", "c"]);
+    assert_eq!(text(&a.push()), invalidate(&["deploy:1"]));
+    assert_eq!(text(&a.push()), invalidate(&["deploy:2"]));
+    assert_eq!(text(&a.push()), invalidate(&["keep:1"]));
+}
+
+#[test]
 fn full_table_forgets_and_invalidates_keys() {
     let node = node(&["--tracking-table-max-keys", "10"]);
     let mut a = Client::resp3(&node);

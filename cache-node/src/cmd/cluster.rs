@@ -95,6 +95,9 @@ pub fn cache(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         help(ctx, CACHE_HELP);
     } else if is(&args[1], "invalidate") {
         let removed = ctx.shared.store.drop_matching(ctx.db(), &args[2]);
+        ctx.shared
+            .tracking
+            .invalidate_matching(ctx.shared, &args[2]);
         tracing::info!(
             removed = removed.len(),
             pattern = %String::from_utf8_lossy(&args[2]),
