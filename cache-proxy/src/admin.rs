@@ -125,6 +125,16 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
         routing.nodes.len(),
         routing.live.iter().filter(|l| **l).count(),
     );
+    if config.change_feed_url.is_some() {
+        let feed = &cluster.feed;
+        let _ = write!(
+            text,
+            "change_feed:{}\r\nchange_feed_invalidated_keys:{}\r\nchange_feed_full_invalidations:{}\r\n",
+            if feed.connected.load(Relaxed) { "up" } else { "down" },
+            feed.invalidated.load(Relaxed),
+            feed.full_invalidations.load(Relaxed),
+        );
+    }
     for (i, node) in routing.nodes.iter().enumerate() {
         let _ = write!(
             text,

@@ -139,6 +139,7 @@ pub struct Cluster {
     runtime: tokio::runtime::Handle,
     pub started: Instant,
     pub stats: Stats,
+    pub feed: Arc<crate::change_feed::FeedStats>,
 }
 
 impl Cluster {
@@ -160,6 +161,7 @@ impl Cluster {
             runtime,
             started: Instant::now(),
             stats: Stats::default(),
+            feed: Arc::default(),
         })
     }
 

@@ -20,6 +20,7 @@ const PARAMS: &[(&str, &str, &str)] = &[
     ("server-connections", "1", "connections per node per worker thread, shared by all clients"),
     ("threads", "0", "worker threads (0 = one per available core)"),
     ("maxclients", "10000", "most client connections"),
+    ("change-feed-url", "", "postgres://… to LISTEN on for rows changed by other programs (see cache-node install-change-feed); empty = off"),
     ("tracking-table-max-keys", "1000000", "keys remembered per worker for CLIENT TRACKING clients (beyond: invalidated)"),
     ("client-query-buffer-limit", "1073741824", "largest request in bytes"),
     ("loglevel", "notice", "debug, verbose, notice or warning"),
@@ -41,6 +42,7 @@ pub struct Config {
     pub threads: usize,
     pub maxclients: usize,
     pub tracking_table_max_keys: usize,
+    pub change_feed_url: Option<String>,
     pub query_buffer_limit: usize,
     pub loglevel: String,
 }
@@ -123,6 +125,7 @@ impl Config {
             threads: num("threads")? as usize,
             maxclients: num("maxclients")? as usize,
             tracking_table_max_keys: num("tracking-table-max-keys")? as usize,
+            change_feed_url: optional("change-feed-url"),
             query_buffer_limit: num("client-query-buffer-limit")? as usize,
             loglevel: get("loglevel").to_string(),
         })

@@ -13,6 +13,7 @@
 
 mod admin;
 mod backend;
+mod change_feed;
 mod client;
 pub mod cluster;
 pub mod config;
@@ -56,6 +57,9 @@ impl Proxy {
         let (listener, addr) = cache_net::bind(&format!("{}:{}", config.bind, config.port)).await?;
         let cluster = Cluster::new(config, tokio::runtime::Handle::current());
         tokio::spawn(cluster.clone().detect_node_kinds());
+        if let Some(url) = cluster.config.change_feed_url.clone() {
+            change_feed::start(cluster.clone(), url);
+        }
         let shutdown = Shutdown::new();
         let workers = start_workers(&cluster)?;
         tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening");

@@ -86,6 +86,8 @@ const CACHE_HELP: &[&str] = &[
     "INVALIDATE <pattern>",
     "    Forget every key of the current database matching the glob pattern (memory only: a",
     "    backing store keeps its rows, and the next read loads them); return how many.",
+    "FORGET <key> [<key> ...]",
+    "    Forget those keys (memory only) and tell their trackers; return how many were held.",
     "HELP",
     "    Print this help.",
 ];
@@ -104,6 +106,15 @@ pub fn cache(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "explicit invalidation"
         );
         ctx.out.int(removed.len() as i64);
+    } else if is(&args[1], "forget") {
+        let (db, now) = (ctx.db(), ctx.now);
+        let keys: Vec<&[u8]> = args[2..].iter().map(|k| &k[..]).collect();
+        let held = keys
+            .iter()
+            .filter(|k| ctx.shared.store.lock(k).contains(db, k, now))
+            .count();
+        ctx.shared.invalidate_keys(db, &keys);
+        ctx.out.int(held as i64);
     }
     Ok(())
 }

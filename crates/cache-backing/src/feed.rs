@@ -138,20 +138,66 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// What a payload asks: None = invalidate everything; Some(None) = our own write, skip.
-pub(crate) fn parse(payload: &str, origin: &str) -> Option<Option<(u32, Vec<u8>)>> {
+/// What a payload asks: None = invalidate everything; Some(None) = a write `skip` says is
+/// ours, skipped.
+pub(crate) fn parse(payload: &str, skip: impl Fn(&str) -> bool) -> Option<Option<(u32, Vec<u8>)>> {
     let mut parts = payload.splitn(3, '|');
     let from = parts.next()?;
     let db = parts.next()?;
     if db == "*" {
         return None;
     }
-    if !origin.is_empty() && from == origin {
+    if skip(from) {
         return Some(None);
     }
     let db: u32 = db.parse().ok()?;
     let key = unhex(parts.next()?)?;
     Some(Some((db, key)))
+}
+
+/// Whoever follows the change feed: the node's engine (it drops keys from its memory) or
+/// cache-proxy (it tells the node that owns each key).
+pub trait Follower: Send + Sync {
+    fn url(&self) -> &str;
+    fn timeout(&self) -> Duration;
+    /// Whether a notification from `origin` (the writer's `ferrocache.origin`, "" for other
+    /// programs) reports a write this follower already knows about, so it is skipped.
+    fn known_writer(&self, origin: &str) -> bool;
+    /// `Some((db, key))`: that key changed; `None`: anything may have (the connection was
+    /// lost and events were missed, a TRUNCATE, an unparsable payload).
+    fn changed(&self, target: Option<(u32, &[u8])>);
+    fn set_connected(&self, up: bool);
+    fn failed(&self, e: &BackingError);
+    fn stopping(&self) -> bool;
+    /// Resolves when the follower should stop.
+    fn stopped(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
+impl Follower for Inner {
+    fn url(&self) -> &str {
+        &self.cfg.url
+    }
+    fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+    fn known_writer(&self, origin: &str) -> bool {
+        !self.cfg.origin.is_empty() && origin == self.cfg.origin
+    }
+    fn changed(&self, target: Option<(u32, &[u8])>) {
+        self.invalidate(target);
+    }
+    fn set_connected(&self, up: bool) {
+        self.set_feed_connected(up);
+    }
+    fn failed(&self, e: &BackingError) {
+        self.feed_error(e);
+    }
+    fn stopping(&self) -> bool {
+        Inner::stopping(self)
+    }
+    fn stopped(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(Inner::stopped(self))
+    }
 }
 
 /// The node's LISTEN loop: runs until the engine stops.
@@ -160,17 +206,23 @@ pub(crate) async fn listen(inner: Arc<Inner>) {
         tracing::warn!("backing-change-feed needs PostgreSQL; ignored");
         return;
     }
+    follow(&*inner).await;
+}
+
+/// LISTENs until the follower stops, reconnecting with backoff; every (re)connection starts
+/// with a full invalidation, since changes made while not listening are unknown.
+pub async fn follow(follower: &dyn Follower) {
     let mut backoff = Duration::from_millis(100);
-    while !inner.stopping() {
-        match session(&inner).await {
+    while !follower.stopping() {
+        match session(follower).await {
             Ok(()) => return,
             Err(e) => {
-                inner.set_feed_connected(false);
-                inner.feed_error(&e);
+                follower.set_connected(false);
+                follower.failed(&e);
                 tracing::warn!(error = %e, "change feed lost; reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = inner.stopped() => return,
+                    _ = follower.stopped() => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -178,9 +230,9 @@ pub(crate) async fn listen(inner: Arc<Inner>) {
     }
 }
 
-/// One LISTEN connection's life. Ok when the engine stops; Err when the connection is lost.
-async fn session(inner: &Arc<Inner>) -> Result<(), BackingError> {
-    let cfg = config(&inner.cfg.url, inner.cfg.timeout)?;
+/// One LISTEN connection's life. Ok when the follower stops; Err when the connection is lost.
+async fn session(follower: &dyn Follower) -> Result<(), BackingError> {
+    let cfg = config(follower.url(), follower.timeout())?;
     let (client, mut conn) = cfg.connect(NoTls).await.map_err(|e| error(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let driver = tokio::spawn(async move {
@@ -206,8 +258,8 @@ async fn session(inner: &Arc<Inner>) -> Result<(), BackingError> {
             .await
             .map_err(|e| error(&e))?;
         // Changes made while we were not listening are unknown: start from a clean memory.
-        inner.invalidate(None);
-        inner.set_feed_connected(true);
+        follower.changed(None);
+        follower.set_connected(true);
         tracing::info!("change feed listening");
         let mut ping = tokio::time::interval(Duration::from_secs(2));
         loop {
@@ -216,19 +268,19 @@ async fn session(inner: &Arc<Inner>) -> Result<(), BackingError> {
                     let Some(payload) = payload else {
                         return Err(BackingError::transient("change feed connection closed"));
                     };
-                    match parse(&payload, &inner.cfg.origin) {
-                        Some(Some((db, key))) => inner.invalidate(Some((db, &key))),
+                    match parse(&payload, |from| follower.known_writer(from)) {
+                        Some(Some((db, key))) => follower.changed(Some((db, &key))),
                         Some(None) => {}
-                        None => inner.invalidate(None),
+                        None => follower.changed(None),
                     }
                 }
                 _ = ping.tick() => {
-                    tokio::time::timeout(inner.cfg.timeout, client.simple_query("SELECT 1"))
+                    tokio::time::timeout(follower.timeout(), client.simple_query("SELECT 1"))
                         .await
                         .map_err(|_| BackingError::transient("change feed ping timed out"))?
                         .map_err(|e| error(&e))?;
                 }
-                _ = inner.stopped() => return Ok(()),
+                _ = follower.stopped() => return Ok(()),
             }
         }
     }
@@ -243,10 +295,11 @@ mod tests {
 
     #[test]
     fn payloads() {
-        assert_eq!(parse("x|3|6b31", "me"), Some(Some((3, b"k1".to_vec()))));
-        assert_eq!(parse("me|3|6b31", "me"), Some(None));
-        assert_eq!(parse("|*", "me"), None);
-        assert_eq!(parse("x|3|zz", "me"), None);
-        assert_eq!(parse("garbage", "me"), None);
+        let me = |from: &str| from == "me";
+        assert_eq!(parse("x|3|6b31", me), Some(Some((3, b"k1".to_vec()))));
+        assert_eq!(parse("me|3|6b31", me), Some(None));
+        assert_eq!(parse("|*", me), None);
+        assert_eq!(parse("x|3|zz", me), None);
+        assert_eq!(parse("garbage", me), None);
     }
 }

@@ -340,6 +340,7 @@ commands! {
 
 static CACHE_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cache|invalidate", 3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) every key of the current database matching a glob pattern; returns how many."),
+    spec!("cache|forget", -3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) the given keys of the current database and tells their trackers; returns how many were in memory."),
     spec!("cache|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
