@@ -95,7 +95,10 @@ impl Sqlite {
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (db INTEGER NOT NULL, key BLOB NOT NULL, \
                  kind INTEGER NOT NULL, value BLOB NOT NULL, expires_at INTEGER, \
-                 PRIMARY KEY (db, key)) WITHOUT ROWID",
+                 PRIMARY KEY (db, key)) WITHOUT ROWID; \
+                 CREATE INDEX IF NOT EXISTS {} ON {} (expires_at) WHERE expires_at IS NOT NULL",
+                quote(table),
+                crate::mapping::expiry_index_qualified(table),
                 quote(table)
             ))
             .map_err(error)?;
