@@ -444,7 +444,7 @@ both_stores!(evicted_keys_come_back_from_the_database, |db: &Db| {
         ],
     );
     let mut c = n.raw();
-    // A limit a few megabytes above what the idle node uses (pools, caches, the queue).
+    // A limit a few megabytes above what the idle node uses (pools, caches, buffers).
     let reply = c.cmd_str(&["INFO", "memory"]);
     let used: u64 = String::from_utf8_lossy(&reply)
         .lines()
@@ -453,11 +453,11 @@ both_stores!(evicted_keys_come_back_from_the_database, |db: &Db| {
                 .map(|v| v.trim().parse().unwrap())
         })
         .unwrap();
-    let limit = (used + (4 << 20)).to_string();
+    let limit = (used + (6 << 20)).to_string();
     assert_eq!(c.cmd_str(&["CONFIG", "SET", "maxmemory", &limit]), OK);
     let value = "v".repeat(1000);
-    let count = 6000;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
+    let count = 10000;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
         let mut batch = Vec::new();
         for i in chunk {
             let key = format!("k{i}");
