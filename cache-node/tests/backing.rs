@@ -441,6 +441,10 @@ both_stores!(evicted_keys_come_back_from_the_database, |db: &Db| {
             "allkeys-lru",
             "--write-back-delay",
             "10",
+            // Small statements: each pooled connection keeps a write buffer as big as the
+            // largest batch it sent, memory no eviction can free.
+            "--write-back-batch",
+            "64",
         ],
     );
     let mut c = n.raw();
