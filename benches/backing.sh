@@ -2,7 +2,7 @@
 # benches/backing.sh - SET and GET throughput of cache-node per backing mode, in one run:
 # none, write-back (SQLite, PostgreSQL), write-through (SQLite, PostgreSQL).
 #
-# Usage: benches/backing.sh [--no-build] [--requests N]
+# Usage: benches/backing.sh [--no-build] [--requests N] [--runs R]
 #
 #   redis-benchmark -t set,get -n N -c 50 -d 32 -r 100000 --csv   (client pinned to CPU 0)
 #   cache-node --backing-mode M --backing-url U                     (node pinned to CPU 1)
@@ -12,17 +12,21 @@
 # [postgres://postgres@127.0.0.1:5432/test]; without psql or a server those rows are skipped.
 # Printed: ops/sec, p99, the ratio to `none`; for write-through also the latency a write
 # adds (average SET latency minus none's) and the group commit's average batch (commands
-# per transaction) and average commit time, from INFO backing.
+# per transaction) and average commit time, from INFO backing. With --runs R (default 3)
+# every configuration is measured R times, in a rotated order, and medians are shown: on a
+# shared machine single runs swing by tens of percent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS=200000
+RUNS=3
 BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --requests) REQUESTS="$2"; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --runs) RUNS="$2"; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -68,15 +72,15 @@ run() {
   local csv
   csv="$(taskset -c 0 redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$REQUESTS" -c 50 -d 32 -r 100000 --csv 2>/dev/null)"
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  SET_RPS[$name]="$(echo "$csv" | awk -F'"' '$2=="SET"{print $4}')"
-  SET_AVG[$name]="$(echo "$csv" | awk -F'"' '$2=="SET"{print $6}')"
-  SET_P99[$name]="$(echo "$csv" | awk -F'"' '$2=="SET"{print $14}')"
-  GET_RPS[$name]="$(echo "$csv" | awk -F'"' '$2=="GET"{print $4}')"
-  GET_P99[$name]="$(echo "$csv" | awk -F'"' '$2=="GET"{print $14}')"
+  SET_RPS[$name]+=" $(echo "$csv" | awk -F'"' '$2=="SET"{print $4}')"
+  SET_AVG[$name]+=" $(echo "$csv" | awk -F'"' '$2=="SET"{print $6}')"
+  SET_P99[$name]+=" $(echo "$csv" | awk -F'"' '$2=="SET"{print $14}')"
+  GET_RPS[$name]+=" $(echo "$csv" | awk -F'"' '$2=="GET"{print $4}')"
+  GET_P99[$name]+=" $(echo "$csv" | awk -F'"' '$2=="GET"{print $14}')"
   local info
   info="$(redis-cli -p "$port" info backing | tr -d '\r')"
-  BATCH[$name]="$(echo "$info" | awk -F: '$1=="backing_avg_batch"{print $2}')"
-  COMMIT[$name]="$(echo "$info" | awk -F: '$1=="backing_avg_commit_usec"{print $2}')"
+  BATCH[$name]+=" $(echo "$info" | awk -F: '$1=="backing_avg_batch"{print $2}')"
+  COMMIT[$name]+=" $(echo "$info" | awk -F: '$1=="backing_avg_commit_usec"{print $2}')"
   kill "$NODE_PID" 2>/dev/null || true
   wait "$NODE_PID" 2>/dev/null || true
   NODE_PID=""
@@ -94,18 +98,33 @@ CONFIGS+=("write-back sqlite 1s/8192|write-back|sqlite:$WORK/wb2.sqlite|--write-
 CONFIGS+=("write-through sqlite|write-through|sqlite:$WORK/wt.sqlite")
 [ "$pg_ok" = 1 ] && CONFIGS+=("write-through postgres|write-through|$PG")
 
-for c in "${CONFIGS[@]}"; do
-  IFS='|' read -r name mode url extra <<<"$c"
-  echo "running: $name" >&2
-  # shellcheck disable=SC2086 # extra holds several arguments
-  run "$name" "$mode" "$url" $extra
+n=${#CONFIGS[@]}
+for r in $(seq 1 "$RUNS"); do
+  for i in $(seq 0 $((n - 1))); do
+    c="${CONFIGS[$(( (i + r - 1) % n ))]}"
+    IFS='|' read -r name mode url extra <<<"$c"
+    echo "run $r/$RUNS: $name" >&2
+    # shellcheck disable=SC2086 # extra holds several arguments
+    run "$name" "$mode" "$url" $extra
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+for name in "${!SET_RPS[@]}"; do
+  SET_RPS[$name]="$(median "${SET_RPS[$name]}")"
+  SET_AVG[$name]="$(median "${SET_AVG[$name]}")"
+  SET_P99[$name]="$(median "${SET_P99[$name]}")"
+  GET_RPS[$name]="$(median "${GET_RPS[$name]}")"
+  GET_P99[$name]="$(median "${GET_P99[$name]}")"
+  BATCH[$name]="$(median "${BATCH[$name]}")"
+  COMMIT[$name]="$(median "${COMMIT[$name]}")"
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
 added() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.3f", a-b }'; }
 
 echo
-echo "redis-benchmark -t set,get -n $REQUESTS -c 50 -d 32 -r 100000 (client: taskset -c 0, node: taskset -c 1)"
+echo "redis-benchmark -t set,get -n $REQUESTS -c 50 -d 32 -r 100000 (client: taskset -c 0, node: taskset -c 1); median of $RUNS runs"
 echo
 echo "| mode | SET ops/s | SET p99 ms | SET vs none | GET ops/s | GET p99 ms | GET vs none | write latency added ms | avg batch | avg commit us |"
 echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -441,10 +441,14 @@ both_stores!(evicted_keys_come_back_from_the_database, |db: &Db| {
             "allkeys-lru",
             "--write-back-delay",
             "10",
+            // Small statements: each pooled connection keeps a write buffer as big as the
+            // largest batch it sent, memory no eviction can free.
+            "--write-back-batch",
+            "64",
         ],
     );
     let mut c = n.raw();
-    // A limit a few megabytes above what the idle node uses (pools, caches, the queue).
+    // A limit a few megabytes above what the idle node uses (pools, caches, buffers).
     let reply = c.cmd_str(&["INFO", "memory"]);
     let used: u64 = String::from_utf8_lossy(&reply)
         .lines()
@@ -453,11 +457,11 @@ both_stores!(evicted_keys_come_back_from_the_database, |db: &Db| {
                 .map(|v| v.trim().parse().unwrap())
         })
         .unwrap();
-    let limit = (used + (4 << 20)).to_string();
+    let limit = (used + (6 << 20)).to_string();
     assert_eq!(c.cmd_str(&["CONFIG", "SET", "maxmemory", &limit]), OK);
     let value = "v".repeat(1000);
-    let count = 6000;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
+    let count = 10000;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
         let mut batch = Vec::new();
         for i in chunk {
             let key = format!("k{i}");
@@ -914,6 +918,49 @@ both_stores!(mapped_table_rows_are_hashes, |db: &Db| {
     let mut c = n.raw();
     assert_eq!(c.cmd_str(&["EXISTS", "user:2"]), b":0\r\n");
 });
+
+both_stores!(
+    write_back_drops_only_the_write_the_database_refuses,
+    |db: &Db| {
+        let users = format!("{}_users", db.table);
+        let key_type = if db.is_pg() { "bigint" } else { "INTEGER" };
+        db.exec(&format!(
+            "CREATE TABLE {users} (id {key_type} PRIMARY KEY, name text);"
+        ));
+        let map = format!("user:={users}.id");
+        let n = db.start(
+            "write-back",
+            &["--backing-map", &map, "--write-back-delay", "50"],
+        );
+        let mut c = n.raw();
+        // One batch: a write no row can take, between two good ones.
+        let mut batch = Vec::new();
+        batch.extend(RawConn::encode(&[b"HSET", b"user:1", b"name", b"ann"]));
+        batch.extend(RawConn::encode(&[
+            b"HSET",
+            b"user:2",
+            b"no_such_column",
+            b"x",
+        ]));
+        batch.extend(RawConn::encode(&[b"SET", b"plain", b"v"]));
+        c.send(&batch);
+        for _ in 0..3 {
+            let r = c.read_reply();
+            assert!(r == OK || r == b":1\r\n", "{}", String::from_utf8_lossy(&r));
+        }
+        wait_until("the flush", Duration::from_secs(10), || {
+            info_n(&mut c, "backing_pending_writes") == 0
+        });
+        assert_eq!(info_n(&mut c, "backing_failed"), 1);
+        assert!(!info(&mut c, "backing_last_error").is_empty());
+        assert_eq!(db.string("plain").as_deref(), Some("v"));
+        drop(n);
+        let n = db.start("write-back", &["--backing-map", &map]);
+        let mut c = n.raw();
+        assert_eq!(c.cmd_str(&["HGET", "user:1", "name"]), bulk("ann"));
+        assert_eq!(c.cmd_str(&["EXISTS", "user:2"]), b":0\r\n");
+    }
+);
 
 #[test]
 fn change_feed_invalidates_rows_changed_by_others() {

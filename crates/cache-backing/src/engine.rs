@@ -254,7 +254,9 @@ impl Order {
     /// Publishes the queue's size for the memory check (which runs under this lock, so it
     /// reads an atomic instead).
     fn publish(&self, inner: &Inner) {
-        let bytes = self.queue.bytes + self.inflight.as_ref().map_or(0, |q| q.bytes);
+        // The batch in flight is held about twice: the copy that answers loads, and the
+        // statement's parameters while the driver sends them.
+        let bytes = self.queue.bytes + 2 * self.inflight.as_ref().map_or(0, |q| q.bytes);
         inner.queued_bytes.store(bytes, Relaxed);
     }
 }

@@ -79,6 +79,22 @@ pub(crate) fn quote(name: &str) -> String {
         .join(".")
 }
 
+/// The name of the generic table's expiry index (for the purge of expired rows): PostgreSQL
+/// wants it unqualified (it lives in the table's schema).
+pub(crate) fn expiry_index(table: &str) -> String {
+    let base = table.rsplit('.').next().unwrap_or(table);
+    let base: String = base.chars().take(48).collect();
+    format!("\"{base}_expires_at\"")
+}
+
+/// The same, schema-qualified as SQLite wants it.
+pub(crate) fn expiry_index_qualified(table: &str) -> String {
+    match table.rsplit_once('.') {
+        Some((schema, _)) => format!("\"{schema}\".{}", expiry_index(table)),
+        None => expiry_index(table),
+    }
+}
+
 /// Checks a hash field before it becomes a column name in SQL text.
 pub(crate) fn column_name(field: &[u8]) -> Result<&str, BackingError> {
     let name = std::str::from_utf8(field)

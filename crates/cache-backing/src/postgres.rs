@@ -135,7 +135,10 @@ impl Postgres {
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (db integer NOT NULL, key bytea NOT NULL, \
                  kind smallint NOT NULL, value bytea NOT NULL, expires_at timestamptz, \
-                 PRIMARY KEY (db, key))",
+                 PRIMARY KEY (db, key)); \
+                 CREATE INDEX IF NOT EXISTS {} ON {} (expires_at) WHERE expires_at IS NOT NULL",
+                quote(table),
+                crate::mapping::expiry_index(table),
                 quote(table)
             ))
             .await
