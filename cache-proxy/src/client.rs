@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::backend::{encode_command, Backend, Batch, Dedicated};
 use crate::cluster::{Cluster, Routing};
-use crate::tracking::{self, Mode, Tracked, Tracking};
+use crate::tracking::{self, Mode, PushQueue, Tracked, Tracking};
 use crate::{admin, reply};
 
 /// A worker thread's view: its routing snapshot and its shared node connections.
@@ -110,7 +110,7 @@ pub struct Client {
     blocking: HashMap<u64, Dedicated>,
     pubsub: Option<PubSub>,
     /// Pub/sub messages and invalidations for this client, written between batches.
-    pushes: Option<(mpsc::UnboundedSender<Bytes>, mpsc::UnboundedReceiver<Bytes>)>,
+    pushes: Option<PushQueue>,
     /// `CLIENT CACHING yes|no`: applies to the next command only.
     caching_next: Option<bool>,
     /// What `CLIENT CACHING` said for the command being planned.
@@ -197,14 +197,14 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
             break;
         }
         input.reserve(16 * 1024);
-        let read = if let Some((_, pushes)) = client.pushes.as_mut() {
+        let read = if let Some(pushes) = client.pushes.as_mut() {
             tokio::select! {
                 read = stream.read_buf(&mut input) => read,
-                Some(message) = pushes.recv() => {
-                    let mut out = BytesMut::from(&message[..]);
-                    while let Ok(more) = pushes.try_recv() {
-                        out.put_slice(&more);
-                    }
+                Some(message) = pushes.rx.recv() => {
+                    let Some(out) = pushes.drain(message) else {
+                        tracing::warn!(id = client.id, "closing a client that does not read its pushes (over the output limit)");
+                        break;
+                    };
                     if stream.write_all(&out).await.is_err() {
                         break;
                     }
@@ -1134,8 +1134,8 @@ impl Client {
         }
         let push = self
             .pushes
-            .get_or_insert_with(mpsc::unbounded_channel)
-            .0
+            .get_or_insert_with(PushQueue::new)
+            .sender
             .clone();
         self.worker.tracking.enable(
             self.id,
@@ -1334,8 +1334,8 @@ impl Client {
         let state = routing.nodes[node].clone();
         let sender = self
             .pushes
-            .get_or_insert_with(mpsc::unbounded_channel)
-            .0
+            .get_or_insert_with(PushQueue::new)
+            .sender
             .clone();
         let pubsub = self.pubsub.as_mut().expect("subscribed");
         let connected = pubsub.writers.contains_key(&state.id);
@@ -1350,7 +1350,7 @@ impl Client {
                     while let Ok(Some(len)) = scanner.scan(&input) {
                         let frame = input.split_to(len).freeze();
                         let delivered = if is_message(&frame) {
-                            sender.send(frame).is_ok()
+                            sender.send(frame)
                         } else {
                             acks.send(()).is_ok()
                         };

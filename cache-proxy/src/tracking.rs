@@ -40,8 +40,71 @@ pub enum Mode {
     Bcast,
 }
 
+/// Most bytes of pushes (invalidations, pub/sub messages) waiting for one client, as Redis's
+/// pubsub output limit: beyond it nothing more is queued and the client is disconnected.
+pub const PUSH_LIMIT: usize = 32 << 20;
+
+/// The sending side of a client's push queue, bounded by [`PUSH_LIMIT`] bytes.
+#[derive(Clone)]
+pub struct PushSender {
+    tx: UnboundedSender<Bytes>,
+    pending: Rc<Cell<usize>>,
+}
+
+/// The client's side: what it drains, and how much is waiting.
+pub struct PushQueue {
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    pub sender: PushSender,
+}
+
+impl PushQueue {
+    pub fn new() -> PushQueue {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        PushQueue {
+            rx,
+            sender: PushSender {
+                tx,
+                pending: Rc::new(Cell::new(0)),
+            },
+        }
+    }
+
+    /// Everything queued now, in one buffer; None when the client fell too far behind.
+    pub fn drain(&mut self, first: Bytes) -> Option<BytesMut> {
+        let mut out = BytesMut::from(&first[..]);
+        while let Ok(more) = self.rx.try_recv() {
+            out.put_slice(&more);
+        }
+        let pending = &self.sender.pending;
+        if pending.get() > PUSH_LIMIT {
+            return None;
+        }
+        pending.set(pending.get().saturating_sub(out.len()));
+        Some(out)
+    }
+}
+
+impl Default for PushQueue {
+    fn default() -> Self {
+        PushQueue::new()
+    }
+}
+
+impl PushSender {
+    /// Queues `frame`; false when the client is gone or over its limit.
+    pub fn send(&self, frame: Bytes) -> bool {
+        let pending = self.pending.get();
+        if pending > PUSH_LIMIT {
+            return false;
+        }
+        // Over the limit once: the client is disconnected when it next drains.
+        self.pending.set(pending + frame.len());
+        self.tx.send(frame).is_ok()
+    }
+}
+
 pub struct Tracked {
-    pub push: UnboundedSender<Bytes>,
+    pub push: PushSender,
     pub mode: Mode,
     pub noloop: bool,
     pub prefixes: Vec<Bytes>,
@@ -140,7 +203,7 @@ impl Tracking {
         let clients = self.clients.borrow();
         for id in ids {
             if let Some(t) = clients.get(id) {
-                let _ = t.push.send(push_keys(std::slice::from_ref(key)));
+                t.push.send(push_keys(std::slice::from_ref(key)));
                 self.invalidations.set(self.invalidations.get() + 1);
             }
         }
@@ -175,7 +238,7 @@ impl Tracking {
         let clients = self.clients.borrow();
         for (id, keys) in per_client {
             if let Some(t) = clients.get(&id) {
-                let _ = t.push.send(push_keys(&keys));
+                t.push.send(push_keys(&keys));
                 self.invalidations.set(self.invalidations.get() + 1);
             }
         }
@@ -187,7 +250,7 @@ impl Tracking {
         self.readers.borrow_mut().clear();
         self.writers.borrow_mut().clear();
         for t in self.clients.borrow().values() {
-            let _ = t.push.send(push_flush());
+            t.push.send(push_flush());
             self.invalidations.set(self.invalidations.get() + 1);
         }
     }
@@ -314,8 +377,14 @@ mod tests {
     #[test]
     fn readers_are_told_once_and_noloop_writers_not_at_all() {
         let tracking = Tracking::new(100);
-        let (a_tx, mut a_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (b_tx, mut b_rx) = tokio::sync::mpsc::unbounded_channel();
+        let PushQueue {
+            rx: mut a_rx,
+            sender: a_tx,
+        } = PushQueue::new();
+        let PushQueue {
+            rx: mut b_rx,
+            sender: b_tx,
+        } = PushQueue::new();
         tracking.enable(
             1,
             Tracked {
@@ -358,5 +427,26 @@ mod tests {
         tracking.invalidate(&[Bytes::from_static(b"order:1")]);
         assert!(b_rx.try_recv().is_err());
         assert_eq!(&push_flush()[..], b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    }
+
+    #[test]
+    fn a_client_that_does_not_drain_is_cut_off_at_the_limit() {
+        let mut queue = PushQueue::new();
+        let frame = Bytes::from(vec![b'x'; 1 << 20]);
+        let mut accepted = 0;
+        while queue.sender.send(frame.clone()) {
+            accepted += 1;
+            assert!(accepted < 100, "the limit never applies");
+        }
+        assert_eq!(accepted, PUSH_LIMIT / frame.len() + 1);
+        let first = queue.rx.try_recv().unwrap();
+        assert!(queue.drain(first).is_none(), "over the limit: disconnect");
+        // Under the limit, draining gives everything back in one buffer.
+        let mut small = PushQueue::new();
+        assert!(small.sender.send(Bytes::from_static(b"a")));
+        assert!(small.sender.send(Bytes::from_static(b"b")));
+        let first = small.rx.try_recv().unwrap();
+        assert_eq!(&small.drain(first).unwrap()[..], b"ab");
+        assert_eq!(small.sender.pending.get(), 0);
     }
 }
