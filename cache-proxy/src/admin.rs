@@ -130,7 +130,11 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
         let _ = write!(
             text,
             "change_feed:{}\r\nchange_feed_invalidated_keys:{}\r\nchange_feed_full_invalidations:{}\r\n",
-            if feed.connected.load(Relaxed) { "up" } else { "down" },
+            match (feed.connected.load(Relaxed), feed.resyncing.load(Relaxed)) {
+                (true, 0) => "up",
+                (true, _) => "resyncing",
+                _ => "down",
+            },
             feed.invalidated.load(Relaxed),
             feed.full_invalidations.load(Relaxed),
         );

@@ -30,6 +30,9 @@ type Change = Option<Bytes>;
 #[derive(Default)]
 pub struct FeedStats {
     pub connected: AtomicBool,
+    /// Full invalidations queued but not applied yet (a new feed connection starts with one):
+    /// the feed counts as up only once the nodes forgot what may have changed meanwhile.
+    pub resyncing: AtomicU64,
     pub invalidated: AtomicU64,
     pub full_invalidations: AtomicU64,
 }
@@ -58,7 +61,10 @@ impl Follower for ProxyFollower {
             }
             Some(_) => {}
             None => {
-                let _ = self.changes.send(None);
+                self.stats.resyncing.fetch_add(1, Relaxed);
+                if self.changes.send(None).is_err() {
+                    self.stats.resyncing.fetch_sub(1, Relaxed);
+                }
             }
         }
     }
@@ -93,13 +99,14 @@ pub fn start(cluster: Arc<Cluster>, url: String) {
 async fn forward(cluster: Arc<Cluster>, mut queue: mpsc::UnboundedReceiver<Change>) {
     while let Some(first) = queue.recv().await {
         let mut keys = Vec::new();
-        let mut everything = false;
+        let mut full = 0;
         for change in std::iter::once(first).chain(std::iter::from_fn(|| queue.try_recv().ok())) {
             match change {
                 Some(key) => keys.push(key),
-                None => everything = true,
+                None => full += 1,
             }
         }
+        let everything = full > 0;
         // A row's old and new versions both report the key: once is enough.
         keys.sort_unstable();
         keys.dedup();
@@ -109,6 +116,7 @@ async fn forward(cluster: Arc<Cluster>, mut queue: mpsc::UnboundedReceiver<Chang
             if let Err(e) = cluster.invalidate(&routing, b"*").await {
                 tracing::warn!(error = %e, "full invalidation after a feed gap failed");
             }
+            cluster.feed.resyncing.fetch_sub(full, Relaxed);
             continue;
         }
         let mut per_node: Vec<Vec<Bytes>> = vec![Vec::new(); routing.nodes.len()];

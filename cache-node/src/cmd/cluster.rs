@@ -113,6 +113,12 @@ pub fn cache(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .iter()
             .filter(|k| ctx.shared.store.lock(k).contains(db, k, now))
             .count();
+        if let Some(engine) = &ctx.shared.backing {
+            // A load racing this change must not install the old row.
+            for key in &keys {
+                engine.forget(db as u32, key);
+            }
+        }
         ctx.shared.invalidate_keys(db, &keys);
         ctx.out.int(held as i64);
     }

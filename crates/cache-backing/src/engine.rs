@@ -736,6 +736,13 @@ impl Engine {
         rx
     }
 
+    /// The database changed `key` under us (a change feed followed elsewhere, e.g. by
+    /// cache-proxy): a load in flight is redone and a negative entry dropped, so the next
+    /// read sees the new row. The caller drops the key from memory.
+    pub fn forget(&self, db: u32, key: &[u8]) {
+        self.inner.forget(db, Some(key));
+    }
+
     /// INFO's figures.
     pub fn stats(&self) -> StatsSnapshot {
         let inner = &self.inner;
