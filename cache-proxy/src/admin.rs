@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::client::{bulk, error_bytes};
 use crate::cluster::{Cluster, Routing};
 use crate::config::parse_node;
+use crate::reply::{bulk_bytes, error_bytes};
 
 pub async fn proxy_command(cluster: &Arc<Cluster>, routing: &Routing, args: &[Bytes]) -> Bytes {
     let sub = args
@@ -16,7 +16,7 @@ pub async fn proxy_command(cluster: &Arc<Cluster>, routing: &Routing, args: &[By
         .map(|s| s.to_ascii_lowercase())
         .unwrap_or_default();
     match (&sub[..], args.len()) {
-        (b"nodes", 2) => bulk(nodes_text(cluster, routing).as_bytes()),
+        (b"nodes", 2) => bulk_bytes(nodes_text(cluster, routing).as_bytes()),
         (b"add", 3) => {
             let spec = match parse_node(&String::from_utf8_lossy(&args[2])) {
                 Ok(spec) => spec,

@@ -57,11 +57,7 @@ impl Batch {
     }
 
     pub fn fail(&self, slot: u32, message: &str) {
-        let mut reply = BytesMut::with_capacity(message.len() + 3);
-        reply.put_u8(b'-');
-        reply.put_slice(message.as_bytes());
-        reply.put_slice(b"\r\n");
-        self.complete(slot, reply.freeze());
+        self.complete(slot, crate::reply::error_bytes(message));
     }
 
     /// Waits until every reserved slot has its reply.
@@ -177,7 +173,7 @@ impl Backend {
     }
 
     async fn run(self: Rc<Self>) {
-        let error = match self.connect().await {
+        let error = match self.cluster.connect(&self.node.addr, self.resp3).await {
             Ok(stream) => self.serve(stream).await,
             Err(e) => e,
         };
@@ -191,21 +187,6 @@ impl Backend {
             w.batch.fail(w.slot, &message);
         }
         self.cluster.report_failure(&self.node);
-    }
-
-    async fn connect(&self) -> Result<TcpStream, String> {
-        let timeout = self.cluster.timeout();
-        let connecting = handshake(
-            &self.node.addr,
-            self.cluster.config.node_password.as_deref(),
-            self.resp3,
-        );
-        match timeout {
-            Some(t) => tokio::time::timeout(t, connecting)
-                .await
-                .map_err(|_| "connect timed out".to_string())?,
-            None => connecting.await,
-        }
     }
 
     async fn serve(&self, stream: TcpStream) -> String {
@@ -370,13 +351,7 @@ impl Dedicated {
         node: Arc<NodeState>,
         resp3: bool,
     ) -> Result<Dedicated, String> {
-        let connecting = handshake(&node.addr, cluster.config.node_password.as_deref(), resp3);
-        let stream = match cluster.timeout() {
-            Some(t) => tokio::time::timeout(t, connecting)
-                .await
-                .map_err(|_| "connect timed out".to_string())??,
-            None => connecting.await?,
-        };
+        let stream = cluster.connect(&node.addr, resp3).await?;
         Ok(Dedicated {
             node,
             stream,

@@ -149,7 +149,7 @@ async fn forward(cluster: Arc<Cluster>, mut queue: mpsc::UnboundedReceiver<Chang
                     // The node cannot be told now: it must not serve these keys when it
                     // answers again, so it drops everything before it is readmitted.
                     tracing::warn!(node = %node.addr, error = %e, "invalidation not delivered");
-                    *node.dirty.lock().unwrap() = cache_routing::SlotSet::full();
+                    node.mark_all_dirty();
                 }
             }
         }

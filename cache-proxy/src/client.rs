@@ -11,13 +11,13 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use cache_protocol::command::{flags, resolve};
 use cache_protocol::{Cmd, Decoder, Limits};
-use cache_routing::SlotSet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::backend::{encode_command, Backend, Batch, Dedicated};
 use crate::cluster::{Cluster, Routing};
+use crate::reply::{bulk_bytes, error_bytes};
 use crate::tracking::{self, Mode, PushQueue, Tracked, Tracking};
 use crate::{admin, reply};
 
@@ -258,11 +258,7 @@ impl Client {
     }
 
     fn error(&mut self, message: &str) {
-        let mut reply = BytesMut::with_capacity(message.len() + 3);
-        reply.put_u8(b'-');
-        reply.put_slice(message.as_bytes());
-        reply.put_slice(b"\r\n");
-        self.ready(reply.freeze());
+        self.ready(error_bytes(message));
     }
 
     fn forward(&mut self, routing: &Routing, node: usize, args: &[Bytes]) -> u32 {
@@ -316,13 +312,13 @@ impl Client {
         match cmd {
             Cmd::Ping => {
                 match args.get(1) {
-                    Some(msg) => self.ready(bulk(msg)),
+                    Some(msg) => self.ready(bulk_bytes(msg)),
                     None => self.ready(Bytes::from_static(b"+PONG\r\n")),
                 }
                 true
             }
             Cmd::Echo => {
-                self.ready(bulk(&args[1]));
+                self.ready(bulk_bytes(&args[1]));
                 true
             }
             Cmd::Quit => {
@@ -379,7 +375,7 @@ impl Client {
                 // Absent nodes cannot be flushed now: everything on them is stale.
                 for (i, node) in routing.nodes.iter().enumerate() {
                     if !routing.live[i] {
-                        *node.dirty.lock().unwrap() = SlotSet::full();
+                        node.mark_all_dirty();
                     }
                 }
                 let parts = self.fan_out(routing, args);
@@ -681,35 +677,24 @@ impl Client {
             return self.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         }
         self.resp3 = version == 3;
-        let mut reply = BytesMut::new();
-        let fields: [(&str, Bytes); 7] = [
-            ("server", Bytes::from_static(b"ferrocache-proxy")),
-            (
-                "version",
-                Bytes::from_static(env!("CARGO_PKG_VERSION").as_bytes()),
-            ),
-            ("proto", Bytes::from(version.to_string())),
-            ("id", Bytes::from(self.id.to_string())),
-            ("mode", Bytes::from_static(b"proxy")),
-            ("role", Bytes::from_static(b"master")),
-            ("modules", Bytes::new()),
-        ];
-        if self.resp3 {
-            reply.put_slice(format!("%{}\r\n", fields.len()).as_bytes());
-        } else {
-            reply.put_slice(format!("*{}\r\n", fields.len() * 2).as_bytes());
-        }
-        for (name, value) in fields {
-            reply.put_slice(&bulk(name.as_bytes()));
-            match name {
-                "proto" | "id" => {
-                    reply.put_slice(format!(":{}\r\n", String::from_utf8_lossy(&value)).as_bytes())
-                }
-                "modules" => reply.put_slice(b"*0\r\n"),
-                _ => reply.put_slice(&bulk(&value)),
-            }
-        }
-        self.ready(reply.freeze());
+        let id = self.id as i64;
+        self.ready(reply::encode(self.resp3, |o| {
+            o.map(7);
+            o.bulk(b"server");
+            o.bulk(b"ferrocache-proxy");
+            o.bulk(b"version");
+            o.bulk(env!("CARGO_PKG_VERSION").as_bytes());
+            o.bulk(b"proto");
+            o.int(version);
+            o.bulk(b"id");
+            o.int(id);
+            o.bulk(b"mode");
+            o.bulk(b"proxy");
+            o.bulk(b"role");
+            o.bulk(b"master");
+            o.bulk(b"modules");
+            o.array(0);
+        }));
     }
 
     fn client_command(&mut self, args: &[Bytes]) {
@@ -728,7 +713,7 @@ impl Client {
                 self.ready(Bytes::from_static(b"+OK\r\n"));
             }
             (b"getname", 2) => match self.name.clone() {
-                Some(name) => self.ready(bulk(&name)),
+                Some(name) => self.ready(bulk_bytes(&name)),
                 None => self.ready(null(self.resp3)),
             },
             (b"id", 2) => self.ready(Bytes::from(format!(":{}\r\n", self.id))),
@@ -1152,11 +1137,12 @@ impl Client {
 
     /// Records the keys of a read for tracking, and a NOLOOP client's writes.
     fn track(&mut self, spec: &cache_protocol::CommandSpec, keys: &[Bytes]) {
-        let worker = self.worker.clone();
-        let tracking = &worker.tracking;
-        if !tracking.active() {
+        // The per-command path: nothing but this check while no client of the worker tracks.
+        if !self.worker.tracking.active() {
             return;
         }
+        let worker = self.worker.clone();
+        let tracking = &worker.tracking;
         let Some(mode) = tracking.mode(self.id) else {
             return;
         };
@@ -1316,13 +1302,15 @@ impl Client {
     }
 
     fn confirm(&self, reply: &mut BytesMut, kind: &[u8], name: Option<&Bytes>, count: usize) {
-        reply.put_slice(if self.resp3 { b">3\r\n" } else { b"*3\r\n" });
-        reply.put_slice(&bulk(kind));
-        match name {
-            Some(n) => reply.put_slice(&bulk(n)),
-            None => reply.put_slice(&null(self.resp3)),
-        }
-        reply.put_slice(format!(":{count}\r\n").as_bytes());
+        reply.put_slice(&reply::encode(self.resp3, |o| {
+            o.push(3);
+            o.bulk(kind);
+            match name {
+                Some(n) => o.bulk(n),
+                None => o.null(),
+            }
+            o.int(count as i64);
+        }));
     }
 
     async fn subscription_send(
@@ -1416,42 +1404,23 @@ fn frame_len(encoded: &[u8]) -> usize {
         .unwrap_or(encoded.len())
 }
 
-pub fn bulk(data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + 16);
-    out.put_slice(format!("${}\r\n", data.len()).as_bytes());
-    out.put_slice(data);
-    out.put_slice(b"\r\n");
-    out.freeze()
-}
-
 fn verbatim(text: &[u8], resp3: bool) -> Bytes {
-    if !resp3 {
-        return bulk(text);
-    }
-    let mut out = BytesMut::with_capacity(text.len() + 20);
-    out.put_slice(format!("={}\r\ntxt:", text.len() + 4).as_bytes());
-    out.put_slice(text);
-    out.put_slice(b"\r\n");
-    out.freeze()
+    reply::encode(resp3, |o| o.verbatim("txt", text))
 }
 
 fn null(resp3: bool) -> Bytes {
-    Bytes::from_static(if resp3 { b"_\r\n" } else { b"$-1\r\n" })
-}
-
-pub fn error_bytes(message: &str) -> Bytes {
-    Bytes::from(format!("-{message}\r\n"))
+    reply::encode(resp3, |o| o.null())
 }
 
 fn scan_reply(cursor: &[u8], keys: &[Bytes]) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_slice(b"*2\r\n");
-    out.put_slice(&bulk(cursor));
-    out.put_slice(format!("*{}\r\n", keys.len()).as_bytes());
-    for key in keys {
-        out.put_slice(&bulk(key));
-    }
-    out.freeze()
+    reply::encode(false, |o| {
+        o.array(2);
+        o.bulk(cursor);
+        o.array(keys.len());
+        for key in keys {
+            o.bulk(key);
+        }
+    })
 }
 
 fn tracking_info(info: Option<(Mode, bool, Vec<Bytes>)>, resp3: bool) -> Bytes {
@@ -1477,19 +1446,19 @@ fn tracking_info(info: Option<(Mode, bool, Vec<Bytes>)>, resp3: bool) -> Bytes {
             0
         }
     };
-    let mut out = BytesMut::new();
-    out.put_slice(if resp3 { b"%3\r\n" } else { b"*6\r\n" });
-    out.put_slice(&bulk(b"flags"));
-    out.put_slice(format!("{}{}\r\n", if resp3 { "~" } else { "*" }, flags.len()).as_bytes());
-    for flag in flags {
-        out.put_slice(&bulk(flag.as_bytes()));
-    }
-    out.put_slice(&bulk(b"redirect"));
-    out.put_slice(format!(":{redirect}\r\n").as_bytes());
-    out.put_slice(&bulk(b"prefixes"));
-    out.put_slice(format!("*{}\r\n", prefixes.len()).as_bytes());
-    for p in prefixes {
-        out.put_slice(&bulk(&p));
-    }
-    out.freeze()
+    reply::encode(resp3, |o| {
+        o.map(3);
+        o.bulk(b"flags");
+        o.set(flags.len());
+        for flag in flags {
+            o.bulk(flag.as_bytes());
+        }
+        o.bulk(b"redirect");
+        o.int(redirect);
+        o.bulk(b"prefixes");
+        o.array(prefixes.len());
+        for p in &prefixes {
+            o.bulk(p);
+        }
+    })
 }

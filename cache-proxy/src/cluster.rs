@@ -56,6 +56,12 @@ impl NodeState {
         }
     }
 
+    /// Everything it holds may be stale and it cannot be told now: it drops every slot
+    /// before it takes traffic again.
+    pub fn mark_all_dirty(&self) {
+        *self.dirty.lock().unwrap() = SlotSet::full();
+    }
+
     pub fn unavailable(&self) -> String {
         format!("ERR node {} is unavailable", self.addr)
     }
@@ -403,7 +409,7 @@ impl Cluster {
         let mut total = 0;
         for (i, node) in routing.nodes.iter().enumerate() {
             if !routing.live[i] {
-                *node.dirty.lock().unwrap() = SlotSet::full();
+                node.mark_all_dirty();
                 continue;
             }
             if node.plain_redis.load(Relaxed) {
@@ -461,7 +467,7 @@ impl Cluster {
         pattern: &[u8],
         doomed: impl Fn(&[u8]) -> bool,
     ) -> Result<u64, String> {
-        let mut stream = self.connect(&node.addr).await?;
+        let mut stream = self.connect(&node.addr, false).await?;
         let mut cursor = b"0".to_vec();
         let mut removed = 0u64;
         loop {
@@ -493,8 +499,10 @@ impl Cluster {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<tokio::net::TcpStream, String> {
-        let connecting = handshake(addr, self.config.node_password.as_deref(), false);
+    /// A prepared connection to a node (AUTH with the node password; HELLO 3 for `resp3`),
+    /// within one request timeout.
+    pub async fn connect(&self, addr: &str, resp3: bool) -> Result<tokio::net::TcpStream, String> {
+        let connecting = handshake(addr, self.config.node_password.as_deref(), resp3);
         match self.timeout() {
             Some(t) => tokio::time::timeout(t, connecting)
                 .await
@@ -521,7 +529,7 @@ impl Cluster {
         limit: Option<Duration>,
     ) -> Result<Bytes, String> {
         let work = async {
-            let mut stream = self.connect(addr).await?;
+            let mut stream = self.connect(addr, false).await?;
             let mut request = BytesMut::new();
             encode_command(&mut request, args);
             stream

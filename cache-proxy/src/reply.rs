@@ -1,8 +1,31 @@
 //! Reading the few node replies the proxy must look inside (to merge fan-outs); every other
-//! reply is forwarded as the bytes the node sent.
+//! reply is forwarded as the bytes the node sent. The replies the proxy makes itself go
+//! through the shared encoder ([`encode`]).
 
-use bytes::Bytes;
-use cache_protocol::{parse_i64, ReplyScanner};
+use bytes::{Bytes, BytesMut};
+use cache_protocol::{parse_i64, Protocol, ReplyBuf, ReplyScanner};
+
+/// One reply written with cache-protocol's encoder, in RESP3 or RESP2.
+pub fn encode(resp3: bool, write: impl FnOnce(&mut ReplyBuf)) -> Bytes {
+    let mut out = ReplyBuf {
+        buf: BytesMut::new(),
+        protocol: if resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        },
+    };
+    write(&mut out);
+    out.buf.freeze()
+}
+
+pub fn bulk_bytes(data: &[u8]) -> Bytes {
+    encode(false, |o| o.bulk(data))
+}
+
+pub fn error_bytes(message: &str) -> Bytes {
+    encode(false, |o| o.error(message))
+}
 
 /// The line after the type byte of a one-line reply.
 fn line(reply: &[u8]) -> Option<&[u8]> {

@@ -256,27 +256,25 @@ impl Tracking {
     }
 }
 
-fn invalidate_header(out: &mut BytesMut) {
-    out.put_slice(b">2\r\n$10\r\ninvalidate\r\n");
-}
-
+/// `>2 invalidate [keys]` (RESP3 only: tracking through the proxy requires it).
 pub fn push_keys(keys: &[Bytes]) -> Bytes {
-    let mut out = BytesMut::new();
-    invalidate_header(&mut out);
-    out.put_slice(format!("*{}\r\n", keys.len()).as_bytes());
-    for key in keys {
-        out.put_slice(format!("${}\r\n", key.len()).as_bytes());
-        out.put_slice(key);
-        out.put_slice(b"\r\n");
-    }
-    out.freeze()
+    reply::encode(true, |o| {
+        o.push(2);
+        o.bulk(b"invalidate");
+        o.array(keys.len());
+        for key in keys {
+            o.bulk(key);
+        }
+    })
 }
 
+/// `>2 invalidate _`: drop everything.
 pub fn push_flush() -> Bytes {
-    let mut out = BytesMut::new();
-    invalidate_header(&mut out);
-    out.put_slice(b"_\r\n");
-    out.freeze()
+    reply::encode(true, |o| {
+        o.push(2);
+        o.bulk(b"invalidate");
+        o.null();
+    })
 }
 
 /// Starts this worker's feed from every live node that has none yet, and waits (bounded) until

@@ -72,6 +72,20 @@ impl Mapping {
 }
 
 /// Quotes an identifier that [`check_identifier`] accepted (`schema.table` → `"schema"."table"`).
+/// The fields a mapped table's row gets from `row`, which must hold a hash.
+pub(crate) fn mapped_fields(
+    m: &Mapping,
+    row: &crate::Row,
+) -> Result<Vec<crate::encoding::Field>, BackingError> {
+    if row.kind != crate::encoding::Kind::Hash as i16 {
+        return Err(BackingError::refused(format!(
+            "key of mapped table {} must hold a hash",
+            m.table
+        )));
+    }
+    crate::encoding::hash_fields(&row.value).map_err(|e| BackingError::refused(e.to_string()))
+}
+
 pub(crate) fn quote(name: &str) -> String {
     name.split('.')
         .map(|p| format!("\"{p}\""))

@@ -287,14 +287,7 @@ async fn write_mapped(
         .map_err(|e| error(&e))?;
         return Ok(());
     };
-    if row.kind != encoding::Kind::Hash as i16 {
-        return Err(BackingError::refused(format!(
-            "key of mapped table {} must hold a hash",
-            m.table
-        )));
-    }
-    let fields =
-        encoding::hash_fields(&row.value).map_err(|e| BackingError::refused(e.to_string()))?;
+    let fields = crate::mapping::mapped_fields(m, row)?;
     let mut json = String::from("{");
     json_string(m.key_column.as_bytes(), &mut json);
     json.push(':');

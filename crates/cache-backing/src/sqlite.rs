@@ -183,14 +183,7 @@ fn write_mapped(
             .map_err(error)?;
         return Ok(());
     };
-    if row.kind != encoding::Kind::Hash as i16 {
-        return Err(BackingError::refused(format!(
-            "key of mapped table {} must hold a hash",
-            m.table
-        )));
-    }
-    let fields =
-        encoding::hash_fields(&row.value).map_err(|e| BackingError::refused(e.to_string()))?;
+    let fields = crate::mapping::mapped_fields(m, row)?;
     let fields: Vec<(&str, &[u8])> = fields
         .iter()
         .filter(|(f, _)| !f.eq_ignore_ascii_case(m.key_column.as_bytes()))

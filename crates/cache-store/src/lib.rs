@@ -464,20 +464,17 @@ impl<'a> Locked<'a> {
 
     /// Removes `key`; returns its entry if it was live.
     pub fn remove(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
-        let shard = self.shard(key);
-        let entry = shard.dbs[db].remove(key)?;
-        if entry.is_expired(now_ms) {
-            shard.expired_keys += 1;
-            shard.touch_expired(db, key);
-            return None;
-        }
-        shard.touch(db, key);
-        Some(entry)
+        self.take(db, key, now_ms, Change::Modified)
     }
 
     /// Removes `key` to free memory (reported as evicted, not deleted); returns its entry if
     /// it was live.
     pub fn evict(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
+        self.take(db, key, now_ms, Change::Evicted)
+    }
+
+    /// Takes `key` out, reporting it as `change` (or as an expiry if its TTL had passed).
+    fn take(&mut self, db: usize, key: &[u8], now_ms: u64, change: Change) -> Option<Entry> {
         let shard = self.shard(key);
         let entry = shard.dbs[db].remove(key)?;
         if entry.is_expired(now_ms) {
@@ -485,7 +482,10 @@ impl<'a> Locked<'a> {
             shard.touch_expired(db, key);
             return None;
         }
-        shard.touch_evicted(db, key);
+        match change {
+            Change::Evicted => shard.touch_evicted(db, key),
+            _ => shard.touch(db, key),
+        }
         Some(entry)
     }
 
@@ -985,28 +985,45 @@ impl Store {
     pub fn drop_matching(&self, db: usize, pattern: &[u8]) -> Vec<Key> {
         let match_all = pattern == b"*";
         let mut removed = Vec::new();
+        self.forget_where(
+            |d, _, _| d == db,
+            |k| match_all || pattern::glob_match(pattern, k, false),
+            |k| removed.push(k.clone()),
+        );
+        removed
+    }
+
+    /// Removes from memory the keys `doomed` picks, in the databases of each shard that
+    /// `may_hold(db, shard, table)` allows; every removal is reported as an eviction
+    /// (forgotten, not deleted: a backing store keeps the row, trackers are told) and handed
+    /// to `removed`. Each shard is locked and walked once.
+    fn forget_where(
+        &self,
+        may_hold: impl Fn(usize, usize, &Db) -> bool,
+        doomed: impl Fn(&[u8]) -> bool,
+        mut removed: impl FnMut(&Key),
+    ) {
         for i in 0..SHARDS {
             let mut guard = self.lock_shard(i);
+            // Through a plain reference, the tables and the change log borrow separately.
             let shard = &mut *guard;
-            let d = &mut shard.dbs[db];
-            let doomed: Vec<Key> = d
-                .map
-                .keys()
-                .filter(|k| match_all || pattern::glob_match(pattern, k, false))
-                .cloned()
-                .collect();
-            for k in doomed {
-                d.remove(&k);
-                if shard.observed > 0 || shard.report_all {
-                    shard.touched.push((db, k.clone(), Change::Evicted));
+            for (db, d) in shard.dbs.iter_mut().enumerate() {
+                if !may_hold(db, i, d) {
+                    continue;
                 }
-                removed.push(k);
+                let gone: Vec<Key> = d.map.keys().filter(|k| doomed(k)).cloned().collect();
+                for k in gone {
+                    d.remove(&k);
+                    removed(&k);
+                    if shard.observed > 0 || shard.report_all {
+                        shard.touched.push((db, k, Change::Evicted));
+                    }
+                }
             }
             let touched = std::mem::take(&mut guard.touched);
             drop(guard);
             self.report(touched);
         }
-        removed
     }
 
     /// A random live key, or None when the database is empty.
@@ -1207,39 +1224,16 @@ impl Store {
     /// Each shard is walked once, and only when it holds a wanted slot with keys.
     pub fn drop_slots(&self, wanted: impl Fn(u16) -> bool) -> usize {
         let mut removed = 0;
-        for i in 0..SHARDS {
-            let mut guard = self.lock_shard(i);
-            // Through a plain reference, the tables and the change log borrow separately.
-            let shard = &mut *guard;
-            for (db, d) in shard.dbs.iter_mut().enumerate() {
-                let holds_wanted = d
-                    .slot_counts
+        self.forget_where(
+            |_, shard, d| {
+                d.slot_counts
                     .iter()
                     .enumerate()
-                    .any(|(j, &n)| n > 0 && wanted((j * SHARDS + i) as u16));
-                if !holds_wanted {
-                    continue;
-                }
-                let doomed: Vec<Key> = d
-                    .map
-                    .keys()
-                    .filter(|k| wanted(key_slot(k)))
-                    .cloned()
-                    .collect();
-                for k in doomed {
-                    d.remove(&k);
-                    // Forgotten, not deleted: observers see an eviction (a backing store
-                    // keeps the row; trackers are told).
-                    if shard.observed > 0 || shard.report_all {
-                        shard.touched.push((db, k, Change::Evicted));
-                    }
-                    removed += 1;
-                }
-            }
-            let touched = std::mem::take(&mut guard.touched);
-            drop(guard);
-            self.report(touched);
-        }
+                    .any(|(j, &n)| n > 0 && wanted((j * SHARDS + shard) as u16))
+            },
+            |k| wanted(key_slot(k)),
+            |_| removed += 1,
+        );
         removed
     }
 }
