@@ -24,6 +24,7 @@
 //! Time is passed in (`now_ms`), never read here, so tests control it.
 
 pub mod evict;
+pub mod key;
 pub mod pattern;
 pub mod table;
 pub mod value;

@@ -6,8 +6,7 @@ use indexmap::{IndexMap, IndexSet};
 
 use crate::zset::ZSet;
 
-/// A key as stored: a boxed slice, 16 bytes in the table plus the bytes themselves.
-pub type Key = Box<[u8]>;
+pub use crate::key::Key;
 
 pub type Hasher = hashbrown::DefaultHashBuilder;
 pub type HashValue = IndexMap<Box<[u8]>, Vec<u8>, Hasher>;
