@@ -27,40 +27,30 @@ const EMPTY_LEVEL: Level = Level {
     span: 0,
 };
 
+/// One element: exactly one cache line (64 bytes, 64-aligned), with the score and the levels a
+/// search reads first, so a step of a search costs one memory miss, not two.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Node {
     score: f64,
-    backward: u32,
     inline: [Level; INLINE_LEVELS],
+    backward: u32,
+    /// Index in [`SkipList::tall`] of the levels above `INLINE_LEVELS` (rare, and the
+    /// header's), or `NIL`.
+    tall: u32,
     member: Box<[u8]>,
-    /// Levels above `INLINE_LEVELS` (rare, and the header's).
-    extra: Vec<Level>,
 }
 
+const _: () = assert!(std::mem::size_of::<Node>() == 64);
+
 impl Node {
-    fn new(score: f64, member: Box<[u8]>, height: usize) -> Node {
+    fn new(score: f64, member: Box<[u8]>) -> Node {
         Node {
             score,
-            backward: NIL,
             inline: [EMPTY_LEVEL; INLINE_LEVELS],
+            backward: NIL,
+            tall: NIL,
             member,
-            extra: vec![EMPTY_LEVEL; height.saturating_sub(INLINE_LEVELS)],
-        }
-    }
-
-    fn level(&self, i: usize) -> &Level {
-        if i < INLINE_LEVELS {
-            &self.inline[i]
-        } else {
-            &self.extra[i - INLINE_LEVELS]
-        }
-    }
-
-    fn level_mut(&mut self, i: usize) -> &mut Level {
-        if i < INLINE_LEVELS {
-            &mut self.inline[i]
-        } else {
-            &mut self.extra[i - INLINE_LEVELS]
         }
     }
 }
@@ -78,6 +68,9 @@ fn cmp(score_a: f64, member_a: &[u8], score_b: f64, member_b: &[u8]) -> Ordering
 pub struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
+    /// Upper levels of tall nodes, by `Node::tall`; `tall_free` lists reusable slots.
+    tall: Vec<Vec<Level>>,
+    tall_free: Vec<u32>,
     tail: u32,
     level: usize,
     len: usize,
@@ -86,9 +79,13 @@ pub struct SkipList {
 
 impl Default for SkipList {
     fn default() -> Self {
+        let mut head = Node::new(0.0, Box::default());
+        head.tall = 0;
         SkipList {
-            nodes: vec![Node::new(0.0, Box::default(), MAX_LEVEL)],
+            nodes: vec![head],
             free: Vec::new(),
+            tall: vec![vec![EMPTY_LEVEL; MAX_LEVEL - INLINE_LEVELS]],
+            tall_free: Vec::new(),
             tail: NIL,
             level: 1,
             len: 0,
@@ -123,16 +120,48 @@ impl SkipList {
         }
     }
 
+    fn level(&self, x: u32, i: usize) -> &Level {
+        let node = &self.nodes[x as usize];
+        if i < INLINE_LEVELS {
+            &node.inline[i]
+        } else {
+            &self.tall[node.tall as usize][i - INLINE_LEVELS]
+        }
+    }
+
     fn fwd(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].level(i).forward
+        self.level(x, i).forward
     }
 
     fn span(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].level(i).span
+        self.level(x, i).span
     }
 
     fn level_mut(&mut self, x: u32, i: usize) -> &mut Level {
-        self.nodes[x as usize].level_mut(i)
+        let node = &mut self.nodes[x as usize];
+        if i < INLINE_LEVELS {
+            &mut node.inline[i]
+        } else {
+            &mut self.tall[node.tall as usize][i - INLINE_LEVELS]
+        }
+    }
+
+    /// A slot in `tall` for a node of `height` levels, or `NIL` if it needs none.
+    fn alloc_tall(&mut self, height: usize) -> u32 {
+        if height <= INLINE_LEVELS {
+            return NIL;
+        }
+        let levels = vec![EMPTY_LEVEL; height - INLINE_LEVELS];
+        match self.tall_free.pop() {
+            Some(i) => {
+                self.tall[i as usize] = levels;
+                i
+            }
+            None => {
+                self.tall.push(levels);
+                (self.tall.len() - 1) as u32
+            }
+        }
     }
 
     pub fn insert(&mut self, score: f64, member: &[u8]) {
@@ -169,7 +198,8 @@ impl SkipList {
             }
             self.level = level;
         }
-        let node = Node::new(score, boxed, level);
+        let mut node = Node::new(score, boxed);
+        node.tall = self.alloc_tall(level);
         let id = match self.free.pop() {
             Some(id) => {
                 self.nodes[id as usize] = node;
@@ -255,8 +285,13 @@ impl SkipList {
         while self.level > 1 && self.fwd(HEAD, self.level - 1) == NIL {
             self.level -= 1;
         }
-        let member = std::mem::take(&mut self.nodes[target as usize].member);
-        self.nodes[target as usize].extra = Vec::new();
+        let node = &mut self.nodes[target as usize];
+        let member = std::mem::take(&mut node.member);
+        let tall = std::mem::replace(&mut node.tall, NIL);
+        if tall != NIL {
+            self.tall[tall as usize] = Vec::new();
+            self.tall_free.push(tall);
+        }
         self.free.push(target);
         self.len -= 1;
         member
@@ -372,7 +407,7 @@ impl SkipList {
 /// A sorted set: member → score, and the skip list for order.
 #[derive(Debug, Clone, Default)]
 pub struct ZSet {
-    pub scores: IndexMap<Box<[u8]>, f64, hashbrown::DefaultHashBuilder>,
+    pub scores: IndexMap<crate::Key, f64, hashbrown::DefaultHashBuilder>,
     pub list: SkipList,
 }
 
