@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use cache_net::tls::{Stream, TlsAcceptor};
 use cache_protocol::{Decoder, Limits, ReplyBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,7 +27,16 @@ use crate::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub fn spawn(stream: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared>) {
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub fn spawn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
     let stats = &shared.stats;
     stats.connections_received.fetch_add(1, Relaxed);
     if shared.clients.len() as u64 >= shared.config.maxclients.load(Relaxed) {
@@ -50,7 +60,17 @@ pub fn spawn(stream: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared>) 
             shared: &shared,
             id,
         };
-        if let Err(e) = serve(stream, info, &shared).await {
+        let served = match tls {
+            None => serve(stream, info, &shared).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve(stream, info, &shared).await,
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+                }
+            }
+        };
+        if let Err(e) = served {
             tracing::debug!(id, error = %e, "connection ended with an error");
         }
     });
@@ -96,7 +116,7 @@ impl Drop for Cleanup<'_> {
 }
 
 async fn serve(
-    mut stream: TcpStream,
+    mut stream: impl Stream,
     info: Arc<ClientInfo>,
     shared: &Shared,
 ) -> std::io::Result<()> {
@@ -228,7 +248,7 @@ async fn serve(
             // A blocking command parked us: send what is ready, wait, then go on with the
             // requests already buffered behind it.
             if !out.is_empty() {
-                stream.write_all(&out.buf).await?;
+                send(&mut stream, &out.buf).await?;
                 out.buf.clear();
             }
             if !wait_blocked(
@@ -258,7 +278,7 @@ async fn serve(
             );
         }
         if !out.is_empty() {
-            stream.write_all(&out.buf).await?;
+            send(&mut stream, &out.buf).await?;
             shared
                 .stats
                 .local()
@@ -300,7 +320,7 @@ async fn serve(
                         // output limit's kill must still end the connection (freeing its queue
                         // and subscriptions) instead of waiting behind the write forever.
                         tokio::select! {
-                            written = stream.write_all(&batch) => written?,
+                            written = send(&mut stream, &batch) => written?,
                             _ = info.kill.notified() => return Ok(()),
                         }
                         subs.outbox.pending.fetch_sub(batch.len(), Relaxed);
@@ -320,10 +340,17 @@ async fn serve(
     }
 }
 
+/// Writes all of `bytes`. The flush is free on plain TCP; TLS needs it to push out the
+/// records it still holds.
+async fn send(stream: &mut impl Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Waits for a blocked command's outcome and appends its reply. Input that arrives meanwhile
 /// is buffered for later; false when the client went away.
 async fn wait_blocked(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     input: &mut BytesMut,
     info: &ClientInfo,
     shared: &Shared,

@@ -161,6 +161,8 @@ pub fn now_ms() -> u64 {
 /// A running node.
 pub struct Handle {
     pub addr: SocketAddr,
+    /// The TLS listener's address, when `tls-port` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -202,6 +204,19 @@ impl Node {
         let (listener, addr) = cache_net::bind(&format!("{host}:{}", config.port())).await?;
         // Port 0 means "any": report the real one in CONFIG GET port and INFO.
         let _ = config.set_initial("port", &addr.port().to_string());
+        let tls = match tls_acceptor(&config).map_err(std::io::Error::other)? {
+            None => None,
+            Some((acceptor, port)) => {
+                let (listener, addr) = cache_net::bind(&format!("{host}:{port}")).await?;
+                tracing::info!(tls_addr = %addr, "TLS port ready");
+                Some(TlsListener {
+                    listener,
+                    addr,
+                    acceptor,
+                })
+            }
+        };
+        let tls_addr = tls.as_ref().map(|t| t.addr);
         let store = Store::new(StoreConfig {
             databases: config.databases(),
         });
@@ -256,8 +271,13 @@ impl Node {
             .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
         let workers = start_workers(&shared)?;
         tracing::info!(%addr, workers = workers.len(), "ready to accept connections");
-        let task = tokio::spawn(run(listener, shared.clone(), workers));
-        Ok(Handle { addr, shared, task })
+        let task = tokio::spawn(run(listener, tls, shared.clone(), workers));
+        Ok(Handle {
+            addr,
+            tls_addr,
+            shared,
+            task,
+        })
     }
 }
 
@@ -298,7 +318,45 @@ fn run_id() -> String {
         .collect()
 }
 
-type Workers = cache_net::Workers<(std::net::TcpStream, SocketAddr, u64)>;
+/// The `tls-port` listener and what its connections shake hands with.
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    acceptor: cache_net::tls::TlsAcceptor,
+}
+
+/// The TLS acceptor and port, when `tls-port` is set.
+fn tls_acceptor(
+    config: &Config,
+) -> Result<Option<(cache_net::tls::TlsAcceptor, u16)>, cache_net::tls::TlsError> {
+    let port: u16 = config
+        .get("tls-port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    if port == 0 {
+        return Ok(None);
+    }
+    let get = |name: &str| config.get(name).unwrap_or_default();
+    let files = cache_net::tls::TlsFiles {
+        cert_file: get("tls-cert-file"),
+        key_file: get("tls-key-file"),
+        ca_cert_file: get("tls-ca-cert-file"),
+    };
+    let auth = cache_net::tls::ClientAuth::parse(&get("tls-auth-clients"))
+        .unwrap_or(cache_net::tls::ClientAuth::Yes);
+    Ok(Some((cache_net::tls::acceptor(&files, auth)?, port)))
+}
+
+/// An accepted socket on its way to a worker: with the TLS acceptor if it came in on the
+/// TLS port.
+type Accepted = (
+    std::net::TcpStream,
+    SocketAddr,
+    u64,
+    Option<cache_net::tls::TlsAcceptor>,
+);
+
+type Workers = cache_net::Workers<Accepted>;
 
 fn start_workers(shared: &Arc<Shared>) -> std::io::Result<Workers> {
     let configured: usize = shared
@@ -310,9 +368,9 @@ fn start_workers(shared: &Arc<Shared>) -> std::io::Result<Workers> {
     Workers::start(configured, "cache-node", move |mut rx| {
         let shared = shared.clone();
         cache_net::worker_runtime().block_on(async move {
-            while let Some((stream, peer, id)) = rx.recv().await {
+            while let Some((stream, peer, id, tls)) = rx.recv().await {
                 match tokio::net::TcpStream::from_std(stream) {
-                    Ok(stream) => conn::spawn(stream, peer, id, shared.clone()),
+                    Ok(stream) => conn::spawn(stream, peer, id, tls, shared.clone()),
                     Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
                 }
             }
@@ -322,26 +380,38 @@ fn start_workers(shared: &Arc<Shared>) -> std::io::Result<Workers> {
     })
 }
 
-async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut workers: Workers) {
+async fn run(
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsListener>,
+    shared: Arc<Shared>,
+    mut workers: Workers,
+) {
     let cron = tokio::spawn(cron(shared.clone()));
+    let accept_tls = async || match &tls {
+        Some(t) => t.listener.accept().await,
+        None => std::future::pending().await,
+    };
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if let Ok(stream) = stream.into_std() {
-                        workers.hand_off((stream, peer, shared.clients.next_id()));
-                    }
-                }
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+        let (accepted, acceptor) = tokio::select! {
+            accepted = listener.accept() => (accepted, None),
+            accepted = accept_tls() => (accepted, tls.as_ref().map(|t| t.acceptor.clone())),
             _ = shared.shutdown.wait() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Ok(stream) = stream.into_std() {
+                    workers.hand_off((stream, peer, shared.clients.next_id(), acceptor));
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     drop(listener);
+    drop(tls);
     shared.clients.kill_all();
     workers.stop().await;
     let _ = cron.await;

@@ -12,9 +12,10 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use cache_net::tls::{MaybeTls, TlsConnector};
 use cache_protocol::reply::format_i64;
 use cache_protocol::ReplyScanner;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -189,8 +190,8 @@ impl Backend {
         self.cluster.report_failure(&self.node);
     }
 
-    async fn serve(&self, stream: TcpStream) -> String {
-        let (mut reader, mut writer) = stream.into_split();
+    async fn serve(&self, stream: NodeStream) -> String {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let write_loop = async {
             loop {
                 self.wake_writer.notified().await;
@@ -199,7 +200,7 @@ impl Backend {
                     if chunk.is_empty() {
                         break;
                     }
-                    if let Err(e) = writer.write_all(&chunk).await {
+                    if let Err(e) = send(&mut writer, &chunk).await {
                         return e.to_string();
                     }
                 }
@@ -263,6 +264,16 @@ impl Backend {
     }
 }
 
+/// A connection to a node: plain TCP, or TLS with `node-tls yes`.
+pub type NodeStream = MaybeTls<TcpStream>;
+
+/// Writes all of `bytes`. The flush is free on plain TCP; TLS needs it to push out the records
+/// it still holds.
+pub async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Appends `args` as a RESP multibulk.
 pub fn encode_command(out: &mut BytesMut, args: &[impl AsRef<[u8]>]) {
     let mut num = [0u8; 20];
@@ -284,11 +295,23 @@ pub fn encode_command(out: &mut BytesMut, args: &[impl AsRef<[u8]>]) {
 /// RESP3 clients' connections, HELLO 3.
 pub async fn handshake(
     addr: &str,
+    tls: Option<&TlsConnector>,
     password: Option<&str>,
     resp3: bool,
-) -> Result<TcpStream, String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+) -> Result<NodeStream, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
+    let mut stream = match tls {
+        None => MaybeTls::Plain(stream),
+        Some(connector) => {
+            let name = cache_net::tls::server_name(addr)?;
+            let stream = connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+            MaybeTls::Tls(Box::new(stream))
+        }
+    };
     let mut setup = BytesMut::new();
     let mut expected = 0;
     if let Some(pass) = password {
@@ -300,7 +323,7 @@ pub async fn handshake(
         expected += 1;
     }
     if expected > 0 {
-        stream.write_all(&setup).await.map_err(|e| e.to_string())?;
+        send(&mut stream, &setup).await.map_err(|e| e.to_string())?;
         let replies = read_replies(&mut stream, expected).await?;
         for reply in replies {
             if reply.first() == Some(&b'-') {
@@ -312,7 +335,10 @@ pub async fn handshake(
 }
 
 /// Reads `count` whole replies from a connection used for one request at a time.
-pub async fn read_replies(stream: &mut TcpStream, count: usize) -> Result<Vec<Bytes>, String> {
+pub async fn read_replies(
+    stream: &mut (impl AsyncRead + Unpin),
+    count: usize,
+) -> Result<Vec<Bytes>, String> {
     let mut input = BytesMut::with_capacity(4096);
     let mut scanner = ReplyScanner::new();
     let mut replies = Vec::with_capacity(count);
@@ -340,7 +366,7 @@ pub async fn read_replies(stream: &mut TcpStream, count: usize) -> Result<Vec<By
 /// pops, WATCH … EXEC, and subscriptions.
 pub struct Dedicated {
     pub node: Arc<NodeState>,
-    pub stream: TcpStream,
+    pub stream: NodeStream,
     pub input: BytesMut,
     scanner: ReplyScanner,
 }
@@ -361,8 +387,7 @@ impl Dedicated {
     }
 
     pub async fn send(&mut self, encoded: &[u8]) -> Result<(), String> {
-        self.stream
-            .write_all(encoded)
+        send(&mut self.stream, encoded)
             .await
             .map_err(|e| e.to_string())
     }

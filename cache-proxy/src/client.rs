@@ -11,11 +11,10 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use cache_protocol::command::{flags, resolve};
 use cache_protocol::{Cmd, Decoder, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::backend::{encode_command, Backend, Batch, Dedicated};
+use crate::backend::{encode_command, send, Backend, Batch, Dedicated};
 use crate::cluster::{Cluster, Routing};
 use crate::reply::{bulk_bytes, error_bytes};
 use crate::tracking::{self, Mode, PushQueue, Tracked, Tracking};
@@ -127,7 +126,7 @@ struct PubSub {
     channels: hashbrown::HashSet<Bytes>,
     patterns: hashbrown::HashSet<Bytes>,
     /// Write halves of the per-node subscription connections, by node id.
-    writers: HashMap<u64, tokio::net::tcp::OwnedWriteHalf>,
+    writers: HashMap<u64, tokio::io::WriteHalf<crate::backend::NodeStream>>,
     /// One unit per confirmation a node sent (the proxy answers the client itself).
     acks: (mpsc::UnboundedSender<()>, mpsc::UnboundedReceiver<()>),
 }
@@ -138,7 +137,7 @@ impl PubSub {
     }
 }
 
-pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
+pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, id: u64) {
     let cluster = worker.cluster.clone();
     let mut client = Client {
         authenticated: cluster.config.requirepass.is_none(),
@@ -173,7 +172,7 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
                 Err(e) => {
                     client.run(requests).await;
                     client.out.put_slice(format!("-ERR {e}\r\n").as_bytes());
-                    let _ = stream.write_all(&client.out).await;
+                    let _ = send(&mut stream, &client.out).await;
                     return;
                 }
             }
@@ -181,7 +180,7 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
         if !requests.is_empty() {
             client.run(requests).await;
             if !client.out.is_empty() {
-                if stream.write_all(&client.out).await.is_err() {
+                if send(&mut stream, &client.out).await.is_err() {
                     break;
                 }
                 client.out.clear();
@@ -191,9 +190,11 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
             }
         }
         if input.len() > limit {
-            let _ = stream
-                .write_all(b"-ERR Protocol error: query buffer limit exceeded\r\n")
-                .await;
+            let _ = send(
+                &mut stream,
+                b"-ERR Protocol error: query buffer limit exceeded\r\n",
+            )
+            .await;
             break;
         }
         input.reserve(16 * 1024);
@@ -205,7 +206,7 @@ pub async fn serve(worker: Rc<Worker>, mut stream: TcpStream, id: u64) {
                         tracing::warn!(id = client.id, "closing a client that does not read its pushes (over the output limit)");
                         break;
                     };
-                    if stream.write_all(&out).await.is_err() {
+                    if send(&mut stream, &out).await.is_err() {
                         break;
                     }
                     continue;
@@ -1329,7 +1330,7 @@ impl Client {
         let connected = pubsub.writers.contains_key(&state.id);
         if !connected {
             let conn = Dedicated::open(&self.worker.cluster, state.clone(), self.resp3).await?;
-            let (mut reader, writer) = conn.stream.into_split();
+            let (mut reader, writer) = tokio::io::split(conn.stream);
             let mut input = conn.input;
             let acks = pubsub.acks.0.clone();
             tokio::task::spawn_local(async move {
@@ -1355,7 +1356,9 @@ impl Client {
             pubsub.writers.insert(state.id, writer);
         }
         let writer = pubsub.writers.get_mut(&state.id).expect("inserted above");
-        writer.write_all(encoded).await.map_err(|e| e.to_string())
+        crate::backend::send(writer, encoded)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

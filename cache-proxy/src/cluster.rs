@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cache_routing::{key_slot, Distribution, NodeSpec, Router, SlotSet, SLOTS};
-use tokio::io::AsyncWriteExt;
 
-use crate::backend::{encode_command, handshake, read_replies};
+use crate::backend::{encode_command, handshake, read_replies, send, NodeStream};
 use crate::config::Config;
 use crate::reply;
 
@@ -146,10 +145,16 @@ pub struct Cluster {
     pub started: Instant,
     pub stats: Stats,
     pub feed: Arc<crate::change_feed::FeedStats>,
+    /// TLS towards the nodes (`node-tls yes`).
+    node_tls: Option<cache_net::tls::TlsConnector>,
 }
 
 impl Cluster {
-    pub fn new(config: Config, runtime: tokio::runtime::Handle) -> Arc<Cluster> {
+    pub fn new(
+        config: Config,
+        runtime: tokio::runtime::Handle,
+        node_tls: Option<cache_net::tls::TlsConnector>,
+    ) -> Arc<Cluster> {
         let nodes: Vec<Arc<NodeState>> = config
             .nodes
             .iter()
@@ -168,6 +173,7 @@ impl Cluster {
             started: Instant::now(),
             stats: Stats::default(),
             feed: Arc::default(),
+            node_tls,
         })
     }
 
@@ -476,8 +482,7 @@ impl Cluster {
                 &mut request,
                 &[&b"SCAN"[..], &cursor, b"MATCH", pattern, b"COUNT", b"1000"],
             );
-            stream
-                .write_all(&request)
+            send(&mut stream, &request)
                 .await
                 .map_err(|e| e.to_string())?;
             let reply = read_replies(&mut stream, 1).await?.remove(0);
@@ -488,7 +493,9 @@ impl Cluster {
                 let mut args = vec![Bytes::from_static(b"UNLINK")];
                 args.extend(doomed);
                 encode_command(&mut unlink, &args);
-                stream.write_all(&unlink).await.map_err(|e| e.to_string())?;
+                send(&mut stream, &unlink)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let reply = read_replies(&mut stream, 1).await?.remove(0);
                 removed += reply::integer(&reply).unwrap_or(0).max(0) as u64;
             }
@@ -501,8 +508,13 @@ impl Cluster {
 
     /// A prepared connection to a node (AUTH with the node password; HELLO 3 for `resp3`),
     /// within one request timeout.
-    pub async fn connect(&self, addr: &str, resp3: bool) -> Result<tokio::net::TcpStream, String> {
-        let connecting = handshake(addr, self.config.node_password.as_deref(), resp3);
+    pub async fn connect(&self, addr: &str, resp3: bool) -> Result<NodeStream, String> {
+        let connecting = handshake(
+            addr,
+            self.node_tls.as_ref(),
+            self.config.node_password.as_deref(),
+            resp3,
+        );
         match self.timeout() {
             Some(t) => tokio::time::timeout(t, connecting)
                 .await
@@ -532,8 +544,7 @@ impl Cluster {
             let mut stream = self.connect(addr, false).await?;
             let mut request = BytesMut::new();
             encode_command(&mut request, args);
-            stream
-                .write_all(&request)
+            send(&mut stream, &request)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<Bytes, String>(read_replies(&mut stream, 1).await?.remove(0))

@@ -1,6 +1,7 @@
 //! The proxy's parameters: one table, read from `--NAME VALUE` pairs and the TOML file (same
 //! names), listed by `--help`. Failure handling uses twemproxy's names, hyphenated.
 
+use cache_net::tls::{ClientAuth, TlsFiles};
 use cache_routing::{Distribution, HashTag, KeyHash, NodeSpec};
 
 /// (name, default, help)
@@ -15,6 +16,14 @@ const PARAMS: &[(&str, &str, &str)] = &[
     ("server-failure-limit", "2", "consecutive failures that eject a node"),
     ("server-retry-timeout", "2000", "ms between probes of an ejected node"),
     ("auto-eject-hosts", "yes", "yes: an ejected node's keys go to the next node; no: they fail fast"),
+    ("tls-port", "0", "TLS port beside the plain one (0 = no TLS)"),
+    ("tls-cert-file", "", "PEM certificate chain the TLS port presents"),
+    ("tls-key-file", "", "PEM private key of tls-cert-file"),
+    ("tls-ca-cert-file", "", "PEM CA certificates that client certificates (and, with node-tls, the nodes' certificates) must chain to"),
+    ("tls-auth-clients", "yes", "yes, optional or no: whether TLS clients must present a certificate signed by tls-ca-cert-file"),
+    ("node-tls", "no", "yes: connect to the nodes over TLS, checking their certificates against tls-ca-cert-file"),
+    ("tls-client-cert-file", "", "PEM certificate the proxy presents to nodes that check client certificates"),
+    ("tls-client-key-file", "", "PEM private key of tls-client-cert-file"),
     ("requirepass", "", "password clients must AUTH with (empty = none)"),
     ("node-password", "", "password the proxy AUTHs to the nodes with"),
     ("server-connections", "1", "connections per node per worker thread, shared by all clients"),
@@ -38,6 +47,12 @@ pub struct Config {
     pub auto_eject: bool,
     pub requirepass: Option<String>,
     pub node_password: Option<String>,
+    /// The TLS port (0 = none), its certificate files and client-certificate rule.
+    pub tls_port: u16,
+    pub tls: TlsFiles,
+    pub tls_auth_clients: ClientAuth,
+    /// Set when the nodes are reached over TLS: the CA to check them and our certificate.
+    pub node_tls: Option<TlsFiles>,
     pub server_connections: usize,
     pub threads: usize,
     pub maxclients: usize,
@@ -110,6 +125,12 @@ impl Config {
         };
         let optional = |name: &str| Some(get(name).to_string()).filter(|s| !s.is_empty());
         let port = num("port")?;
+        let tls_port = num("tls-port")?;
+        let node_tls = yes("node-tls")?.then(|| TlsFiles {
+            cert_file: get("tls-client-cert-file").to_string(),
+            key_file: get("tls-client-key-file").to_string(),
+            ca_cert_file: get("tls-ca-cert-file").to_string(),
+        });
         Ok(Config {
             bind: get("bind").to_string(),
             port: u16::try_from(port).map_err(|_| format!("port: {port} is out of range"))?,
@@ -121,6 +142,20 @@ impl Config {
             auto_eject: yes("auto-eject-hosts")?,
             requirepass: optional("requirepass"),
             node_password: optional("node-password"),
+            tls_port: u16::try_from(tls_port)
+                .map_err(|_| format!("tls-port: {tls_port} is out of range"))?,
+            tls: TlsFiles {
+                cert_file: get("tls-cert-file").to_string(),
+                key_file: get("tls-key-file").to_string(),
+                ca_cert_file: get("tls-ca-cert-file").to_string(),
+            },
+            tls_auth_clients: ClientAuth::parse(get("tls-auth-clients")).ok_or_else(|| {
+                format!(
+                    "tls-auth-clients: '{}' is not yes, optional or no",
+                    get("tls-auth-clients")
+                )
+            })?,
+            node_tls,
             server_connections: num("server-connections")?.clamp(1, 64) as usize,
             threads: num("threads")? as usize,
             maxclients: num("maxclients")? as usize,

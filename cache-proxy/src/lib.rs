@@ -26,12 +26,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_net::Shutdown;
+use cache_net::{tls, Shutdown};
 pub use cluster::Cluster;
 pub use config::Config;
 
 pub struct Handle {
     pub addr: SocketAddr,
+    /// The TLS listener's address, when `tls-port` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub cluster: Arc<Cluster>,
     pub shutdown: Shutdown,
     task: tokio::task::JoinHandle<()>,
@@ -55,7 +57,22 @@ impl Proxy {
             ));
         }
         let (listener, addr) = cache_net::bind(&format!("{}:{}", config.bind, config.port)).await?;
-        let cluster = Cluster::new(config, tokio::runtime::Handle::current());
+        let tls = if config.tls_port == 0 {
+            None
+        } else {
+            let acceptor = tls::acceptor(&config.tls, config.tls_auth_clients)
+                .map_err(std::io::Error::other)?;
+            let (listener, addr) =
+                cache_net::bind(&format!("{}:{}", config.bind, config.tls_port)).await?;
+            tracing::info!(tls_addr = %addr, "TLS port ready");
+            Some((listener, addr, acceptor))
+        };
+        let tls_addr = tls.as_ref().map(|(_, addr, _)| *addr);
+        let node_tls = match &config.node_tls {
+            None => None,
+            Some(files) => Some(tls::connector(files).map_err(std::io::Error::other)?),
+        };
+        let cluster = Cluster::new(config, tokio::runtime::Handle::current(), node_tls);
         tokio::spawn(cluster.clone().detect_node_kinds());
         if let Some(url) = cluster.config.change_feed_url.clone() {
             change_feed::start(cluster.clone(), url);
@@ -63,9 +80,16 @@ impl Proxy {
         let shutdown = Shutdown::new();
         let workers = start_workers(&cluster)?;
         tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening");
-        let task = tokio::spawn(accept(listener, cluster.clone(), workers, shutdown.clone()));
+        let task = tokio::spawn(accept(
+            listener,
+            tls,
+            cluster.clone(),
+            workers,
+            shutdown.clone(),
+        ));
         Ok(Handle {
             addr,
+            tls_addr,
             cluster,
             shutdown,
             task,
@@ -75,41 +99,57 @@ impl Proxy {
 
 async fn accept(
     listener: tokio::net::TcpListener,
+    tls: Option<(tokio::net::TcpListener, SocketAddr, tls::TlsAcceptor)>,
     cluster: Arc<Cluster>,
     mut workers: Workers,
     shutdown: Shutdown,
 ) {
     let mut next_id: u64 = 1;
+    let accept_tls = async || match &tls {
+        Some((listener, _, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    };
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((mut stream, _peer)) => {
-                    cluster.stats.connections_received.fetch_add(1, Relaxed);
-                    if cluster.stats.connected_clients.load(Relaxed) as usize >= cluster.config.maxclients {
-                        cluster.stats.rejected_connections.fetch_add(1, Relaxed);
-                        use tokio::io::AsyncWriteExt;
-                        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-                        continue;
-                    }
-                    cluster.stats.connected_clients.fetch_add(1, Relaxed);
-                    let _ = stream.set_nodelay(true);
-                    if let Ok(stream) = stream.into_std() {
-                        workers.hand_off((stream, next_id));
-                    }
-                    next_id += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+        let (accepted, acceptor) = tokio::select! {
+            accepted = listener.accept() => (accepted, None),
+            accepted = accept_tls() => (accepted, tls.as_ref().map(|(_, _, a)| a.clone())),
             _ = shutdown.wait() => break,
+        };
+        match accepted {
+            Ok((mut stream, _peer)) => {
+                cluster.stats.connections_received.fetch_add(1, Relaxed);
+                if cluster.stats.connected_clients.load(Relaxed) as usize
+                    >= cluster.config.maxclients
+                {
+                    cluster.stats.rejected_connections.fetch_add(1, Relaxed);
+                    use tokio::io::AsyncWriteExt;
+                    let _ = stream
+                        .write_all(b"-ERR max number of clients reached\r\n")
+                        .await;
+                    continue;
+                }
+                cluster.stats.connected_clients.fetch_add(1, Relaxed);
+                let _ = stream.set_nodelay(true);
+                if let Ok(stream) = stream.into_std() {
+                    workers.hand_off((stream, next_id, acceptor));
+                }
+                next_id += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     workers.stop().await;
 }
 
-type Workers = cache_net::Workers<(std::net::TcpStream, u64)>;
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An accepted socket on its way to a worker: with the TLS acceptor if it came in on the TLS
+/// port.
+type Workers = cache_net::Workers<(std::net::TcpStream, u64, Option<tls::TlsAcceptor>)>;
 
 /// Worker threads, each a single-threaded runtime with a LocalSet: clients and node
 /// connections of one worker share state through `Rc`, with no locks or atomics on the way.
@@ -120,10 +160,27 @@ fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
         let local = tokio::task::LocalSet::new();
         local.block_on(&cache_net::worker_runtime(), async move {
             let worker = client::Worker::new(cluster);
-            while let Some((stream, id)) = rx.recv().await {
+            while let Some((stream, id, acceptor)) = rx.recv().await {
                 match tokio::net::TcpStream::from_std(stream) {
                     Ok(stream) => {
-                        tokio::task::spawn_local(client::serve(Rc::clone(&worker), stream, id));
+                        let worker = Rc::clone(&worker);
+                        tokio::task::spawn_local(async move {
+                            let Some(acceptor) = acceptor else {
+                                return client::serve(worker, stream, id).await;
+                            };
+                            let handshake = acceptor.accept(stream);
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => client::serve(worker, stream, id).await,
+                                Ok(Err(e)) => {
+                                    worker.cluster.stats.connected_clients.fetch_sub(1, Relaxed);
+                                    tracing::debug!(id, error = %e, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    worker.cluster.stats.connected_clients.fetch_sub(1, Relaxed);
+                                    tracing::debug!(id, "TLS handshake timed out");
+                                }
+                            }
+                        });
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
                 }

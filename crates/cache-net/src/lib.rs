@@ -5,6 +5,8 @@
 //!  SIGINT/SIGTERM ──► Shutdown::trigger ──► accept loop stops ──► connections finish their batch
 //! ```
 
+pub mod tls;
+
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
