@@ -242,9 +242,15 @@ pub(crate) fn segments(writes: &[Write]) -> Vec<Segment<'_>> {
     }
     out.into_iter()
         .filter(|(f, m)| f.is_some() || !m.is_empty())
-        .map(|(flush, m)| Segment {
-            flush,
-            writes: m.into_values().collect(),
+        .map(|(flush, mut m)| {
+            // Key order: neighbouring rows share b-tree pages (SQLite touches each page once
+            // per run instead of hopping), and concurrent PostgreSQL transactions lock rows in
+            // one order. One write per key remains, so the order between keys is free.
+            m.sort_unstable_keys();
+            Segment {
+                flush,
+                writes: m.into_values().collect(),
+            }
         })
         .collect()
 }

@@ -278,6 +278,8 @@ impl Backing for Sqlite {
                      expires_at = excluded.expires_at"
                 );
                 let del_sql = format!("DELETE FROM {table} WHERE db = ?1 AND key = ?2");
+                let mut put = tx.prepare_cached(&put_sql).map_err(error)?;
+                let mut del = tx.prepare_cached(&del_sql).map_err(error)?;
                 for w in items {
                     match w {
                         Write::Put { db, key, row } => {
@@ -285,26 +287,21 @@ impl Backing for Sqlite {
                                 write_mapped(&tx, m, id, Some(row))?;
                                 continue;
                             }
-                            tx.prepare_cached(&put_sql)
-                                .and_then(|mut s| {
-                                    s.execute(params![
-                                        db,
-                                        key,
-                                        row.kind,
-                                        row.value,
-                                        opt_expiry(row.expires_at)
-                                    ])
-                                })
-                                .map_err(error)?;
+                            put.execute(params![
+                                db,
+                                key,
+                                row.kind,
+                                row.value,
+                                opt_expiry(row.expires_at)
+                            ])
+                            .map_err(error)?;
                         }
                         Write::Delete { db, key } => {
                             if let Some((m, id)) = Mapping::find(&mappings, *db, key) {
                                 write_mapped(&tx, m, id, None)?;
                                 continue;
                             }
-                            tx.prepare_cached(&del_sql)
-                                .and_then(|mut s| s.execute(params![db, key]))
-                                .map_err(error)?;
+                            del.execute(params![db, key]).map_err(error)?;
                         }
                         Write::FlushDb(_) | Write::FlushAll => {}
                     }
