@@ -435,7 +435,8 @@ impl Client {
             | Cmd::Config
             | Cmd::Pubsub
             | Cmd::Cluster
-            | Cmd::Cache => {
+            | Cmd::Cache
+            | Cmd::Acl => {
                 self.error(&format!(
                     "ERR '{}' is not supported by the proxy",
                     spec.name
