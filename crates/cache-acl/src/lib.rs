@@ -85,6 +85,9 @@ pub struct Acl {
     users: RwLock<BTreeMap<String, Arc<UserCell>>>,
     /// False while the only user is an unrestricted `default`: nothing to check per command.
     restricted: AtomicBool,
+    /// A user was deleted: connections may still hold it, and the check is what tells them
+    /// (the proxy closes them there), so checking stays on.
+    deleted_any: AtomicBool,
 }
 
 impl Default for Acl {
@@ -97,6 +100,7 @@ impl Default for Acl {
         Acl {
             users: RwLock::new(users),
             restricted: AtomicBool::new(false),
+            deleted_any: AtomicBool::new(false),
         }
     }
 }
@@ -113,7 +117,9 @@ impl Acl {
     }
 
     fn update_restricted(&self, users: &BTreeMap<String, Arc<UserCell>>) {
-        let open = users.len() == 1 && users.values().all(|u| u.read().unrestricted());
+        let open = users.len() == 1
+            && users.values().all(|u| u.read().unrestricted())
+            && !self.deleted_any.load(Relaxed);
         self.restricted.store(!open, Relaxed);
     }
 
@@ -234,6 +240,7 @@ impl Acl {
             let name = String::from_utf8_lossy(name.as_ref());
             if let Some(cell) = users.remove(name.as_ref()) {
                 cell.deleted.store(true, Relaxed);
+                self.deleted_any.store(true, Relaxed);
                 removed.push(cell);
             }
         }
@@ -261,8 +268,11 @@ mod tests {
         assert!(acl.authenticate(b"alice", b"secret").is_some());
         assert!(acl.authenticate(b"alice", b"wrong").is_none());
         assert!(acl.authenticate(b"bob", b"secret").is_none());
+        let alice = acl.get("alice").unwrap();
         acl.delete(&["alice"]).unwrap();
-        assert!(!acl.restricted());
+        // Holders of a deleted user are still checked (and find it deleted).
+        assert!(acl.restricted() && alice.is_deleted());
+        let acl = Acl::default();
         acl.set_default_password("pw");
         assert!(!acl.default_open() && !acl.restricted());
         assert!(acl.authenticate(b"default", b"pw").is_some());
