@@ -19,6 +19,8 @@ pub struct ClientInfo {
     pub local: SocketAddr,
     pub created: Instant,
     pub name: Mutex<String>,
+    /// The ACL user name (CLIENT LIST's `user=`); set by AUTH, read by CLIENT KILL USER.
+    pub user: Mutex<String>,
     pub lib_name: Mutex<String>,
     pub lib_ver: Mutex<String>,
     pub db: AtomicUsize,
@@ -64,6 +66,10 @@ impl ClientInfo {
         lock(&self.name).clone()
     }
 
+    pub fn user(&self) -> String {
+        lock(&self.user).clone()
+    }
+
     /// This connection's message queue, if it has one.
     pub fn outbox(&self) -> Option<Arc<crate::cmd::pubsub::Outbox>> {
         self.outbox.get().and_then(Weak::upgrade)
@@ -96,7 +102,7 @@ impl ClientInfo {
         };
         let (flags, redir) = self.flags_and_redir();
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -106,6 +112,7 @@ impl ClientInfo {
             flags,
             self.db.load(Relaxed),
             cmd,
+            lock(&self.user),
             redir,
             self.resp.load(Relaxed),
             lock(&self.lib_name),
@@ -139,6 +146,7 @@ impl Clients {
             local,
             created: Instant::now(),
             name: Mutex::new(String::new()),
+            user: Mutex::new("default".to_string()),
             lib_name: Mutex::new(String::new()),
             lib_ver: Mutex::new(String::new()),
             db: AtomicUsize::new(0),

@@ -19,6 +19,9 @@ enum Kind {
     Text,
     /// One of a fixed set of words.
     Enum(&'static [&'static str]),
+    /// A directive given any number of times (`user`): collected in order, never shown by
+    /// CONFIG GET (the lines hold passwords) and not settable by CONFIG SET.
+    Lines,
 }
 
 struct Param {
@@ -102,6 +105,20 @@ static PARAMS: &[Param] = &[
         default: "",
         mutable: true,
         help: "password clients must AUTH with (empty = none)",
+    },
+    Param {
+        name: "user",
+        kind: Kind::Lines,
+        default: "",
+        mutable: false,
+        help: "an ACL user as redis.conf's `user` directive, e.g. \"alice on >secret ~cache:* +@read\"; repeat for each user (a TOML array)",
+    },
+    Param {
+        name: "protected-mode",
+        kind: Kind::Enum(&["yes", "no"]),
+        default: "yes",
+        mutable: true,
+        help: "yes: while the default user has no password, refuse clients not on loopback",
     },
     Param {
         name: "maxclients",
@@ -357,6 +374,9 @@ pub struct Config {
     /// Parsed `notify-keyspace-events`.
     pub notify_flags: std::sync::atomic::AtomicU32,
     pub tracking_table_max_keys: AtomicU64,
+    pub protected_mode: std::sync::atomic::AtomicBool,
+    /// The `user` lines, in order.
+    users: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -377,6 +397,8 @@ impl Default for Config {
             maxmemory: AtomicU64::new(0),
             notify_flags: std::sync::atomic::AtomicU32::new(0),
             tracking_table_max_keys: AtomicU64::new(0),
+            protected_mode: std::sync::atomic::AtomicBool::new(false),
+            users: Mutex::new(Vec::new()),
         };
         let defaults: Vec<String> = PARAMS
             .iter()
@@ -439,7 +461,7 @@ fn normalize(param: &Param, value: &str) -> Result<String, ConfigError> {
         Kind::Memory => parse_memory(value)
             .map(|v| v.to_string())
             .ok_or_else(|| ConfigError::Invalid("argument must be a memory value".into())),
-        Kind::Text => Ok(value.to_string()),
+        Kind::Text | Kind::Lines => Ok(value.to_string()),
         Kind::Enum(words) => words
             .iter()
             .find(|w| w.eq_ignore_ascii_case(value))
@@ -471,6 +493,16 @@ impl Config {
 
     fn set_inner(&self, name: &str, value: &str, initial: bool) -> Result<(), ConfigError> {
         let (i, param) = find(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        if param.kind == Kind::Lines {
+            if !initial {
+                return Err(ConfigError::Unknown(name.to_string()));
+            }
+            self.users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(value.to_string());
+            return Ok(());
+        }
         if !initial && !param.mutable {
             return Err(ConfigError::Immutable);
         }
@@ -485,7 +517,9 @@ impl Config {
     /// # Errors
     /// As [`set`](Self::set).
     pub fn check(&self, name: &str, value: &str) -> Result<&'static str, ConfigError> {
-        let (_, param) = find(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        let (_, param) = find(name)
+            .filter(|(_, p)| p.kind != Kind::Lines)
+            .ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
         if !param.mutable {
             return Err(ConfigError::Immutable);
         }
@@ -507,6 +541,7 @@ impl Config {
             "hz" => self.hz.store(number(), Relaxed),
             "maxmemory" => self.maxmemory.store(number(), Relaxed),
             "tracking-table-max-keys" => self.tracking_table_max_keys.store(number(), Relaxed),
+            "protected-mode" => self.protected_mode.store(value == "yes", Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),
@@ -514,9 +549,14 @@ impl Config {
         }
     }
 
+    /// The `user` lines given at start, in order.
+    pub fn users(&self) -> Vec<String> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The current value of a parameter.
     pub fn get(&self, name: &str) -> Option<String> {
-        let (i, _) = find(name)?;
+        let (i, _) = find(name).filter(|(_, p)| p.kind != Kind::Lines)?;
         Some(self.lock()[i].clone())
     }
 
@@ -526,7 +566,7 @@ impl Config {
         PARAMS
             .iter()
             .zip(values.iter())
-            .filter(|(p, _)| glob_match(pattern, p.name.as_bytes(), true))
+            .filter(|(p, _)| p.kind != Kind::Lines && glob_match(pattern, p.name.as_bytes(), true))
             .map(|(p, v)| (p.name, v.clone()))
             .collect()
     }

@@ -44,6 +44,8 @@ use stats::Stats;
 pub struct Shared {
     pub store: Store,
     pub config: Config,
+    /// ACL users (`user` lines, `requirepass`, ACL SETUSER).
+    pub acl: cache_acl::Acl,
     pub stats: Stats,
     pub clients: Clients,
     pub blocking: cmd::blocking::Blocking,
@@ -151,6 +153,23 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The users a node starts with: `requirepass` as the default user's password, then each
+/// `user` line (so a `user default ...` line wins).
+///
+/// # Errors
+/// A `user` line ACL SETUSER would refuse (the message names the rule, never a password).
+pub fn acl_from_config(config: &Config) -> Result<cache_acl::Acl, cache_acl::AclError> {
+    let acl = cache_acl::Acl::default();
+    let requirepass = config.get("requirepass").unwrap_or_default();
+    if !requirepass.is_empty() {
+        acl.set_default_password(&requirepass);
+    }
+    for line in config.users() {
+        acl.set_user_line(&line)?;
+    }
+    Ok(acl)
+}
+
 /// Unix time in milliseconds: the clock every command reads once.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -217,6 +236,8 @@ impl Node {
             }
         };
         let tls_addr = tls.as_ref().map(|t| t.addr);
+        let acl = acl_from_config(&config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let store = Store::new(StoreConfig {
             databases: config.databases(),
         });
@@ -240,6 +261,7 @@ impl Node {
             Shared {
                 store,
                 config,
+                acl,
                 stats: Stats::default(),
                 clients: Clients::default(),
                 blocking: Default::default(),

@@ -753,7 +753,7 @@ fn config_get_with_globs_and_several_patterns() {
     assert_eq!(names(config_get(&mut c, &["h?"])), set(&["hz"]));
     assert_eq!(
         names(config_get(&mut c, &["[pt]*o*"])),
-        set(&["port", "proto-max-bulk-len", "timeout"])
+        set(&["port", "protected-mode", "proto-max-bulk-len", "timeout"])
     );
     assert_eq!(
         names(config_get(&mut c, &["*MAX*"])),

@@ -99,6 +99,8 @@ pub struct Client {
     id: u64,
     resp3: bool,
     authenticated: bool,
+    /// The proxy ACL user this client runs as (`default` until AUTH).
+    user: Arc<cache_acl::UserCell>,
     name: Option<Bytes>,
     /// Commands queued since MULTI; `None` outside a transaction.
     multi: Option<Vec<Vec<Bytes>>>,
@@ -140,7 +142,8 @@ impl PubSub {
 pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, id: u64) {
     let cluster = worker.cluster.clone();
     let mut client = Client {
-        authenticated: cluster.config.requirepass.is_none(),
+        authenticated: cluster.acl.default_open(),
+        user: cluster.acl.default_user(),
         worker,
         id,
         resp3: false,
@@ -276,7 +279,7 @@ impl Client {
         if args[0].eq_ignore_ascii_case(b"proxy") {
             return false;
         }
-        let (cmd, _sub) = match resolve(args) {
+        let (cmd, sub) = match resolve(args) {
             Ok(found) => found,
             Err(e) => {
                 self.multi_failed |= self.multi.is_some();
@@ -295,6 +298,19 @@ impl Client {
             self.multi_failed |= self.multi.is_some();
             self.error("NOAUTH Authentication required.");
             return true;
+        }
+        // One relaxed load while the only user is an unrestricted default.
+        if self.worker.cluster.acl.restricted() {
+            if self.user.is_deleted() {
+                // ACL DELUSER on the proxy: its connections end, as Redis closes them.
+                self.quit = true;
+                return true;
+            }
+            if let Err(denied) = self.user.check(cmd, sub, args) {
+                self.multi_failed |= self.multi.is_some();
+                self.error(&denied.noperm(sub.map_or(spec.name, |s| s.name)));
+                return true;
+            }
         }
         if self.pubsub.is_some() && !self.resp3 && !spec.has(flags::PUBSUB_OK) {
             self.error(&format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name));
@@ -337,6 +353,19 @@ impl Client {
             }
             Cmd::Auth => {
                 self.auth(args);
+                true
+            }
+            Cmd::Acl => {
+                // The proxy's own users (not the nodes'): same implementation as cache-node.
+                let cluster = self.worker.cluster.clone();
+                let mut out = cache_protocol::ReplyBuf::new();
+                if self.resp3 {
+                    out.protocol = cache_protocol::Protocol::Resp3;
+                }
+                match cache_acl::command::run(&cluster.acl, &self.user, args, &mut out) {
+                    Ok(_) => self.ready(out.buf.freeze()),
+                    Err(e) => self.error(&e),
+                }
                 true
             }
             Cmd::Hello => {
@@ -624,15 +653,30 @@ impl Client {
         });
     }
 
-    fn auth(&mut self, args: &[Bytes]) {
-        let given = args.last().map(|a| &a[..]).unwrap_or(b"");
-        match &self.worker.cluster.config.requirepass {
-            None => self.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-            Some(pass) if args.len() <= 3 && pass.as_bytes() == given && (args.len() == 2 || &args[1][..] == b"default") => {
+    /// Checks credentials against the proxy's users; the client runs as that user from now on.
+    fn login(&mut self, user: &[u8], pass: &[u8]) -> bool {
+        match self.worker.cluster.acl.authenticate(user, pass) {
+            Some(cell) => {
+                self.user = cell;
                 self.authenticated = true;
-                self.ready(Bytes::from_static(b"+OK\r\n"));
+                true
             }
-            Some(_) => self.error("WRONGPASS invalid username-password pair or user is disabled."),
+            None => false,
+        }
+    }
+
+    fn auth(&mut self, args: &[Bytes]) {
+        let acl = &self.worker.cluster.acl;
+        let ok = match args.len() {
+            2 if acl.default_nopass() => return self.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+            2 => self.login(b"default", &args[1]),
+            3 => self.login(&args[1], &args[2]),
+            _ => return self.error("ERR syntax error"),
+        };
+        if ok {
+            self.ready(Bytes::from_static(b"+OK\r\n"));
+        } else {
+            self.error("WRONGPASS invalid username-password pair or user is disabled.");
         }
     }
 
@@ -654,16 +698,10 @@ impl Client {
         }
         while i < args.len() {
             if args[i].eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
-                let pass = &args[i + 2];
-                match &self.worker.cluster.config.requirepass {
-                    Some(p) if p.as_bytes() == &pass[..] && &args[i + 1][..] == b"default" => {
-                        self.authenticated = true;
-                    }
-                    Some(_) => {
-                        return self
-                            .error("WRONGPASS invalid username-password pair or user is disabled.")
-                    }
-                    None => {}
+                let (user, pass) = (args[i + 1].clone(), args[i + 2].clone());
+                if !self.login(&user, &pass) {
+                    return self
+                        .error("WRONGPASS invalid username-password pair or user is disabled.");
                 }
                 i += 3;
             } else if args[i].eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
@@ -924,7 +962,8 @@ impl Client {
                 self.caching_next = None;
                 self.resp3 = false;
                 self.name = None;
-                self.authenticated = self.worker.cluster.config.requirepass.is_none();
+                self.user = self.worker.cluster.acl.default_user();
+                self.authenticated = self.worker.cluster.acl.default_open();
                 Bytes::from_static(b"+RESET\r\n")
             }
             Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe => {

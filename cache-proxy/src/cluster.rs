@@ -136,6 +136,8 @@ pub struct Stats {
 
 pub struct Cluster {
     pub config: Config,
+    /// The proxy's own ACL users (its `user` lines and `requirepass`).
+    pub acl: cache_acl::Acl,
     routing: Mutex<Arc<Routing>>,
     epoch: AtomicU64,
     next_id: AtomicU64,
@@ -163,8 +165,17 @@ impl Cluster {
             .collect();
         let next_id = nodes.len() as u64;
         let routing = build_routing(&config, nodes, 1);
+        // `Config::from_pairs` has checked the user lines; a config built otherwise with a bad
+        // one fails closed: nobody can authenticate.
+        let acl = config.acl().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid user line: every user is disabled");
+            let acl = cache_acl::Acl::default();
+            let _ = acl.set_user(b"default", &["off", "resetpass"]);
+            acl
+        });
         Arc::new(Cluster {
             config,
+            acl,
             routing: Mutex::new(Arc::new(routing)),
             epoch: AtomicU64::new(1),
             next_id: AtomicU64::new(next_id),

@@ -26,6 +26,7 @@ const PARAMS: &[(&str, &str, &str)] = &[
     ("tls-client-key-file", "", "PEM private key of tls-client-cert-file"),
     ("requirepass", "", "password clients must AUTH with (empty = none)"),
     ("node-password", "", "password the proxy AUTHs to the nodes with"),
+    ("user", "", "a user of the proxy, as cache-node's and redis.conf's `user` (\"app on >pass ~app:* +@read\"); repeat for each"),
     ("server-connections", "1", "connections per node per worker thread, shared by all clients"),
     ("threads", "0", "worker threads (0 = one per available core)"),
     ("maxclients", "10000", "most client connections"),
@@ -53,6 +54,8 @@ pub struct Config {
     pub tls_auth_clients: ClientAuth,
     /// Set when the nodes are reached over TLS: the CA to check them and our certificate.
     pub node_tls: Option<TlsFiles>,
+    /// The proxy's own `user` lines (ACL rules), in order.
+    pub users: Vec<String>,
     pub server_connections: usize,
     pub threads: usize,
     pub maxclients: usize,
@@ -78,9 +81,14 @@ impl Config {
             .map(|(name, default, _)| (*name, default.to_string()))
             .collect();
         let mut nodes = Vec::new();
+        let mut users = Vec::new();
         for (name, value) in pairs {
             if name == "node" {
                 nodes.push(parse_node(value)?);
+                continue;
+            }
+            if name == "user" {
+                users.push(value.clone());
                 continue;
             }
             let slot = values
@@ -131,7 +139,7 @@ impl Config {
             key_file: get("tls-client-key-file").to_string(),
             ca_cert_file: get("tls-ca-cert-file").to_string(),
         });
-        Ok(Config {
+        let config = Config {
             bind: get("bind").to_string(),
             port: u16::try_from(port).map_err(|_| format!("port: {port} is out of range"))?,
             nodes,
@@ -156,6 +164,7 @@ impl Config {
                 )
             })?,
             node_tls,
+            users,
             server_connections: num("server-connections")?.clamp(1, 64) as usize,
             threads: num("threads")? as usize,
             maxclients: num("maxclients")? as usize,
@@ -163,7 +172,25 @@ impl Config {
             change_feed_url: optional("change-feed-url"),
             query_buffer_limit: num("client-query-buffer-limit")? as usize,
             loglevel: get("loglevel").to_string(),
-        })
+        };
+        config.acl()?;
+        Ok(config)
+    }
+
+    /// The proxy's users: `requirepass` as the default user's password, then the `user`
+    /// lines (parsed by the same code as cache-node's).
+    ///
+    /// # Errors
+    /// A `user` line ACL SETUSER would refuse (without repeating a password).
+    pub fn acl(&self) -> Result<cache_acl::Acl, String> {
+        let acl = cache_acl::Acl::default();
+        if let Some(pass) = &self.requirepass {
+            acl.set_default_password(pass);
+        }
+        for line in &self.users {
+            acl.set_user_line(line).map_err(|e| format!("user: {e}"))?;
+        }
+        Ok(acl)
     }
 }
 

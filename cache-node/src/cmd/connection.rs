@@ -58,7 +58,8 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     ctx.shared.tracking.disable(ctx.shared, &ctx.conn.info);
     set_protocol(ctx, Protocol::Resp2);
     *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = String::new();
-    ctx.conn.authenticated = requirepass(ctx).is_empty();
+    become_user(ctx, ctx.shared.acl.default_user());
+    ctx.conn.authenticated = ctx.shared.acl.default_open();
     ctx.out.simple("RESET");
     Ok(())
 }
@@ -91,19 +92,19 @@ pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn requirepass(ctx: &Ctx<'_>) -> String {
-    ctx.shared.config.get("requirepass").unwrap_or_default()
+fn become_user(ctx: &mut Ctx<'_>, user: std::sync::Arc<cache_acl::UserCell>) {
+    *ctx.conn.info.user.lock().unwrap_or_else(|e| e.into_inner()) = user.name.clone();
+    ctx.conn.user = user;
 }
 
-/// Checks credentials for the one user we have, `default`.
+/// Checks credentials against the ACL users; the connection runs as that user from now on.
 fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
-    let required = requirepass(ctx);
-    let ok = user == b"default" && (required.is_empty() || required.as_bytes() == pass);
-    if !ok {
+    let Some(cell) = ctx.shared.acl.authenticate(user, pass) else {
         return Err(CmdError::Msg(
             "WRONGPASS invalid username-password pair or user is disabled.",
         ));
-    }
+    };
+    become_user(ctx, cell);
     ctx.conn.authenticated = true;
     Ok(())
 }
@@ -111,7 +112,7 @@ fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
 pub fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match args.len() {
         2 => {
-            if requirepass(ctx).is_empty() {
+            if ctx.shared.acl.default_nopass() {
                 return Err(CmdError::Msg("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
             }
             check_password(ctx, b"default", &args[1])?;
@@ -360,6 +361,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut addr = None;
     let mut laddr = None;
     let mut skipme = true;
+    let mut user = None;
     for pair in args[2..].chunks(2) {
         let (opt, value) = (&pair[0], &pair[1]);
         if is(opt, "id") {
@@ -381,10 +383,12 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             } else {
                 return Err(CmdError::Syntax);
             };
-        } else if is(opt, "user") || is(opt, "type") {
-            // One user (default) and one client type (normal): filters that match everyone
-            // when they name those, nobody otherwise.
-            if !(is(value, "default") || is(value, "normal")) {
+        } else if is(opt, "user") {
+            user = Some(String::from_utf8_lossy(value).into_owned());
+        } else if is(opt, "type") {
+            // One client type (normal): a filter that matches everyone when it names that,
+            // nobody otherwise.
+            if !is(value, "normal") {
                 id = Some(0);
             }
         } else {
@@ -395,7 +399,8 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     for c in ctx.shared.clients.all() {
         let matches = id.is_none_or(|id| id == c.id)
             && addr.as_ref().is_none_or(|a| *a == c.peer.to_string())
-            && laddr.as_ref().is_none_or(|a| *a == c.local.to_string());
+            && laddr.as_ref().is_none_or(|a| *a == c.local.to_string())
+            && user.as_ref().is_none_or(|u| *u == c.user());
         if !matches || (skipme && c.id == me) {
             continue;
         }

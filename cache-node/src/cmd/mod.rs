@@ -19,7 +19,7 @@ pub mod tracking;
 pub mod zsets;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,6 +34,8 @@ pub struct ConnState {
     pub info: Arc<ClientInfo>,
     pub db: usize,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (`default` until AUTH says otherwise).
+    pub user: Arc<cache_acl::UserCell>,
     /// Set by QUIT and protocol errors: write what is buffered, then close.
     pub close: bool,
     /// Commands queued since MULTI.
@@ -55,11 +57,12 @@ pub struct ConnState {
 }
 
 impl ConnState {
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+    pub fn new(info: Arc<ClientInfo>, user: Arc<cache_acl::UserCell>, authenticated: bool) -> Self {
         ConnState {
             info,
             db: 0,
             authenticated,
+            user,
             close: false,
             multi: None,
             multi_failed: false,
@@ -534,34 +537,8 @@ pub fn random_indices(len: usize, count: i64) -> Vec<usize> {
     all
 }
 
-/// Index of each top-level command in `all_specs()` order (subcommands follow their parent).
-fn stat_offsets() -> &'static [usize] {
-    static OFFSETS: OnceLock<Vec<usize>> = OnceLock::new();
-    OFFSETS.get_or_init(|| {
-        let mut offsets = Vec::new();
-        let mut i = 0;
-        for cmd in Cmd::ALL {
-            offsets.push(i);
-            i += 1 + cmd.spec().subcommands.len();
-        }
-        offsets
-    })
-}
-
 fn stat_index(cmd: Cmd, sub: Option<&'static CommandSpec>) -> usize {
-    let base = stat_offsets()[cmd.index()];
-    match sub {
-        Some(s) => {
-            base + 1
-                + cmd
-                    .spec()
-                    .subcommands
-                    .iter()
-                    .position(|c| std::ptr::eq(c, s))
-                    .unwrap_or(0)
-        }
-        None => base,
-    }
+    cache_protocol::command::spec_id(cmd, sub)
 }
 
 /// The name used in `cmdstat_...` and CLIENT LIST for a stat index.
@@ -629,6 +606,16 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
         ctx.out.error("NOAUTH Authentication required.");
         return;
+    }
+    // One relaxed load while the only user is an unrestricted `default`.
+    if ctx.shared.acl.restricted() {
+        if let Err(denied) = ctx.conn.user.check(cmd, sub, args) {
+            ctx.conn.multi_failed |= queueing;
+            stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
+            ctx.out
+                .error(&denied.noperm(sub.map_or(spec.name, |s| s.name)));
+            return;
+        }
     }
     if ctx.conn.subscribed() && !ctx.out.resp3() && !spec.has(flags::PUBSUB_OK) {
         // Redis names the subcommand (`client|id`), not just the command, in this error.
@@ -731,6 +718,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Lastsave => server::lastsave(ctx, args),
         Shutdown => server::shutdown(ctx, args),
         Command => server::command(ctx, args),
+        Acl => server::acl(ctx, args),
         Del | Unlink => keys::del(ctx, args),
         Exists => keys::exists(ctx, args),
         Type => keys::type_(ctx, args),

@@ -161,6 +161,10 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         for (name, value) in &pairs {
             config.set(name, value).map_err(|e| config_error(name, e))?;
+            if name.eq_ignore_ascii_case("requirepass") {
+                // As Redis: requirepass is the default user's password.
+                ctx.shared.acl.set_default_password(value);
+            }
         }
         ctx.shared.apply_eviction_config();
         let expiries = config.notify_flags.load(Relaxed) & super::Notify::EXPIRED != 0;
@@ -374,6 +378,29 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
     };
 }
 
+/// ACL: the shared implementation in cache-acl; DELUSER also closes the deleted users'
+/// connections, as Redis does.
+pub fn acl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let user = ctx.conn.user.clone();
+    match cache_acl::command::run(&ctx.shared.acl, &user, args, ctx.out) {
+        Ok(cache_acl::command::Effect::None) => Ok(()),
+        Ok(cache_acl::command::Effect::Deleted(users)) => {
+            let me = ctx.conn.info.id;
+            for c in ctx.shared.clients.all() {
+                if users.iter().any(|u| u.name == c.user()) {
+                    if c.id == me {
+                        ctx.conn.close = true;
+                    } else {
+                        c.request_kill();
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(CmdError::Owned(e)),
+    }
+}
+
 const COMMAND_HELP: &[&str] = &[
     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "(no subcommand)",
@@ -409,9 +436,11 @@ fn write_command_info(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
     out.int(i64::from(spec.first_key));
     out.int(i64::from(spec.last_key));
     out.int(i64::from(spec.step));
-    let category = format!("@{}", spec.group);
-    out.set(1);
-    out.simple(&category);
+    let categories: Vec<&str> = spec.category_names().collect();
+    out.set(categories.len());
+    for name in categories {
+        out.simple(&format!("@{name}"));
+    }
     out.set(0); // tips
     if spec.first_key > 0 {
         // One key spec in Redis 7's shape: a range from first_key to last_key.

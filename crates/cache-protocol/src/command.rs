@@ -46,6 +46,81 @@ pub mod flags {
 
 use flags::*;
 
+/// Redis's ACL categories (`@read`, `@write`...), as bits. Most follow from a command's flags
+/// and group (see [`CommandSpec::categories`]); the rest are listed by name in
+/// [`EXTRA_CATEGORIES`].
+pub mod categories {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const READ: u32 = 1 << 1;
+    pub const WRITE: u32 = 1 << 2;
+    pub const SET: u32 = 1 << 3;
+    pub const SORTEDSET: u32 = 1 << 4;
+    pub const LIST: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const STRING: u32 = 1 << 7;
+    pub const BITMAP: u32 = 1 << 8;
+    pub const HYPERLOGLOG: u32 = 1 << 9;
+    pub const GEO: u32 = 1 << 10;
+    pub const STREAM: u32 = 1 << 11;
+    pub const PUBSUB: u32 = 1 << 12;
+    pub const ADMIN: u32 = 1 << 13;
+    pub const FAST: u32 = 1 << 14;
+    pub const SLOW: u32 = 1 << 15;
+    pub const BLOCKING: u32 = 1 << 16;
+    pub const DANGEROUS: u32 = 1 << 17;
+    pub const CONNECTION: u32 = 1 << 18;
+    pub const TRANSACTION: u32 = 1 << 19;
+    pub const SCRIPTING: u32 = 1 << 20;
+
+    /// In Redis's order (`ACL CAT`, and the order ACL LIST tries categories in).
+    pub const NAMES: &[(u32, &str)] = &[
+        (KEYSPACE, "keyspace"),
+        (READ, "read"),
+        (WRITE, "write"),
+        (SET, "set"),
+        (SORTEDSET, "sortedset"),
+        (LIST, "list"),
+        (HASH, "hash"),
+        (STRING, "string"),
+        (BITMAP, "bitmap"),
+        (HYPERLOGLOG, "hyperloglog"),
+        (GEO, "geo"),
+        (STREAM, "stream"),
+        (PUBSUB, "pubsub"),
+        (ADMIN, "admin"),
+        (FAST, "fast"),
+        (SLOW, "slow"),
+        (BLOCKING, "blocking"),
+        (DANGEROUS, "dangerous"),
+        (CONNECTION, "connection"),
+        (TRANSACTION, "transaction"),
+        (SCRIPTING, "scripting"),
+    ];
+
+    /// The category named `name` (without the `@`), case-insensitively.
+    pub fn by_name(name: &[u8]) -> Option<u32> {
+        NAMES
+            .iter()
+            .find(|(_, n)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(bit, _)| *bit)
+    }
+}
+
+/// Categories Redis gives a command beyond what its flags and group imply (from Redis 7.0's
+/// command JSON files).
+pub const EXTRA_CATEGORIES: &[(&str, u32)] = {
+    use categories::*;
+    &[
+        ("dbsize", KEYSPACE),
+        ("flushdb", KEYSPACE | DANGEROUS),
+        ("flushall", KEYSPACE | DANGEROUS),
+        ("swapdb", KEYSPACE | DANGEROUS),
+        ("keys", DANGEROUS),
+        ("info", DANGEROUS),
+        ("lastsave", ADMIN | DANGEROUS),
+    ]
+};
+
 /// One command's static description.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -100,6 +175,66 @@ impl CommandSpec {
             i += i64::from(step);
             Some(here)
         })
+    }
+
+    /// Redis's ACL categories of this command (`categories::*` bits): implied by the flags
+    /// as Redis's `setImplicitACLCategories` does, by the group for data-type commands, plus
+    /// [`EXTRA_CATEGORIES`]. A container (`CONFIG`, `CLIENT`) is only `@slow`; its
+    /// subcommands carry the categories.
+    pub fn categories(&self) -> u32 {
+        use categories::*;
+        let mut c = 0;
+        let implied = [
+            (flags::WRITE, WRITE),
+            (flags::READONLY, READ),
+            (flags::ADMIN, ADMIN | DANGEROUS),
+            (flags::PUBSUB, PUBSUB),
+            (flags::FAST, FAST),
+            (flags::BLOCKING, BLOCKING),
+        ];
+        for (flag, cat) in implied {
+            if self.flags & flag != 0 {
+                c |= cat;
+            }
+        }
+        if c & FAST == 0 {
+            c |= SLOW;
+        }
+        if !self.subcommands.is_empty() {
+            // COMMAND is the one container Redis puts in a category of its own.
+            return if self.name == "command" {
+                c | CONNECTION
+            } else {
+                c
+            };
+        }
+        let (parent, _) = self.name.split_once('|').unwrap_or((self.name, ""));
+        c |= match (self.group, parent) {
+            (_, "command") => CONNECTION,
+            ("string", _) => STRING,
+            ("bitmap", _) => BITMAP,
+            ("hash", _) => HASH,
+            ("list", _) => LIST,
+            ("set", _) => SET,
+            ("sorted-set", _) => SORTEDSET,
+            ("generic", _) => KEYSPACE,
+            ("connection", _) => CONNECTION,
+            ("transactions", _) => TRANSACTION,
+            _ => 0,
+        };
+        c | EXTRA_CATEGORIES
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map_or(0, |(_, extra)| *extra)
+    }
+
+    /// The `@name`s of [`categories`](Self::categories), in Redis's order.
+    pub fn category_names(&self) -> impl Iterator<Item = &'static str> {
+        let bits = self.categories();
+        categories::NAMES
+            .iter()
+            .filter(move |(bit, _)| bits & bit != 0)
+            .map(|(_, name)| *name)
     }
 
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
@@ -176,6 +311,7 @@ commands! {
     Lastsave => "lastsave", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk.";
     Shutdown => "shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     Command => "command", -1, LOADING | STALE, 0, 0, 0, "server", "Returns detailed information about all commands.", subs = COMMAND_SUBCOMMANDS;
+    Acl => "acl", -2, 0, 0, 0, 0, "server", "A container for Access List Control commands.", subs = ACL_SUBCOMMANDS;
     // generic
     Del => "del", -2, WRITE, 1, -1, 1, "generic", "Deletes one or more keys.";
     Unlink => "unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "Asynchronously deletes one or more keys.";
@@ -337,6 +473,99 @@ commands! {
     // ferrocache's own
     Cache => "cache", -2, 0, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
 }
+
+static ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!(
+        "acl|cat",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Lists the ACL categories, or the commands inside a category."
+    ),
+    spec!(
+        "acl|deluser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Deletes ACL users, and terminates their connections."
+    ),
+    spec!(
+        "acl|dryrun",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Simulates the execution of a command by a user, without executing the command."
+    ),
+    spec!(
+        "acl|getuser",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Lists the ACL rules of a user."
+    ),
+    spec!(
+        "acl|list",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Dumps the effective rules in ACL file format."
+    ),
+    spec!(
+        "acl|setuser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Creates and modifies an ACL user and its rules."
+    ),
+    spec!(
+        "acl|users",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Lists all ACL users."
+    ),
+    spec!(
+        "acl|whoami",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Returns the authenticated username of the current connection."
+    ),
+    spec!(
+        "acl|help",
+        2,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Returns helpful text about the different subcommands."
+    ),
+];
 
 static CACHE_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cache|invalidate", 3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) every key of the current database matching a glob pattern; returns how many."),
@@ -810,6 +1039,44 @@ pub fn resolve(args: &[impl AsRef<[u8]>]) -> Result<(Cmd, Option<&'static Comman
             ))
         }
     }
+}
+
+/// Index of each top-level command in `all_specs()` order (subcommands follow their parent).
+fn spec_offsets() -> &'static [usize] {
+    static OFFSETS: OnceLock<Vec<usize>> = OnceLock::new();
+    OFFSETS.get_or_init(|| {
+        let mut offsets = Vec::new();
+        let mut i = 0;
+        for cmd in Cmd::ALL {
+            offsets.push(i);
+            i += 1 + cmd.spec().subcommands.len();
+        }
+        offsets
+    })
+}
+
+/// The position of `cmd` (or of its subcommand `sub`) in [`all_specs`]: a dense id for
+/// per-command statistics and ACL command bitmaps.
+pub fn spec_id(cmd: Cmd, sub: Option<&'static CommandSpec>) -> usize {
+    let base = spec_offsets()[cmd.index()];
+    match sub {
+        Some(s) => {
+            base + 1
+                + cmd
+                    .spec()
+                    .subcommands
+                    .iter()
+                    .position(|c| std::ptr::eq(c, s))
+                    .unwrap_or(0)
+        }
+        None => base,
+    }
+}
+
+/// How many specs [`all_specs`] yields.
+pub fn spec_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| all_specs().count())
 }
 
 /// All specs, top-level commands then their subcommands (for `COMMAND COUNT` and stats).
