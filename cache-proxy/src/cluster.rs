@@ -37,6 +37,9 @@ pub struct NodeState {
     /// Slots that received writes elsewhere while this node was out.
     pub dirty: Mutex<SlotSet>,
     pub last_error: Mutex<String>,
+    /// Time from sending a request on a shared connection to its reply (measured only when
+    /// the metrics endpoint is on).
+    pub latency: cache_net::metrics::Histogram,
 }
 
 impl NodeState {
@@ -53,6 +56,7 @@ impl NodeState {
             plain_redis: AtomicBool::new(false),
             dirty: Mutex::new(SlotSet::new()),
             last_error: Mutex::new(String::new()),
+            latency: Default::default(),
         }
     }
 
@@ -146,6 +150,8 @@ pub struct Cluster {
     pub started: Instant,
     pub stats: Stats,
     pub feed: Arc<crate::change_feed::FeedStats>,
+    /// Where `GET /metrics` is served (set once at start when `metrics-addr` is given).
+    pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Cluster {
@@ -168,6 +174,7 @@ impl Cluster {
             started: Instant::now(),
             stats: Stats::default(),
             feed: Arc::default(),
+            metrics_addr: std::sync::OnceLock::new(),
         })
     }
 

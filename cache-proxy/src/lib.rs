@@ -32,6 +32,8 @@ pub use config::Config;
 
 pub struct Handle {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when `metrics-addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub cluster: Arc<Cluster>,
     pub shutdown: Shutdown,
     task: tokio::task::JoinHandle<()>,
@@ -61,11 +63,26 @@ impl Proxy {
             change_feed::start(cluster.clone(), url);
         }
         let shutdown = Shutdown::new();
+        let metrics_addr = match &cluster.config.metrics_addr {
+            None => None,
+            Some(wanted) => {
+                let weak = Arc::downgrade(&cluster);
+                let render: cache_net::metrics::Render = Arc::new(move || {
+                    weak.upgrade()
+                        .map(|c| admin::metrics_text(&c))
+                        .unwrap_or_default()
+                });
+                let bound = cache_net::metrics::start(wanted, shutdown.clone(), render).await?;
+                let _ = cluster.metrics_addr.set(bound);
+                Some(bound)
+            }
+        };
         let workers = start_workers(&cluster)?;
         tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening");
         let task = tokio::spawn(accept(listener, cluster.clone(), workers, shutdown.clone()));
         Ok(Handle {
             addr,
+            metrics_addr,
             cluster,
             shutdown,
             task,
