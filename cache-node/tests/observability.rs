@@ -611,3 +611,46 @@ fn info_has_the_fields_exporters_read() {
         }
     }
 }
+
+#[test]
+fn metrics_show_the_backing_store_queue() {
+    let dir = std::env::temp_dir().join(format!(
+        "ferrocache-obs-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    let d = dir.display().to_string();
+    let node = node(&[
+        "--backing-mode",
+        "write-back",
+        "--dir",
+        &d,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let mut c = node.client();
+    let addr = metrics_addr(&mut c);
+    for i in 0..10 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("b:{i}"))
+            .arg(i)
+            .query(&mut c)
+            .unwrap();
+    }
+    // The write-back queue drains into SQLite (every 100 ms by default).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = scrape(&addr);
+        check_exposition(&page);
+        if value(&page, "ferrocache_backing_flushed_total") >= 10.0 {
+            assert_eq!(value(&page, "ferrocache_backing_pending_writes"), 0.0);
+            assert_eq!(value(&page, "ferrocache_backing_failed_total"), 0.0);
+            assert!(value(&page, "ferrocache_backing_commits_total") >= 1.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never flushed:\n{page}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
