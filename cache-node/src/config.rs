@@ -3,7 +3,7 @@
 //!
 //! Values read on the hot path (limits) are atomics; the rest sit behind a mutex.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use cache_store::pattern::glob_match;
@@ -228,6 +228,43 @@ static PARAMS: &[Param] = &[
         help: "active expiry cycles per second",
     },
     Param {
+        name: "slowlog-log-slower-than",
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        default: "10000",
+        mutable: true,
+        help: "SLOWLOG records commands slower than this many microseconds (-1 = off, 0 = all)",
+    },
+    Param {
+        name: "slowlog-max-len",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "128",
+        mutable: true,
+        help: "entries SLOWLOG keeps (the oldest go first)",
+    },
+    Param {
+        name: "latency-monitor-threshold",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "0",
+        mutable: true,
+        help: "LATENCY records commands taking at least this many milliseconds (0 = off)",
+    },
+    Param {
+        name: "metrics-addr",
+        kind: Kind::Text,
+        default: "",
+        mutable: false,
+        help: "HOST:PORT to serve Prometheus metrics on, at GET /metrics (empty = off)",
+    },
+    Param {
         name: "loglevel",
         kind: Kind::Enum(LOGLEVELS),
         default: "notice",
@@ -377,6 +414,11 @@ pub struct Config {
     pub protected_mode: std::sync::atomic::AtomicBool,
     /// The `user` lines, in order.
     users: Mutex<Vec<String>>,
+    /// `slowlog-log-slower-than` in microseconds; negative = off.
+    pub slowlog_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicU64,
+    /// `latency-monitor-threshold` in milliseconds; 0 = off.
+    pub latency_threshold_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Config {
@@ -399,6 +441,9 @@ impl Default for Config {
             tracking_table_max_keys: AtomicU64::new(0),
             protected_mode: std::sync::atomic::AtomicBool::new(false),
             users: Mutex::new(Vec::new()),
+            slowlog_slower_than: AtomicI64::new(0),
+            slowlog_max_len: AtomicU64::new(0),
+            latency_threshold_ms: AtomicU64::new(0),
         };
         let defaults: Vec<String> = PARAMS
             .iter()
@@ -542,6 +587,11 @@ impl Config {
             "maxmemory" => self.maxmemory.store(number(), Relaxed),
             "tracking-table-max-keys" => self.tracking_table_max_keys.store(number(), Relaxed),
             "protected-mode" => self.protected_mode.store(value == "yes", Relaxed),
+            "slowlog-log-slower-than" => self
+                .slowlog_slower_than
+                .store(value.parse().unwrap_or(-1), Relaxed),
+            "slowlog-max-len" => self.slowlog_max_len.store(number(), Relaxed),
+            "latency-monitor-threshold" => self.latency_threshold_ms.store(number(), Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),

@@ -19,6 +19,7 @@ pub mod config;
 mod conn;
 pub mod gate;
 pub mod memory;
+pub mod metrics;
 pub mod stats;
 pub mod tracking;
 
@@ -61,6 +62,8 @@ pub struct Shared {
     pub config_file: Option<String>,
     /// The backing store's engine, when `backing-mode` is not `none`.
     pub backing: Option<cache_backing::Engine>,
+    pub slowlog: cmd::slowlog::SlowLog,
+    pub latency: cmd::latency::Latency,
 }
 
 impl Shared {
@@ -182,6 +185,8 @@ pub struct Handle {
     pub addr: SocketAddr,
     /// The TLS listener's address, when `tls-port` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// Where `GET /metrics` is served, when `metrics-addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -254,6 +259,7 @@ impl Node {
                 Some(engine)
             }
         };
+        let metrics_addr = config.get("metrics-addr").unwrap_or_default();
         let shared = Arc::new_cyclic(|weak| {
             store.set_observer(Arc::new(Observer {
                 shared: weak.clone(),
@@ -262,7 +268,7 @@ impl Node {
                 store,
                 config,
                 acl,
-                stats: Stats::default(),
+                stats: Stats::new(!metrics_addr.is_empty()),
                 clients: Clients::default(),
                 blocking: Default::default(),
                 watches: Default::default(),
@@ -276,6 +282,8 @@ impl Node {
                 addr,
                 config_file,
                 backing: engine,
+                slowlog: Default::default(),
+                latency: Default::default(),
             }
         });
         if let Some(engine) = &shared.backing {
@@ -291,12 +299,26 @@ impl Node {
         shared
             .store
             .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
+        let metrics_addr = match metrics_addr.as_str() {
+            "" => None,
+            wanted => {
+                let render = metrics::render_fn(&shared);
+                let bound =
+                    cache_net::metrics::start(wanted, shared.shutdown.clone(), render).await?;
+                // Port 0 means "any": CONFIG GET metrics-addr shows the real one.
+                let _ = shared
+                    .config
+                    .set_initial("metrics-addr", &bound.to_string());
+                Some(bound)
+            }
+        };
         let workers = start_workers(&shared)?;
         tracing::info!(%addr, workers = workers.len(), "ready to accept connections");
         let task = tokio::spawn(run(listener, tls, shared.clone(), workers));
         Ok(Handle {
             addr,
             tls_addr,
+            metrics_addr,
             shared,
             task,
         })
@@ -457,6 +479,17 @@ async fn cron(shared: Arc<Shared>) {
         // over the following ticks.
         let removed = shared.store.expire_cycle(now_ms(), 256);
         shared.memory.record(cmd::server::memory_stats().0);
+        let totals = [
+            shared.stats.commands_processed(),
+            stats::sum(&shared.stats, |s| &s.net_input_bytes),
+            stats::sum(&shared.stats, |s| &s.net_output_bytes),
+        ];
+        shared
+            .stats
+            .instantaneous
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sample(std::time::Instant::now(), totals);
         if removed > 0 {
             tracing::trace!(removed, "active expiry");
         }

@@ -3,7 +3,10 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use cache_net::metrics::{Histogram, HistogramSnapshot};
 use cache_protocol::command::all_specs;
 
 const STRIPES: usize = 8;
@@ -25,16 +28,22 @@ pub struct Stripe {
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub per_command: Box<[CommandCounters]>,
+    /// Per-command latency histograms, in `all_specs()` order; empty unless the metrics
+    /// endpoint is on (they are what it exports, and cost an increment per command).
+    pub latency: Box<[Histogram]>,
 }
 
 impl Stripe {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, histograms: bool) -> Self {
         Stripe {
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             per_command: (0..n).map(|_| CommandCounters::default()).collect(),
+            latency: (0..if histograms { n } else { 0 })
+                .map(|_| Histogram::default())
+                .collect(),
         }
     }
 }
@@ -45,17 +54,53 @@ pub struct Stats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicU64,
+    /// INFO's `instantaneous_*` rates, sampled by the cron.
+    pub instantaneous: Mutex<Instantaneous>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
-        let n = all_specs().count();
-        Stats {
-            stripes: (0..STRIPES).map(|_| Stripe::new(n)).collect(),
-            connections_received: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            connected_clients: AtomicU64::new(0),
+        Stats::new(false)
+    }
+}
+
+/// Redis's `trackInstantaneousMetric`: every 100 ms the cron turns the growth of a counter
+/// into a per-second rate; INFO shows the mean of the last 16 rates.
+#[derive(Default)]
+pub struct Instantaneous {
+    last: Option<(Instant, [u64; 3])>,
+    rates: [[f64; 3]; SAMPLES],
+    next: usize,
+}
+
+const SAMPLES: usize = 16;
+
+impl Instantaneous {
+    /// Records (commands, input bytes, output bytes) totals seen at `now`.
+    pub fn sample(&mut self, now: Instant, totals: [u64; 3]) {
+        match self.last {
+            Some((at, _)) if now.duration_since(at) < Duration::from_millis(100) => {}
+            Some((at, before)) => {
+                let secs = now.duration_since(at).as_secs_f64();
+                for (i, rate) in self.rates[self.next].iter_mut().enumerate() {
+                    *rate = totals[i].saturating_sub(before[i]) as f64 / secs;
+                }
+                self.next = (self.next + 1) % SAMPLES;
+                self.last = Some((now, totals));
+            }
+            None => self.last = Some((now, totals)),
         }
+    }
+
+    /// Mean per-second rates of (commands, input bytes, output bytes).
+    pub fn rates(&self) -> [f64; 3] {
+        let mut mean = [0.0; 3];
+        for r in &self.rates {
+            for i in 0..3 {
+                mean[i] += r[i] / SAMPLES as f64;
+            }
+        }
+        mean
     }
 }
 
@@ -78,6 +123,35 @@ pub fn sum(stats: &Stats, f: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
 }
 
 impl Stats {
+    /// `histograms`: keep per-command latency histograms (the metrics endpoint is on).
+    pub fn new(histograms: bool) -> Self {
+        let n = all_specs().count();
+        Stats {
+            stripes: (0..STRIPES).map(|_| Stripe::new(n, histograms)).collect(),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            connected_clients: AtomicU64::new(0),
+            instantaneous: Mutex::default(),
+        }
+    }
+
+    /// The latency histogram of the command at `index`, summed over the stripes (empty when
+    /// histograms are off).
+    pub fn latency(&self, index: usize) -> HistogramSnapshot {
+        let mut total = HistogramSnapshot::default();
+        for s in self.stripes.iter() {
+            if let Some(h) = s.latency.get(index) {
+                total.add(&h.snapshot());
+            }
+        }
+        total
+    }
+
+    /// Total commands processed (INFO's `total_commands_processed`).
+    pub fn commands_processed(&self) -> u64 {
+        (0..all_specs().count()).map(|i| self.command(i).0).sum()
+    }
+
     /// This thread's stripe.
     pub fn local(&self) -> &Stripe {
         &self.stripes[stripe_index()]
@@ -121,6 +195,9 @@ impl Stats {
                 c.usec.store(0, Relaxed);
                 c.rejected.store(0, Relaxed);
                 c.failed.store(0, Relaxed);
+            }
+            for h in s.latency.iter() {
+                h.reset();
             }
         }
         self.connections_received.store(0, Relaxed);

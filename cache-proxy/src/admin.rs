@@ -116,7 +116,7 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
     );
     let _ = write!(
         text,
-        "# Proxy\r\ndistribution:{}\r\nepoch:{}\r\nnodes:{}\r\nnodes_up:{}\r\n",
+        "# Proxy\r\ndistribution:{}\r\nepoch:{}\r\nnodes:{}\r\nnodes_up:{}\r\nmetrics_addr:{}\r\n",
         match config.distribution {
             cache_routing::Distribution::Rendezvous => "rendezvous",
             cache_routing::Distribution::Ketama { .. } => "ketama",
@@ -124,6 +124,11 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
         routing.epoch,
         routing.nodes.len(),
         routing.live.iter().filter(|l| **l).count(),
+        cluster
+            .metrics_addr
+            .get()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     );
     if config.change_feed_url.is_some() {
         let feed = &cluster.feed;
@@ -150,4 +155,55 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
         );
     }
     text
+}
+
+/// The proxy's Prometheus page (served on `metrics-addr`).
+pub fn metrics_text(cluster: &Cluster) -> String {
+    use cache_net::metrics::Exposition;
+    const COUNTER: &str = "counter";
+    const GAUGE: &str = "gauge";
+    let routing = cluster.routing();
+    let stats = &cluster.stats;
+    let mut m = Exposition::new();
+    m.connections(
+        "ferrocache_proxy",
+        stats.connected_clients.load(Relaxed),
+        stats.connections_received.load(Relaxed),
+        stats.rejected_connections.load(Relaxed),
+    );
+    #[rustfmt::skip]
+    let scalars: [(&str, &str, &str, u64); 3] = [
+        ("uptime_seconds", GAUGE, "Seconds since the proxy started.", cluster.started.elapsed().as_secs()),
+        ("commands_total", COUNTER, "Client commands received.", stats.commands.load(Relaxed)),
+        ("epoch", GAUGE, "Routing epoch: it moves at every membership or liveness change.", routing.epoch),
+    ];
+    for (name, kind, help, value) in scalars {
+        m.single(&format!("ferrocache_proxy_{name}"), kind, help, value);
+    }
+    type Pick = fn(&Routing, usize) -> u64;
+    #[rustfmt::skip]
+    let per_node: [(&str, &str, &str, Pick); 5] = [
+        ("up", GAUGE, "1 while the node takes traffic, 0 while it is ejected.", |r, i| u64::from(r.live[i])),
+        ("weight", GAUGE, "The node's weight on the ring.", |r, i| u64::from(r.nodes[i].weight)),
+        ("errors_total", COUNTER, "Failed requests or connections to the node.", |r, i| r.nodes[i].errors.load(Relaxed)),
+        ("ejections_total", COUNTER, "Times the node was ejected.", |r, i| r.nodes[i].ejections.load(Relaxed)),
+        ("consecutive_failures", GAUGE, "Failures since the node last answered.", |r, i| u64::from(r.nodes[i].failures())),
+    ];
+    for (name, kind, help, pick) in per_node {
+        let name = format!("ferrocache_proxy_node_{name}");
+        m.family(&name, kind, help);
+        for (i, node) in routing.nodes.iter().enumerate() {
+            m.sample(&name, &[("node", &node.addr)], pick(&routing, i));
+        }
+    }
+    let duration = "ferrocache_proxy_node_request_duration_seconds";
+    m.family(
+        duration,
+        "histogram",
+        "Time from sending a request on a shared node connection to its reply.",
+    );
+    for node in &routing.nodes {
+        m.histogram(duration, &[("node", &node.addr)], &node.latency.snapshot());
+    }
+    m.finish()
 }

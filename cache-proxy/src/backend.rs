@@ -113,6 +113,13 @@ pub struct Backend {
     /// an idle connection. A shared connection fails when it makes no progress for `timeout`
     /// (one clock read per reply batch instead of one per request).
     progress: Cell<Instant>,
+    /// Latency measurement (metrics on): requests queued and answered so far, and when each
+    /// write left with how many requests queued by then. One clock read per write and per
+    /// batch of replies, not per request.
+    measure: bool,
+    queued: Cell<u64>,
+    answered: Cell<u64>,
+    writes: RefCell<VecDeque<(Instant, u64)>>,
 }
 
 /// How long a broken shared connection refuses requests before it tries again. Short, so a
@@ -122,6 +129,7 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Backend {
     pub fn new(node: Arc<NodeState>, cluster: Arc<Cluster>, resp3: bool) -> Rc<Backend> {
+        let measure = cluster.config.metrics_addr.is_some();
         Rc::new(Backend {
             node,
             cluster,
@@ -131,6 +139,10 @@ impl Backend {
             wake_writer: Notify::new(),
             state: Cell::new(State::Idle),
             progress: Cell::new(Instant::now()),
+            measure,
+            queued: Cell::new(0),
+            answered: Cell::new(0),
+            writes: RefCell::new(VecDeque::new()),
         })
     }
 
@@ -170,6 +182,7 @@ impl Backend {
             slot,
         });
         drop(waiting);
+        self.queued.set(self.queued.get() + 1);
         self.wake_writer.notify_one();
     }
 
@@ -183,6 +196,8 @@ impl Backend {
             .set(State::Down(Instant::now() + RECONNECT_BACKOFF));
         self.out.borrow_mut().clear();
         let failed: Vec<Waiting> = self.waiting.borrow_mut().drain(..).collect();
+        self.answered.set(self.queued.get());
+        self.writes.borrow_mut().clear();
         let message = format!("ERR node {} failed: {error}", self.node.addr);
         for w in failed {
             w.batch.fail(w.slot, &message);
@@ -199,6 +214,12 @@ impl Backend {
                     let chunk = self.out.borrow_mut().split();
                     if chunk.is_empty() {
                         break;
+                    }
+                    if self.measure {
+                        // Every request queued so far is in this chunk or an earlier one.
+                        self.writes
+                            .borrow_mut()
+                            .push_back((Instant::now(), self.queued.get()));
                     }
                     if let Err(e) = send(&mut writer, &chunk).await {
                         return e.to_string();
@@ -235,6 +256,7 @@ impl Backend {
                     Err(e) => return e.to_string(),
                 }
                 let mut answered = false;
+                let first = self.answered.get();
                 loop {
                     let len = match scanner.scan(&input) {
                         Ok(Some(len)) => len,
@@ -249,11 +271,16 @@ impl Backend {
                         return "reply without a request".to_string();
                     };
                     w.batch.complete(w.slot, frame);
+                    self.answered.set(self.answered.get() + 1);
                     answered = true;
                 }
                 if answered {
-                    self.progress.set(Instant::now());
+                    let now = Instant::now();
+                    self.progress.set(now);
                     self.node.answered();
+                    if self.measure {
+                        self.record_latency(first, now);
+                    }
                 }
             }
         };
@@ -272,6 +299,23 @@ pub type NodeStream = MaybeTls<TcpStream>;
 pub async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
+}
+
+impl Backend {
+    /// Records, for requests `first..answered`, the time since the write that carried them.
+    fn record_latency(&self, first: u64, now: Instant) {
+        let mut writes = self.writes.borrow_mut();
+        for seq in first..self.answered.get() {
+            // Writes whose requests are all answered are done with.
+            while writes.len() > 1 && writes.front().is_some_and(|w| w.1 <= seq) {
+                writes.pop_front();
+            }
+            if let Some(&(sent, _)) = writes.front() {
+                let us = now.saturating_duration_since(sent).as_micros() as u64;
+                self.node.latency.record(us);
+            }
+        }
+    }
 }
 
 /// Appends `args` as a RESP multibulk.

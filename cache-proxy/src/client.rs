@@ -465,7 +465,11 @@ impl Client {
             | Cmd::Config
             | Cmd::Pubsub
             | Cmd::Cluster
-            | Cmd::Cache => {
+            | Cmd::Cache
+            // Per-node diagnostics: ask the node itself (PROXY NODES lists them); the
+            // proxy's own numbers are on its metrics endpoint.
+            | Cmd::Slowlog
+            | Cmd::Latency => {
                 self.error(&format!(
                     "ERR '{}' is not supported by the proxy",
                     spec.name

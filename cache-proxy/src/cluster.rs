@@ -36,6 +36,9 @@ pub struct NodeState {
     /// Slots that received writes elsewhere while this node was out.
     pub dirty: Mutex<SlotSet>,
     pub last_error: Mutex<String>,
+    /// Time from sending a request on a shared connection to its reply (measured only when
+    /// the metrics endpoint is on).
+    pub latency: cache_net::metrics::Histogram,
 }
 
 impl NodeState {
@@ -52,6 +55,7 @@ impl NodeState {
             plain_redis: AtomicBool::new(false),
             dirty: Mutex::new(SlotSet::new()),
             last_error: Mutex::new(String::new()),
+            latency: Default::default(),
         }
     }
 
@@ -149,6 +153,8 @@ pub struct Cluster {
     pub feed: Arc<crate::change_feed::FeedStats>,
     /// TLS towards the nodes (`node-tls yes`).
     node_tls: Option<cache_net::tls::TlsConnector>,
+    /// Where `GET /metrics` is served (set once at start when `metrics-addr` is given).
+    pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Cluster {
@@ -185,6 +191,7 @@ impl Cluster {
             stats: Stats::default(),
             feed: Arc::default(),
             node_tls,
+            metrics_addr: std::sync::OnceLock::new(),
         })
     }
 

@@ -34,6 +34,7 @@ const PARAMS: &[(&str, &str, &str)] = &[
     ("tracking-table-max-keys", "1000000", "keys remembered per worker for CLIENT TRACKING clients (beyond: invalidated)"),
     ("client-query-buffer-limit", "1073741824", "largest request in bytes"),
     ("loglevel", "notice", "debug, verbose, notice or warning"),
+    ("metrics-addr", "", "HOST:PORT to serve Prometheus metrics on, at GET /metrics (empty = off)"),
 ];
 
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ pub struct Config {
     pub change_feed_url: Option<String>,
     pub query_buffer_limit: usize,
     pub loglevel: String,
+    /// Where to serve `GET /metrics` (None = off: no latency is measured either).
+    pub metrics_addr: Option<String>,
 }
 
 impl Config {
@@ -172,6 +175,7 @@ impl Config {
             change_feed_url: optional("change-feed-url"),
             query_buffer_limit: num("client-query-buffer-limit")? as usize,
             loglevel: get("loglevel").to_string(),
+            metrics_addr: optional("metrics-addr"),
         };
         config.acl()?;
         Ok(config)

@@ -34,6 +34,8 @@ pub struct Handle {
     pub addr: SocketAddr,
     /// The TLS listener's address, when `tls-port` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// Where `GET /metrics` is served, when `metrics-addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub cluster: Arc<Cluster>,
     pub shutdown: Shutdown,
     task: tokio::task::JoinHandle<()>,
@@ -78,6 +80,20 @@ impl Proxy {
             change_feed::start(cluster.clone(), url);
         }
         let shutdown = Shutdown::new();
+        let metrics_addr = match &cluster.config.metrics_addr {
+            None => None,
+            Some(wanted) => {
+                let weak = Arc::downgrade(&cluster);
+                let render: cache_net::metrics::Render = Arc::new(move || {
+                    weak.upgrade()
+                        .map(|c| admin::metrics_text(&c))
+                        .unwrap_or_default()
+                });
+                let bound = cache_net::metrics::start(wanted, shutdown.clone(), render).await?;
+                let _ = cluster.metrics_addr.set(bound);
+                Some(bound)
+            }
+        };
         let workers = start_workers(&cluster)?;
         tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening");
         let task = tokio::spawn(accept(
@@ -90,6 +106,7 @@ impl Proxy {
         Ok(Handle {
             addr,
             tls_addr,
+            metrics_addr,
             cluster,
             shutdown,
             task,

@@ -9,11 +9,13 @@ pub mod cluster;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod latency;
 pub mod lists;
 pub mod multi;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod slowlog;
 pub mod strings;
 pub mod tracking;
 pub mod zsets;
@@ -680,6 +682,12 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let counters = &stripe.per_command[stat];
     counters.calls.fetch_add(1, Relaxed);
     counters.usec.fetch_add(usec, Relaxed);
+    // Each a relaxed load and a compare unless its feature is on.
+    if let Some(histogram) = stripe.latency.get(stat) {
+        histogram.record(usec);
+    }
+    slowlog::observe(ctx, cmd, args, usec);
+    latency::observe(ctx, sub.unwrap_or(spec), usec);
     match result {
         Ok(()) => {
             if ctx.out.buf.get(before) == Some(&b'-') {
@@ -719,6 +727,8 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Shutdown => server::shutdown(ctx, args),
         Command => server::command(ctx, args),
         Acl => server::acl(ctx, args),
+        Slowlog => slowlog::slowlog(ctx, args),
+        Latency => latency::latency(ctx, args),
         Del | Unlink => keys::del(ctx, args),
         Exists => keys::exists(ctx, args),
         Type => keys::type_(ctx, args),

@@ -216,6 +216,32 @@ pub fn memory_stats() -> (u64, u64) {
     (allocated, resident)
 }
 
+/// (user, system) CPU seconds of the whole process, from /proc/self/stat (fields 14 and 15,
+/// in clock ticks of 1/100 s: Linux's USER_HZ).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |n: usize| {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0.0, |ticks| ticks as f64 / 100.0)
+    };
+    (field(14), field(15))
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 fn rss_bytes() -> u64 {
     // Field 2 of /proc/self/statm is resident pages.
     std::fs::read_to_string("/proc/self/statm")
@@ -305,46 +331,73 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
             let peak = shared.memory.peak();
             let maxmemory = shared.config.maxmemory.load(Relaxed);
             let rss = rss_bytes();
+            let system = total_system_memory();
             write!(
                 t,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nallocator_resident:{resident}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nused_memory_scripts:0\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
                 human_bytes(used),
                 human_bytes(rss),
                 human_bytes(peak),
+                human_bytes(system),
                 human_bytes(maxmemory),
                 shared.store.eviction.policy().name(),
                 if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+                rss as i64 - used as i64,
             )
         }
         "persistence" => write!(
             t,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            // Nothing is ever saved: the start time, as LASTSAVE reports.
+            (ctx.now / 1000).saturating_sub(uptime),
         ),
-        "stats" => write!(
-            t,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n",
-            stats.connections_received.load(Relaxed),
-            (0..all_specs().count()).map(|i| stats.command(i).0).sum::<u64>(),
-            sum(stats, |s| &s.net_input_bytes),
-            sum(stats, |s| &s.net_output_bytes),
-            stats.rejected_connections.load(Relaxed),
-            shared.store.expired_keys(),
-            shared.store.evicted_keys(),
-            sum(stats, |s| &s.keyspace_hits),
-            sum(stats, |s| &s.keyspace_misses),
-            // Were constant zeros: the channels and patterns with subscribers.
-            shared.pubsub.channel_count(),
-            shared.pubsub.numpat(),
-            shared.tracking.total_keys(),
-            shared.tracking.total_items(),
-            shared.tracking.total_prefixes(),
-        ),
+        "stats" => {
+            let [ops, input, output] = stats
+                .instantaneous
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .rates();
+            let errors: u64 = (0..all_specs().count())
+                .map(|i| {
+                    let (_, _, rejected, failed) = stats.command(i);
+                    rejected + failed
+                })
+                .sum();
+            write!(
+                t,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{errors}\r\ndump_payload_sanitizations:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\n",
+                stats.connections_received.load(Relaxed),
+                stats.commands_processed(),
+                ops.round() as u64,
+                sum(stats, |s| &s.net_input_bytes),
+                sum(stats, |s| &s.net_output_bytes),
+                input / 1024.0,
+                output / 1024.0,
+                stats.rejected_connections.load(Relaxed),
+                shared.store.expired_keys(),
+                shared.store.evicted_keys(),
+                sum(stats, |s| &s.keyspace_hits),
+                sum(stats, |s| &s.keyspace_misses),
+                // Were constant zeros: the channels and patterns with subscribers.
+                shared.pubsub.channel_count(),
+                shared.pubsub.numpat(),
+                shared.tracking.total_keys(),
+                shared.tracking.total_items(),
+                shared.tracking.total_prefixes(),
+            )
+        }
         "replication" => write!(
             t,
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:{}\r\nmaster_repl_offset:0\r\n",
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
             shared.run_id
         ),
-        "cpu" => write!(t, "# CPU\r\n"),
+        "cpu" => {
+            let (user, sys) = cpu_seconds();
+            write!(
+                t,
+                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
+            )
+        }
         "backing" => {
             crate::backing::info(shared, t);
             Ok(())

@@ -1,10 +1,12 @@
 //! tokio plumbing shared by the node and the proxy: binding a listener, a shutdown signal
-//! every task can wait on, OS signals, and loading a TOML config file into `name = value` pairs.
+//! every task can wait on, OS signals, loading a TOML config file into `name = value` pairs,
+//! and the Prometheus endpoint ([`metrics`]).
 //!
 //! ```text
 //!  SIGINT/SIGTERM ──► Shutdown::trigger ──► accept loop stops ──► connections finish their batch
 //! ```
 
+pub mod metrics;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -312,6 +312,8 @@ commands! {
     Shutdown => "shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     Command => "command", -1, LOADING | STALE, 0, 0, 0, "server", "Returns detailed information about all commands.", subs = COMMAND_SUBCOMMANDS;
     Acl => "acl", -2, 0, 0, 0, 0, "server", "A container for Access List Control commands.", subs = ACL_SUBCOMMANDS;
+    Slowlog => "slowlog", -2, 0, 0, 0, 0, "server", "A container for slow log commands.", subs = SLOWLOG_SUBCOMMANDS;
+    Latency => "latency", -2, 0, 0, 0, 0, "server", "A container for latency diagnostics commands.", subs = LATENCY_SUBCOMMANDS;
     // generic
     Del => "del", -2, WRITE, 1, -1, 1, "generic", "Deletes one or more keys.";
     Unlink => "unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "Asynchronously deletes one or more keys.";
@@ -571,6 +573,22 @@ static CACHE_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cache|invalidate", 3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) every key of the current database matching a glob pattern; returns how many."),
     spec!("cache|forget", -3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) the given keys of the current database and tells their trackers; returns how many were in memory."),
     spec!("cache|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("slowlog|get", -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", "Returns the slow log's entries."),
+    spec!("slowlog|len", 2, ADMIN | LOADING | STALE, 0, 0, 0, "server", "Returns the number of entries in the slow log."),
+    spec!("slowlog|reset", 2, ADMIN | LOADING | STALE, 0, 0, 0, "server", "Clears all entries from the slow log."),
+    spec!("slowlog|help", 2, LOADING | STALE, 0, 0, 0, "server", "Show helpful text about the different subcommands"),
+];
+
+#[rustfmt::skip]
+static LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("latency|latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns the latest latency samples for all events."),
+    spec!("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns timestamp-latency samples for an event."),
+    spec!("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Resets the latency data for one or more events."),
+    spec!("latency|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
 static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[

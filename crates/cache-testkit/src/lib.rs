@@ -206,6 +206,111 @@ impl RawConn {
     }
 }
 
+/// Sends one raw HTTP request to `addr` and returns (status code, head, body) of the reply;
+/// the server closes the connection after it.
+///
+/// # Panics
+/// When the address does not accept connections or the reply is not HTTP.
+pub fn http_request(addr: &str, request: &[u8]) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set timeout");
+    stream.write_all(request).expect("write request");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("read response");
+    let reply = String::from_utf8(reply).expect("utf-8 response");
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {reply:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head.to_string(), body.to_string())
+}
+
+/// `GET /metrics` from a metrics endpoint: the page (asserting a 200).
+pub fn scrape(addr: &str) -> String {
+    let (status, head, body) = http_request(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: test\r\nAccept: text/plain\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body
+}
+
+/// The value of the sample written exactly as `series` (`name` or `name{label="v"}`) in a
+/// Prometheus text page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Checks a page against the text format: every sample line is `name[{labels}] value`, and
+/// its family was announced with `# HELP` and `# TYPE` before it.
+///
+/// # Panics
+/// On the first line that breaks the format.
+pub fn check_exposition(page: &str) {
+    let mut typed: Vec<String> = Vec::new();
+    let mut helped: Vec<String> = Vec::new();
+    for line in page.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.push(rest.split(' ').next().unwrap_or_default().to_string());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split(' ');
+            let name = words.next().unwrap_or_default().to_string();
+            let kind = words.next().unwrap_or_default();
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind),
+                "bad TYPE line {line:?}"
+            );
+            assert_eq!(helped.last(), Some(&name), "TYPE without HELP: {line:?}");
+            typed.push(name);
+            continue;
+        }
+        assert!(!line.starts_with('#'), "stray comment {line:?}");
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value in {line:?}"
+        );
+        let name = series.split('{').next().unwrap_or_default();
+        assert!(
+            name.starts_with("ferrocache_")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name in {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(
+                    labels.starts_with('{') && labels.ends_with('}'),
+                    "bad labels in {line:?}"
+                );
+            }
+        }
+        let family = typed
+            .last()
+            .unwrap_or_else(|| panic!("sample before any TYPE: {line:?}"));
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| b == family))
+            .unwrap_or(name);
+        assert_eq!(base, family, "sample outside its family: {line:?}");
+    }
+}
+
 /// Length of the first complete RESP2/RESP3 reply in `buf`, if it is all there.
 pub fn reply_len(buf: &[u8]) -> Option<usize> {
     let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
