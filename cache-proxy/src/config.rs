@@ -37,7 +37,7 @@ const PARAMS: &[(&str, &str, &str)] = &[
     ("metrics-addr", "", "HOST:PORT to serve Prometheus metrics on, at GET /metrics (empty = off)"),
 ];
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub bind: String,
     pub port: u16,
@@ -66,6 +66,24 @@ pub struct Config {
     pub loglevel: String,
     /// Where to serve `GET /metrics` (None = off: no latency is measured either).
     pub metrics_addr: Option<String>,
+}
+
+/// Secrets stay out of debug output (and so out of any log line that prints a config).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("nodes", &self.nodes)
+            .field("distribution", &self.distribution)
+            .field("requirepass", &redacted(&self.requirepass))
+            .field("node_password", &redacted(&self.node_password))
+            .field("users", &self.users.len())
+            .field("tls_port", &self.tls_port)
+            .field("node_tls", &self.node_tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -243,5 +261,16 @@ mod tests {
         assert!(parse_node("nohost").is_err());
         assert!(parse_node("h:1:0").is_err());
         assert!(Config::from_pairs(&[("bogus".into(), "1".into())]).is_err());
+
+        let secret = vec![
+            ("node".to_string(), "127.0.0.1:7001".to_string()),
+            ("requirepass".to_string(), "hunter2".to_string()),
+            ("node-password".to_string(), "s3cret-node".to_string()),
+            ("user".to_string(), "app on >pw-of-app ~* +@all".to_string()),
+        ];
+        let shown = format!("{:?}", Config::from_pairs(&secret).unwrap());
+        for word in ["hunter2", "s3cret-node", "pw-of-app"] {
+            assert!(!shown.contains(word), "{word} in {shown}");
+        }
     }
 }
