@@ -20,6 +20,8 @@ mod conn;
 pub mod gate;
 pub mod memory;
 pub mod stats;
+#[doc(hidden)]
+pub mod testing;
 pub mod tracking;
 
 use std::net::SocketAddr;
@@ -62,6 +64,42 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a node serving `addr`, its store observed by WATCH, blocking
+    /// commands, notifications and tracking.
+    fn build(
+        config: Config,
+        addr: SocketAddr,
+        config_file: Option<String>,
+        backing: Option<cache_backing::Engine>,
+    ) -> Arc<Shared> {
+        let store = Store::new(StoreConfig {
+            databases: config.databases(),
+        });
+        Arc::new_cyclic(|weak| {
+            store.set_observer(Arc::new(Observer {
+                shared: weak.clone(),
+            }));
+            Shared {
+                store,
+                config,
+                stats: Stats::default(),
+                clients: Clients::default(),
+                blocking: Default::default(),
+                watches: Default::default(),
+                pubsub: Default::default(),
+                tracking: Default::default(),
+                gate: Default::default(),
+                memory: Default::default(),
+                shutdown: Shutdown::new(),
+                started: std::time::Instant::now(),
+                run_id: run_id(),
+                addr,
+                config_file,
+                backing,
+            }
+        })
+    }
+
     /// Copies the eviction parameters into the store (at start and after CONFIG SET).
     pub fn apply_eviction_config(&self) {
         let settings = &self.store.eviction;
@@ -202,9 +240,6 @@ impl Node {
         let (listener, addr) = cache_net::bind(&format!("{host}:{}", config.port())).await?;
         // Port 0 means "any": report the real one in CONFIG GET port and INFO.
         let _ = config.set_initial("port", &addr.port().to_string());
-        let store = Store::new(StoreConfig {
-            databases: config.databases(),
-        });
         let engine = match backing::engine_config(&config) {
             Err(e) => return Err(std::io::Error::other(format!("backing-map: {e}"))),
             Ok(None) => None,
@@ -218,29 +253,7 @@ impl Node {
                 Some(engine)
             }
         };
-        let shared = Arc::new_cyclic(|weak| {
-            store.set_observer(Arc::new(Observer {
-                shared: weak.clone(),
-            }));
-            Shared {
-                store,
-                config,
-                stats: Stats::default(),
-                clients: Clients::default(),
-                blocking: Default::default(),
-                watches: Default::default(),
-                pubsub: Default::default(),
-                tracking: Default::default(),
-                gate: Default::default(),
-                memory: Default::default(),
-                shutdown: Shutdown::new(),
-                started: std::time::Instant::now(),
-                run_id: run_id(),
-                addr,
-                config_file,
-                backing: engine,
-            }
-        });
+        let shared = Shared::build(config, addr, config_file, engine);
         if let Some(engine) = &shared.backing {
             shared.store.set_report_all(true);
             engine.set_installer(Arc::new(backing::Install {
