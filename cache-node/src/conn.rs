@@ -11,11 +11,11 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cache_net::tls::{Stream, TlsAcceptor};
-use cache_protocol::{Decoder, Limits, ReplyBuf};
+use cache_protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -111,7 +111,7 @@ impl Drop for Registration<'_> {
     }
 }
 
-fn limits(shared: &Shared) -> Limits {
+pub(crate) fn limits(shared: &Shared) -> Limits {
     Limits {
         max_bulk_len: shared.config.proto_max_bulk_len.load(Relaxed) as usize,
         ..Limits::default()
@@ -126,17 +126,23 @@ struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        if let Some(subs) = &self.conn.subs {
-            self.shared.pubsub.drop_client(self.conn.info.id, subs);
-        }
-        if let Some((waiter, _)) = self.conn.blocked.take() {
-            blocking::abandon(self.shared, &waiter);
-        }
-        if !self.conn.watched.is_empty() {
-            crate::cmd::multi::forget(self.shared, &mut self.conn);
-        }
-        self.shared.tracking.disable(self.shared, &self.conn.info);
+        release(self.shared, &mut self.conn);
     }
+}
+
+/// Frees what a connection holds in the shared state: subscriptions, a parked blocking
+/// command, watched keys, tracking.
+pub(crate) fn release(shared: &Shared, conn: &mut ConnState) {
+    if let Some(subs) = &conn.subs {
+        shared.pubsub.drop_client(conn.info.id, subs);
+    }
+    if let Some((waiter, _)) = conn.blocked.take() {
+        blocking::abandon(shared, &waiter);
+    }
+    if !conn.watched.is_empty() {
+        crate::cmd::multi::forget(shared, conn);
+    }
+    shared.tracking.disable(shared, &conn.info);
 }
 
 async fn serve(
@@ -156,93 +162,32 @@ async fn serve(
     let mut decoder = Decoder::new(limits(shared));
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = ReplyBuf::new();
-    // With a backing store: a frame that must wait (loads, a commit of its keys) is carried
-    // over the wait and run again; write-back replies wait for the journal.
-    let mut carried: Option<Vec<Bytes>> = None;
-    let mut journaled = false;
-    let mut durable_seq = 0u64;
+    let mut carry = Carry::default();
     loop {
-        let mut protocol_error = None;
         let now = crate::now_ms();
         let mut clock = Instant::now();
         info.mark_active(clock);
-        let mut parked = None;
-        let mut after: Option<Step> = None;
-        {
-            // Shared hold on the transaction gate for this batch; never held across .await.
-            let mut gate = Some(shared.gate.read());
-            loop {
-                let args = match carried.take() {
-                    Some(args) => args,
-                    None => match decoder.decode(&mut input) {
-                        Ok(Some(args)) => args,
-                        Ok(None) => break,
-                        Err(e) => {
-                            protocol_error = Some(e);
-                            break;
-                        }
-                    },
-                };
-                let mut ctx = Ctx {
-                    shared,
-                    conn: &mut *conn,
-                    out: &mut out,
-                    now,
-                    clock: &mut clock,
-                };
-                let mut step = if shared.backing.is_none() {
-                    dispatch(&mut ctx, &args);
-                    Step::Done
-                } else {
-                    backing::run_frame(&mut ctx, &args)
-                };
-                if let Some(queue) = ctx.conn.exec_queue.take() {
-                    // EXEC runs alone: trade the shared hold for an exclusive one.
-                    drop(gate.take());
-                    let exclusive = shared.gate.write();
-                    if shared.backing.is_none() {
-                        crate::cmd::multi::run(&mut ctx, queue);
-                    } else {
-                        step = backing::run_exec(&mut ctx, queue);
-                    }
-                    drop(exclusive);
-                    gate = Some(shared.gate.read());
-                    blocking::serve_ready(shared, now);
-                }
-                match step {
-                    Step::Done => {}
-                    Step::Journaled(seq) => {
-                        journaled = true;
-                        durable_seq = durable_seq.max(seq.unwrap_or(0));
-                    }
-                    Step::Wait(w) => {
-                        carried = Some(args);
-                        after = Some(Step::Wait(w));
-                        break;
-                    }
-                    commit @ Step::Commit(_) => {
-                        after = Some(commit);
-                        break;
-                    }
-                }
-                if conn.close {
-                    break;
-                }
-                if let Some(blocked) = conn.blocked.take() {
-                    parked = Some(blocked);
-                    break;
-                }
-            }
-            drop(gate);
-            crate::tracking::flush_pending();
-        }
+        let BatchEnd {
+            protocol_error,
+            parked,
+            after,
+        } = run_batch(
+            shared,
+            conn,
+            &mut decoder,
+            &mut input,
+            &mut out,
+            &mut carry,
+            now,
+            &mut clock,
+        );
         match after {
             Some(Step::Wait(w)) => {
                 match w.wait().await {
                     Ok(absent) => conn.backing.absent = absent,
                     Err(e) => {
                         // The command cannot run on a partial view: it fails instead.
-                        carried = None;
+                        carry.args = None;
                         if conn.multi.take().is_some() {
                             crate::cmd::multi::forget(shared, conn);
                         }
@@ -263,10 +208,10 @@ async fn serve(
             }
             _ => {}
         }
-        if journaled {
-            backing::settle(shared, durable_seq).await;
-            journaled = false;
-            durable_seq = 0;
+        if carry.journaled {
+            backing::settle(shared, carry.durable_seq).await;
+            carry.journaled = false;
+            carry.durable_seq = 0;
         }
         if let Some((waiter, timeout)) = parked {
             // A blocking command parked us: send what is ready, wait, then go on with the
@@ -369,6 +314,112 @@ async fn serve(
 async fn send(stream: &mut impl Stream, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
+}
+
+/// What a connection carries from one batch to the next: with a backing store, a frame that
+/// must wait (loads, a commit of its keys) is carried over the wait and run again, and
+/// write-back replies wait for the journal.
+#[derive(Default)]
+pub(crate) struct Carry {
+    pub args: Option<Vec<Bytes>>,
+    pub journaled: bool,
+    pub durable_seq: u64,
+}
+
+/// Why a batch stopped before running out of complete requests.
+pub(crate) struct BatchEnd {
+    pub protocol_error: Option<ProtocolError>,
+    /// A blocking command parked the connection: its waiter and timeout.
+    pub parked: Option<(Arc<blocking::Waiter>, Option<Duration>)>,
+    /// The backing store needs an await (a load or a commit) before the connection goes on.
+    pub after: Option<Step>,
+}
+
+/// Runs every complete request in `input` (holding the gate shared, no .await) until none is
+/// left, the connection closes or parks, or the backing store needs an await.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_batch(
+    shared: &Shared,
+    conn: &mut ConnState,
+    decoder: &mut Decoder,
+    input: &mut BytesMut,
+    out: &mut ReplyBuf,
+    carry: &mut Carry,
+    now: u64,
+    clock: &mut Instant,
+) -> BatchEnd {
+    let mut end = BatchEnd {
+        protocol_error: None,
+        parked: None,
+        after: None,
+    };
+    // Shared hold on the transaction gate for this batch; never held across .await.
+    let mut gate = Some(shared.gate.read());
+    loop {
+        let args = match carry.args.take() {
+            Some(args) => args,
+            None => match decoder.decode(input) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    end.protocol_error = Some(e);
+                    break;
+                }
+            },
+        };
+        let mut ctx = Ctx {
+            shared,
+            conn: &mut *conn,
+            out: &mut *out,
+            now,
+            clock: &mut *clock,
+        };
+        let mut step = if shared.backing.is_none() {
+            dispatch(&mut ctx, &args);
+            Step::Done
+        } else {
+            backing::run_frame(&mut ctx, &args)
+        };
+        if let Some(queue) = ctx.conn.exec_queue.take() {
+            // EXEC runs alone: trade the shared hold for an exclusive one.
+            drop(gate.take());
+            let exclusive = shared.gate.write();
+            if shared.backing.is_none() {
+                crate::cmd::multi::run(&mut ctx, queue);
+            } else {
+                step = backing::run_exec(&mut ctx, queue);
+            }
+            drop(exclusive);
+            gate = Some(shared.gate.read());
+            blocking::serve_ready(shared, now);
+        }
+        match step {
+            Step::Done => {}
+            Step::Journaled(seq) => {
+                carry.journaled = true;
+                carry.durable_seq = carry.durable_seq.max(seq.unwrap_or(0));
+            }
+            Step::Wait(w) => {
+                carry.args = Some(args);
+                end.after = Some(Step::Wait(w));
+                break;
+            }
+            commit @ Step::Commit(_) => {
+                end.after = Some(commit);
+                break;
+            }
+        }
+        if conn.close {
+            break;
+        }
+        if let Some(blocked) = conn.blocked.take() {
+            end.parked = Some(blocked);
+            break;
+        }
+    }
+    drop(gate);
+    crate::tracking::flush_pending();
+    end
 }
 
 /// Waits for a blocked command's outcome and appends its reply. Input that arrives meanwhile

@@ -21,6 +21,8 @@ pub mod gate;
 pub mod memory;
 pub mod metrics;
 pub mod stats;
+#[doc(hidden)]
+pub mod testing;
 pub mod tracking;
 
 use std::net::SocketAddr;
@@ -67,6 +69,47 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a node serving `addr`, its store observed by WATCH, blocking
+    /// commands, notifications and tracking.
+    fn build(
+        config: Config,
+        acl: cache_acl::Acl,
+        addr: SocketAddr,
+        config_file: Option<String>,
+        backing: Option<cache_backing::Engine>,
+    ) -> Arc<Shared> {
+        let store = Store::new(StoreConfig {
+            databases: config.databases(),
+        });
+        let metrics = !config.get("metrics-addr").unwrap_or_default().is_empty();
+        Arc::new_cyclic(|weak| {
+            store.set_observer(Arc::new(Observer {
+                shared: weak.clone(),
+            }));
+            Shared {
+                store,
+                config,
+                acl,
+                stats: Stats::new(metrics),
+                clients: Clients::default(),
+                blocking: Default::default(),
+                watches: Default::default(),
+                pubsub: Default::default(),
+                tracking: Default::default(),
+                gate: Default::default(),
+                memory: Default::default(),
+                shutdown: Shutdown::new(),
+                started: std::time::Instant::now(),
+                run_id: run_id(),
+                addr,
+                config_file,
+                backing,
+                slowlog: Default::default(),
+                latency: Default::default(),
+            }
+        })
+    }
+
     /// Copies the eviction parameters into the store (at start and after CONFIG SET).
     pub fn apply_eviction_config(&self) {
         let settings = &self.store.eviction;
@@ -243,9 +286,6 @@ impl Node {
         let tls_addr = tls.as_ref().map(|t| t.addr);
         let acl = acl_from_config(&config)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        let store = Store::new(StoreConfig {
-            databases: config.databases(),
-        });
         let engine = match backing::engine_config(&config) {
             Err(e) => return Err(std::io::Error::other(format!("backing-map: {e}"))),
             Ok(None) => None,
@@ -259,33 +299,7 @@ impl Node {
                 Some(engine)
             }
         };
-        let metrics_addr = config.get("metrics-addr").unwrap_or_default();
-        let shared = Arc::new_cyclic(|weak| {
-            store.set_observer(Arc::new(Observer {
-                shared: weak.clone(),
-            }));
-            Shared {
-                store,
-                config,
-                acl,
-                stats: Stats::new(!metrics_addr.is_empty()),
-                clients: Clients::default(),
-                blocking: Default::default(),
-                watches: Default::default(),
-                pubsub: Default::default(),
-                tracking: Default::default(),
-                gate: Default::default(),
-                memory: Default::default(),
-                shutdown: Shutdown::new(),
-                started: std::time::Instant::now(),
-                run_id: run_id(),
-                addr,
-                config_file,
-                backing: engine,
-                slowlog: Default::default(),
-                latency: Default::default(),
-            }
-        });
+        let shared = Shared::build(config, acl, addr, config_file, engine);
         if let Some(engine) = &shared.backing {
             shared.store.set_report_all(true);
             engine.set_installer(Arc::new(backing::Install {
@@ -299,7 +313,12 @@ impl Node {
         shared
             .store
             .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
-        let metrics_addr = match metrics_addr.as_str() {
+        let metrics_addr = match shared
+            .config
+            .get("metrics-addr")
+            .unwrap_or_default()
+            .as_str()
+        {
             "" => None,
             wanted => {
                 let render = metrics::render_fn(&shared);
