@@ -1018,6 +1018,14 @@ async fn flusher(inner: Arc<Inner>) {
                         .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                     backoff = Duration::from_millis(50);
                     committed(&inner);
+                    // Go on at once only with a full batch waiting (or when stopping). What
+                    // came in during this commit waits for the next period: draining it now
+                    // would turn a busy period into many small transactions, each rewriting
+                    // most of the pages a full one would (random keys touch every page).
+                    let waiting = lock(&inner.order).queue.keys.len();
+                    if waiting < inner.cfg.write_back_batch && !inner.stopping() {
+                        break;
+                    }
                 }
                 Err(e) if e.transient => {
                     inner.stats.retries.fetch_add(1, Relaxed);
