@@ -131,11 +131,13 @@ impl Postgres {
             .await
             .map_err(|_| BackingError::transient("postgres: connect timed out"))?
             .map_err(pool_error)?;
+        // fillfactor 80: room in each page for a row's next version, so an upsert of an existing
+        // key is a HOT update (no new index entries; key and expiry index unchanged).
         client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (db integer NOT NULL, key bytea NOT NULL, \
                  kind smallint NOT NULL, value bytea NOT NULL, expires_at timestamptz, \
-                 PRIMARY KEY (db, key)); \
+                 PRIMARY KEY (db, key)) WITH (fillfactor = 80); \
                  CREATE INDEX IF NOT EXISTS {} ON {} (expires_at) WHERE expires_at IS NOT NULL",
                 quote(table),
                 crate::mapping::expiry_index(table),
