@@ -962,6 +962,60 @@ both_stores!(
     }
 );
 
+/// PostgreSQL down when the node starts: a write-back node starts anyway, acknowledges writes
+/// (journal), and they reach the database once it is back.
+#[test]
+fn write_back_node_starts_while_postgres_is_down() {
+    let Some(db) = Db::postgres("write_back_node_starts_while_postgres_is_down") else {
+        return;
+    };
+    let url = std::env::var(PG_ENV).unwrap();
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let forwarder = Forwarder::start(&host_port);
+    forwarder.cut();
+    let db_url = url.replacen(&host_port, &format!("127.0.0.1:{}", forwarder.port), 1);
+    let dir = db.dir.display().to_string();
+    let n = node(&[
+        "--backing-mode",
+        "write-back",
+        "--backing-url",
+        &db_url,
+        "--backing-table",
+        &db.table,
+        "--dir",
+        &dir,
+        "--write-back-delay",
+        "20",
+        "--backing-timeout",
+        "500",
+    ]);
+    let mut c = n.raw();
+    for k in 0..10 {
+        assert_eq!(c.cmd_str(&["SET", &format!("down{k}"), &k.to_string()]), OK);
+    }
+    // Served from memory; a miss needs the database and says so.
+    assert_eq!(c.cmd_str(&["GET", "down3"]), bulk("3"));
+    let miss = c.cmd_str(&["GET", "never-written"]);
+    assert!(
+        miss.starts_with(b"-ERR backing store read failed"),
+        "{miss:?}"
+    );
+    assert!(info_n(&mut c, "backing_pending_writes") > 0);
+    forwarder.restore();
+    wait_until("the queue to drain", Duration::from_secs(20), || {
+        info_n(&mut c, "backing_pending_writes") == 0
+    });
+    for k in 0..10 {
+        assert_eq!(db.string(&format!("down{k}")), Some(k.to_string()));
+    }
+    assert_eq!(c.cmd_str(&["GET", "never-written"]), b"$-1\r\n");
+}
+
 #[test]
 fn change_feed_invalidates_rows_changed_by_others() {
     let Some(db) = Db::postgres("change_feed_invalidates_rows_changed_by_others") else {

@@ -16,10 +16,18 @@ use crate::{encoding, segments, Backing, BackingError, Flush, Mapping, Row, Segm
 /// A PostgreSQL database and the generic table in it.
 pub struct Postgres {
     pool: Pool,
+    /// The generic table, quoted.
     table: String,
-    /// Mappings with the type of their key column (`bigint`, `text`...).
-    mappings: Vec<(Mapping, String)>,
+    /// What the first connection sets up: the generic table, and each mapping with the type
+    /// of its key column (`bigint`, `text`...).
+    setup: Setup,
+    mappings: tokio::sync::OnceCell<Vec<(Mapping, String)>>,
     timeout: Duration,
+}
+
+struct Setup {
+    table: String,
+    mappings: Vec<Mapping>,
 }
 
 /// Classifies a driver error: anything without an SQL state (connection lost, I/O) or with
@@ -127,10 +135,35 @@ impl Postgres {
             .max_size(16)
             .build()
             .map_err(|e| BackingError::refused(format!("postgres pool: {e}")))?;
-        let client = tokio::time::timeout(timeout, pool.get())
-            .await
-            .map_err(|_| BackingError::transient("postgres: connect timed out"))?
-            .map_err(pool_error)?;
+        let store = Postgres {
+            pool,
+            table: quote(table),
+            setup: Setup {
+                table: table.to_string(),
+                mappings,
+            },
+            mappings: tokio::sync::OnceCell::new(),
+            timeout,
+        };
+        // A database that is down now is retried on first use (a write-back node starts,
+        // serves from memory and keeps its journal meanwhile); one that refuses the setup
+        // (a mapped table without its column, no rights) stops the start.
+        match store.client().await {
+            Ok(_) => {}
+            Err(e) if e.transient => {
+                tracing::warn!(error = %e, "PostgreSQL is not reachable; starting anyway, it is retried on first use");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(store)
+    }
+
+    /// Creates the generic table if missing and looks up the mapped tables' key column types.
+    async fn set_up(
+        &self,
+        client: &deadpool_postgres::Object,
+    ) -> Result<Vec<(Mapping, String)>, BackingError> {
+        let table = &self.setup.table;
         // fillfactor 80: room in each page for a row's next version, so an upsert of an existing
         // key is a HOT update (no new index entries; key and expiry index unchanged).
         client
@@ -146,7 +179,7 @@ impl Postgres {
             .await
             .map_err(|e| error(&e))?;
         let mut typed = Vec::new();
-        for m in mappings {
+        for m in &self.setup.mappings {
             let row = client
                 .query_opt(
                     "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
@@ -162,22 +195,19 @@ impl Postgres {
                     ))
                 })?;
             let ty: String = row.get(0);
-            typed.push((m, ty));
+            typed.push((m.clone(), ty));
         }
-        drop(client);
-        Ok(Postgres {
-            pool,
-            table: quote(table),
-            mappings: typed,
-            timeout,
-        })
+        Ok(typed)
     }
 
     fn mapped<'a>(&'a self, db: u32, key: &'a [u8]) -> Option<(&'a Mapping, &'a str, &'a str)> {
         if db != 0 {
             return None;
         }
+        // Set by `client()`, which every caller has awaited first.
         self.mappings
+            .get()
+            .map_or(&[][..], Vec::as_slice)
             .iter()
             .filter(|(m, _)| key.starts_with(&m.prefix))
             .max_by_key(|(m, _)| m.prefix.len())
@@ -187,11 +217,16 @@ impl Postgres {
             })
     }
 
+    /// A pooled connection, after the one-time setup (which the first success runs).
     async fn client(&self) -> Result<deadpool_postgres::Object, BackingError> {
-        tokio::time::timeout(self.timeout, self.pool.get())
+        let client = tokio::time::timeout(self.timeout, self.pool.get())
             .await
             .map_err(|_| BackingError::transient("postgres: no connection within the timeout"))?
-            .map_err(pool_error)
+            .map_err(pool_error)?;
+        self.mappings
+            .get_or_try_init(|| self.set_up(&client))
+            .await?;
+        Ok(client)
     }
 
     async fn apply_inner(&self, writes: &[Write]) -> Result<(), BackingError> {
