@@ -123,6 +123,25 @@ impl Db {
         node(&args)
     }
 
+    /// A write-back node on this test's table at `url` (a forwarder's), flushing every 20 ms.
+    fn start_write_back_at(&self, url: &str) -> NodeProcess {
+        let dir = self.dir.display().to_string();
+        node(&[
+            "--backing-mode",
+            "write-back",
+            "--backing-url",
+            url,
+            "--backing-table",
+            &self.table,
+            "--dir",
+            &dir,
+            "--write-back-delay",
+            "20",
+            "--backing-timeout",
+            "500",
+        ])
+    }
+
     /// Runs SQL (several statements allowed).
     fn exec(&self, sql: &str) {
         match &self.kind {
@@ -755,6 +774,20 @@ impl Forwarder {
         Forwarder { port, up, streams }
     }
 
+    /// A forwarder to the PostgreSQL of `FERROCACHE_POSTGRES`, and that URL through it.
+    fn to_postgres() -> (Forwarder, String) {
+        let url = std::env::var(PG_ENV).unwrap();
+        let host_port = url
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .to_string();
+        let f = Forwarder::start(&host_port);
+        let via = url.replacen(&host_port, &format!("127.0.0.1:{}", f.port), 1);
+        (f, via)
+    }
+
     fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         for s in self.streams.lock().unwrap().drain(..) {
@@ -772,35 +805,9 @@ both_stores!(
     |db: &Db| {
         // PostgreSQL: the node goes through a forwarder we cut. SQLite: another connection holds
         // the database's write lock.
-        let forwarder = db.is_pg().then(|| {
-            let url = std::env::var(PG_ENV).unwrap();
-            let host_port = url
-                .split('@')
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .unwrap()
-                .to_string();
-            let f = Forwarder::start(&host_port);
-            (f, url.replacen(&host_port, &format!("127.0.0.1:{}", 0), 1))
-        });
-        let db_url;
-        let n = if let Some((f, url)) = &forwarder {
-            db_url = url.replacen("127.0.0.1:0", &format!("127.0.0.1:{}", f.port), 1);
-            let dir = db.dir.display().to_string();
-            node(&[
-                "--backing-mode",
-                "write-back",
-                "--backing-url",
-                &db_url,
-                "--backing-table",
-                &db.table,
-                "--dir",
-                &dir,
-                "--write-back-delay",
-                "20",
-                "--backing-timeout",
-                "500",
-            ])
+        let forwarder = db.is_pg().then(Forwarder::to_postgres);
+        let n = if let Some((_, url)) = &forwarder {
+            db.start_write_back_at(url)
         } else {
             db.start(
                 "write-back",
@@ -969,31 +976,9 @@ fn write_back_node_starts_while_postgres_is_down() {
     let Some(db) = Db::postgres("write_back_node_starts_while_postgres_is_down") else {
         return;
     };
-    let url = std::env::var(PG_ENV).unwrap();
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
-    let forwarder = Forwarder::start(&host_port);
+    let (forwarder, url) = Forwarder::to_postgres();
     forwarder.cut();
-    let db_url = url.replacen(&host_port, &format!("127.0.0.1:{}", forwarder.port), 1);
-    let dir = db.dir.display().to_string();
-    let n = node(&[
-        "--backing-mode",
-        "write-back",
-        "--backing-url",
-        &db_url,
-        "--backing-table",
-        &db.table,
-        "--dir",
-        &dir,
-        "--write-back-delay",
-        "20",
-        "--backing-timeout",
-        "500",
-    ]);
+    let n = db.start_write_back_at(&url);
     let mut c = n.raw();
     for k in 0..10 {
         assert_eq!(c.cmd_str(&["SET", &format!("down{k}"), &k.to_string()]), OK);
