@@ -18,6 +18,7 @@ use cache_net::tls::{Stream, TlsAcceptor};
 use cache_protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use crate::backing::{self, Step};
 use crate::client::ClientInfo;
@@ -64,7 +65,10 @@ pub fn spawn(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
     let info = shared.clients.register(id, peer, local);
-    tokio::spawn(async move {
+    // Request context for debug logs: every event of this connection's task carries the
+    // client's id and address (a disabled span costs nothing per poll).
+    let span = tracing::debug_span!("client", id, %peer);
+    let client = async move {
         let id = info.id;
         // Unregisters even if a handler panics, so a crashed connection never lingers in
         // CLIENT LIST or counts against maxclients.
@@ -85,7 +89,8 @@ pub fn spawn(
         if let Err(e) = served {
             tracing::debug!(id, error = %e, "connection ended with an error");
         }
-    });
+    };
+    tokio::spawn(client.instrument(span));
 }
 
 /// Redis 7.0.15's reply to a non-loopback client in protected mode (its typo included).

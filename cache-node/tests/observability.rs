@@ -654,3 +654,74 @@ fn metrics_show_the_backing_store_queue() {
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--loglevel debug` logs every command with its client's context (id and address), and never
+/// its arguments (AUTH's password stays out of the log).
+#[test]
+fn debug_log_carries_request_context_without_arguments() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cache-node"))
+        .args(["--bind", "127.0.0.1", "--port", "0", "--loglevel", "debug"])
+        .args(["--requirepass", "s3cret-word"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("node log");
+        if let Some(a) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+        {
+            break a.to_string();
+        }
+    };
+    let mut c = redis::Client::open(format!("redis://:s3cret-word@{addr}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    let mine = client_addr(&mut c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    let found = loop {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let hit = line.contains("cmd=\"set\"") && line.contains(&mine);
+            lines.push(line);
+            if hit {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    while let Ok(line) = rx.try_recv() {
+        lines.push(line);
+    }
+    assert!(
+        found,
+        "no debug line for SET from {mine}:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("cmd=\"auth\"")),
+        "AUTH itself is logged (by name)"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("s3cret-word")),
+        "the password reached the log"
+    );
+}

@@ -288,6 +288,11 @@ impl Client {
             }
         };
         let spec = cmd.spec();
+        tracing::debug!(
+            cmd = sub.map_or(spec.name, |s| s.name),
+            args = args.len(),
+            "request"
+        );
         let caching = self.caching_next.take();
         if cmd == Cmd::Client && args.len() > 1 && args[1].eq_ignore_ascii_case(b"caching") {
             self.caching_next = caching;

@@ -29,6 +29,7 @@ use std::time::Duration;
 use cache_net::{tls, Shutdown};
 pub use cluster::Cluster;
 pub use config::Config;
+use tracing::Instrument;
 
 pub struct Handle {
     pub addr: SocketAddr,
@@ -181,7 +182,11 @@ fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
                 match tokio::net::TcpStream::from_std(stream) {
                     Ok(stream) => {
                         let worker = Rc::clone(&worker);
-                        tokio::task::spawn_local(async move {
+                        // Request context for debug logs: every event of this client's task
+                        // carries its id and address (a disabled span costs nothing per poll).
+                        let peer = stream.peer_addr().ok();
+                        let span = tracing::debug_span!("client", id, peer = ?peer);
+                        let client = async move {
                             let Some(acceptor) = acceptor else {
                                 return client::serve(worker, stream, id).await;
                             };
@@ -197,7 +202,8 @@ fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
                                     tracing::debug!(id, "TLS handshake timed out");
                                 }
                             }
-                        });
+                        };
+                        tokio::task::spawn_local(client.instrument(span));
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
                 }

@@ -603,6 +603,13 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         }
     }
     let stat = stat_index(cmd, sub);
+    // One relaxed load unless debug logging is on; the client's span adds id and address.
+    tracing::debug!(
+        cmd = sub.map_or(spec.name, |s| s.name),
+        args = args.len(),
+        db = ctx.conn.db,
+        "command"
+    );
     if !ctx.conn.authenticated && !spec.has(flags::NO_AUTH) {
         ctx.conn.multi_failed |= queueing;
         stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
