@@ -15,6 +15,7 @@
 #   --extra "ARGS"      extra redis-benchmark arguments, appended as-is, e.g.
 #                       --extra "-t lpush,rpop,sadd,hset,zadd,lrange_100"
 #                       (a -t in ARGS replaces --tests)
+#   --node-args "ARGS"  extra cache-node arguments, e.g. --node-args "--threads 1"
 #   --pipelines "P.."   pipeline depths (-P) [1 16]
 #   --modes "M.."       'pinned' and/or 'unpinned' [pinned unpinned]
 #   --raw FILE          also write the raw per-run CSV rows to FILE
@@ -58,6 +59,7 @@ TESTS=set,get,incr,mset
 REQUESTS=200000
 RUNS=3
 EXTRA=""
+NODE_ARGS=""
 PIPES="1 16"
 MODES="pinned unpinned"
 RAW_OUT=""
@@ -70,7 +72,7 @@ SERVER_CPU=1
 HOST=127.0.0.1
 
 parse_options --node-bin=NODE_BIN --build=BUILD=1 --tests=TESTS '--requests|-n=REQUESTS' --runs=RUNS \
-  --extra=EXTRA --pipelines=PIPES --modes=MODES --raw=RAW_OUT -- "$@"
+  --extra=EXTRA --node-args=NODE_ARGS --pipelines=PIPES --modes=MODES --raw=RAW_OUT -- "$@"
 
 # ---- validate ---------------------------------------------------------------
 [[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "--requests must be a positive integer"
@@ -102,6 +104,8 @@ fi
 
 EXTRA_ARGS=()
 [ -z "$EXTRA" ] || read -r -a EXTRA_ARGS <<<"$EXTRA"
+NODE_EXTRA=()
+[ -z "$NODE_ARGS" ] || read -r -a NODE_EXTRA <<<"$NODE_ARGS"
 TEST_ARGS=(-t "$TESTS")
 for a in ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}; do
   if [ "$a" = -t ]; then TEST_ARGS=(); fi
@@ -147,7 +151,7 @@ start_servers() {  # mode
     </dev/null >/dev/null 2>&1 &
   REDIS_PID=$!
   # cache-node runs in the temp dir so that anything it writes stays out of the repo
-  (cd "$TMP" && exec ${pre[@]+"${pre[@]}"} "$NODE_BIN" --port "$NODE_PORT" --bind "$HOST") \
+  (cd "$TMP" && exec ${pre[@]+"${pre[@]}"} "$NODE_BIN" --port "$NODE_PORT" --bind "$HOST" ${NODE_EXTRA[@]+"${NODE_EXTRA[@]}"}) \
     </dev/null >"$TMP/node-$mode.log" 2>&1 &
   NODE_PID=$!
   wait_ready redis-server "$REDIS_PORT" "$REDIS_PID" "$TMP/redis-$mode.log"
