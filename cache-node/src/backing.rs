@@ -511,14 +511,8 @@ pub async fn settle(shared: &Shared, durable_seq: u64) {
         if let Err(e) = engine.durable(durable_seq).await {
             tracing::error!(error = %e, "journal fsync failed");
         }
-    } else {
-        // Let the worker's other ready connections run their batches first: the first of
-        // them back writes every record buffered meanwhile in one write(2), and the rest
-        // find theirs already in the file (Redis writes its AOF once per event-loop turn).
-        tokio::task::yield_now().await;
-        if let Err(e) = engine.before_reply() {
-            tracing::error!(error = %e, "journal write failed");
-        }
+    } else if let Err(e) = engine.before_reply() {
+        tracing::error!(error = %e, "journal write failed");
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use cache_net::tls::{Stream, TlsAcceptor};
+use cache_net::tls::{send, Stream, TlsAcceptor};
 use cache_protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,9 +27,6 @@ use crate::cmd::{dispatch, ConnState, Ctx};
 use crate::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
-
-/// How long a TLS client may take to finish its handshake.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn spawn(
     stream: TcpStream,
@@ -78,13 +75,10 @@ pub fn spawn(
         };
         let served = match tls {
             None => serve(stream, info, &shared).await,
-            Some(acceptor) => {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve(stream, info, &shared).await,
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-                }
-            }
+            Some(acceptor) => match cache_net::tls::handshake(acceptor, stream).await {
+                Ok(stream) => serve(stream, info, &shared).await,
+                Err(e) => Err(e),
+            },
         };
         if let Err(e) = served {
             tracing::debug!(id, error = %e, "connection ended with an error");
@@ -213,7 +207,15 @@ async fn serve(
             }
             _ => {}
         }
+        // Once per batch, before anything leaves: the worker's other ready connections run
+        // their batches first, so their journal records share one write(2) (the first back
+        // writes them all) and replies leave in a burst, as Redis writes its AOF and then every
+        // client's replies at the end of its event-loop turn. A client woken by the first
+        // reply finds the rest already there, and both sides wake less often.
+        let mut yielded = false;
         if carry.journaled {
+            tokio::task::yield_now().await;
+            yielded = true;
             backing::settle(shared, carry.durable_seq).await;
             carry.journaled = false;
             carry.durable_seq = 0;
@@ -252,11 +254,9 @@ async fn serve(
             );
         }
         if !out.is_empty() {
-            // Let the worker's other ready connections run their batches first, so replies
-            // leave in a burst as Redis's do (it writes every client's replies at the end of
-            // its event-loop turn): a client woken by the first reply finds the rest already
-            // there, and both sides wake less often.
-            tokio::task::yield_now().await;
+            if !yielded {
+                tokio::task::yield_now().await;
+            }
             send(&mut stream, &out.buf).await?;
             shared
                 .stats
@@ -317,13 +317,6 @@ async fn serve(
             .net_input_bytes
             .fetch_add(n as u64, Relaxed);
     }
-}
-
-/// Writes all of `bytes`. The flush is free on plain TCP; TLS needs it to push out the
-/// records it still holds.
-async fn send(stream: &mut impl Stream, bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await
 }
 
 /// What a connection carries from one batch to the next: with a backing store, a frame that

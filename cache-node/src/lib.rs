@@ -30,6 +30,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cache_net::tls::TlsListener;
 use cache_net::Shutdown;
 use cache_store::{Store, StoreConfig};
 
@@ -82,7 +83,7 @@ impl Shared {
             databases: config.databases(),
         });
         let metrics = !config.get("metrics-addr").unwrap_or_default().is_empty();
-        Arc::new_cyclic(|weak| {
+        let shared = Arc::new_cyclic(|weak| {
             store.set_observer(Arc::new(Observer {
                 shared: weak.clone(),
             }));
@@ -107,7 +108,12 @@ impl Shared {
                 slowlog: Default::default(),
                 latency: Default::default(),
             }
-        })
+        });
+        shared.apply_eviction_config();
+        shared
+            .store
+            .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
+        shared
     }
 
     /// Copies the eviction parameters into the store (at start and after CONFIG SET).
@@ -274,13 +280,7 @@ impl Node {
         let tls = match tls_acceptor(&config).map_err(std::io::Error::other)? {
             None => None,
             Some((acceptor, port)) => {
-                let (listener, addr) = cache_net::bind(&format!("{host}:{port}")).await?;
-                tracing::info!(tls_addr = %addr, "TLS port ready");
-                Some(TlsListener {
-                    listener,
-                    addr,
-                    acceptor,
-                })
+                Some(TlsListener::bind(&format!("{host}:{port}"), acceptor).await?)
             }
         };
         let tls_addr = tls.as_ref().map(|t| t.addr);
@@ -309,10 +309,6 @@ impl Node {
             let engine = engine.clone();
             let _ = tokio::task::spawn_blocking(move || engine.wait_replayed()).await;
         }
-        shared.apply_eviction_config();
-        shared
-            .store
-            .report_expiries(shared.config.notify_flags.load(Relaxed) & cmd::Notify::EXPIRED != 0);
         let metrics_addr = match shared
             .config
             .get("metrics-addr")
@@ -381,13 +377,6 @@ fn run_id() -> String {
         .collect()
 }
 
-/// The `tls-port` listener and what its connections shake hands with.
-struct TlsListener {
-    listener: tokio::net::TcpListener,
-    addr: SocketAddr,
-    acceptor: cache_net::tls::TlsAcceptor,
-}
-
 /// The TLS acceptor and port, when `tls-port` is set.
 fn tls_acceptor(
     config: &Config,
@@ -450,14 +439,9 @@ async fn run(
     mut workers: Workers,
 ) {
     let cron = tokio::spawn(cron(shared.clone()));
-    let accept_tls = async || match &tls {
-        Some(t) => t.listener.accept().await,
-        None => std::future::pending().await,
-    };
     loop {
         let (accepted, acceptor) = tokio::select! {
-            accepted = listener.accept() => (accepted, None),
-            accepted = accept_tls() => (accepted, tls.as_ref().map(|t| t.acceptor.clone())),
+            accepted = cache_net::tls::accept(&listener, tls.as_ref()) => accepted,
             _ = shared.shutdown.wait() => break,
         };
         match accepted {

@@ -37,10 +37,6 @@ impl Session {
         let local = SocketAddr::from(([127, 0, 0, 1], config.port()));
         let acl = crate::acl_from_config(&config).expect("valid user lines");
         let shared = Shared::build(config, acl, local, None, None);
-        shared.apply_eviction_config();
-        shared.store.report_expiries(
-            shared.config.notify_flags.load(Relaxed) & crate::cmd::Notify::EXPIRED != 0,
-        );
         let id = shared.clients.next_id();
         let info = shared
             .clients

@@ -12,10 +12,10 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cache_net::tls::{MaybeTls, TlsConnector};
+use cache_net::tls::{send, MaybeTls, TlsConnector};
 use cache_protocol::reply::format_i64;
 use cache_protocol::ReplyScanner;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -293,13 +293,6 @@ impl Backend {
 
 /// A connection to a node: plain TCP, or TLS with `node-tls yes`.
 pub type NodeStream = MaybeTls<TcpStream>;
-
-/// Writes all of `bytes`. The flush is free on plain TCP; TLS needs it to push out the records
-/// it still holds.
-pub async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await
-}
 
 impl Backend {
     /// Records, for requests `first..answered`, the time since the write that carried them.

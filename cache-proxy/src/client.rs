@@ -14,11 +14,12 @@ use cache_protocol::{Cmd, Decoder, Limits};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::backend::{encode_command, send, Backend, Batch, Dedicated};
+use crate::backend::{encode_command, Backend, Batch, Dedicated};
 use crate::cluster::{Cluster, Routing};
 use crate::reply::{bulk_bytes, error_bytes};
 use crate::tracking::{self, Mode, PushQueue, Tracked, Tracking};
 use crate::{admin, reply};
+use cache_net::tls::send;
 
 /// A worker thread's view: its routing snapshot and its shared node connections.
 pub struct Worker {
@@ -727,21 +728,12 @@ impl Client {
         self.resp3 = version == 3;
         let id = self.id as i64;
         self.ready(reply::encode(self.resp3, |o| {
-            o.map(7);
-            o.bulk(b"server");
-            o.bulk(b"ferrocache-proxy");
-            o.bulk(b"version");
-            o.bulk(env!("CARGO_PKG_VERSION").as_bytes());
-            o.bulk(b"proto");
-            o.int(version);
-            o.bulk(b"id");
-            o.int(id);
-            o.bulk(b"mode");
-            o.bulk(b"proxy");
-            o.bulk(b"role");
-            o.bulk(b"master");
-            o.bulk(b"modules");
-            o.array(0);
+            o.hello(
+                b"ferrocache-proxy",
+                env!("CARGO_PKG_VERSION").as_bytes(),
+                id,
+                b"proxy",
+            )
         }));
     }
 
@@ -1404,9 +1396,7 @@ impl Client {
             pubsub.writers.insert(state.id, writer);
         }
         let writer = pubsub.writers.get_mut(&state.id).expect("inserted above");
-        crate::backend::send(writer, encoded)
-            .await
-            .map_err(|e| e.to_string())
+        send(writer, encoded).await.map_err(|e| e.to_string())
     }
 }
 

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use cache_routing::{key_slot, Distribution, NodeSpec, Router, SlotSet, SLOTS};
 
-use crate::backend::{encode_command, handshake, read_replies, send, NodeStream};
+use crate::backend::{encode_command, handshake, read_replies, NodeStream};
 use crate::config::Config;
 use crate::reply;
+use cache_net::tls::send;
 
 pub struct NodeState {
     /// Stable across membership changes (routing indices are not).

@@ -65,12 +65,10 @@ impl Proxy {
         } else {
             let acceptor = tls::acceptor(&config.tls, config.tls_auth_clients)
                 .map_err(std::io::Error::other)?;
-            let (listener, addr) =
-                cache_net::bind(&format!("{}:{}", config.bind, config.tls_port)).await?;
-            tracing::info!(tls_addr = %addr, "TLS port ready");
-            Some((listener, addr, acceptor))
+            let addr = format!("{}:{}", config.bind, config.tls_port);
+            Some(tls::TlsListener::bind(&addr, acceptor).await?)
         };
-        let tls_addr = tls.as_ref().map(|(_, addr, _)| *addr);
+        let tls_addr = tls.as_ref().map(|t| t.addr);
         let node_tls = match &config.node_tls {
             None => None,
             Some(files) => Some(tls::connector(files).map_err(std::io::Error::other)?),
@@ -117,20 +115,15 @@ impl Proxy {
 
 async fn accept(
     listener: tokio::net::TcpListener,
-    tls: Option<(tokio::net::TcpListener, SocketAddr, tls::TlsAcceptor)>,
+    tls: Option<tls::TlsListener>,
     cluster: Arc<Cluster>,
     mut workers: Workers,
     shutdown: Shutdown,
 ) {
     let mut next_id: u64 = 1;
-    let accept_tls = async || match &tls {
-        Some((listener, _, _)) => listener.accept().await,
-        None => std::future::pending().await,
-    };
     loop {
         let (accepted, acceptor) = tokio::select! {
-            accepted = listener.accept() => (accepted, None),
-            accepted = accept_tls() => (accepted, tls.as_ref().map(|(_, _, a)| a.clone())),
+            accepted = tls::accept(&listener, tls.as_ref()) => accepted,
             _ = shutdown.wait() => break,
         };
         match accepted {
@@ -162,9 +155,6 @@ async fn accept(
     workers.stop().await;
 }
 
-/// How long a TLS client may take to finish its handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// An accepted socket on its way to a worker: with the TLS acceptor if it came in on the TLS
 /// port.
 type Workers = cache_net::Workers<(std::net::TcpStream, u64, Option<tls::TlsAcceptor>)>;
@@ -190,16 +180,11 @@ fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
                             let Some(acceptor) = acceptor else {
                                 return client::serve(worker, stream, id).await;
                             };
-                            let handshake = acceptor.accept(stream);
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-                                Ok(Ok(stream)) => client::serve(worker, stream, id).await,
-                                Ok(Err(e)) => {
+                            match tls::handshake(acceptor, stream).await {
+                                Ok(stream) => client::serve(worker, stream, id).await,
+                                Err(e) => {
                                     worker.cluster.stats.connected_clients.fetch_sub(1, Relaxed);
                                     tracing::debug!(id, error = %e, "TLS handshake failed");
-                                }
-                                Err(_) => {
-                                    worker.cluster.stats.connected_clients.fetch_sub(1, Relaxed);
-                                    tracing::debug!(id, "TLS handshake timed out");
                                 }
                             }
                         };

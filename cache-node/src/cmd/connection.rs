@@ -166,22 +166,13 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // another client's REDIRECT target): give it a queue now.
         super::pubsub::subscriptions(ctx);
     }
-    let out = &mut *ctx.out;
-    out.map(7);
-    out.bulk(b"server");
-    out.bulk(b"redis");
-    out.bulk(b"version");
-    out.bulk(crate::cmd::server::REDIS_VERSION.as_bytes());
-    out.bulk(b"proto");
-    out.int(if protocol == Protocol::Resp3 { 3 } else { 2 });
-    out.bulk(b"id");
-    out.int(ctx.conn.info.id as i64);
-    out.bulk(b"mode");
-    out.bulk(b"standalone");
-    out.bulk(b"role");
-    out.bulk(b"master");
-    out.bulk(b"modules");
-    out.array(0);
+    let id = ctx.conn.info.id as i64;
+    ctx.out.hello(
+        b"redis",
+        crate::cmd::server::REDIS_VERSION.as_bytes(),
+        id,
+        b"standalone",
+    );
     Ok(())
 }
 

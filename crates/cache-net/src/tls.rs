@@ -2,11 +2,14 @@
 //! CA that client certificates must chain to when `tls-auth-clients` asks for them), and the
 //! client side the proxy uses towards nodes.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
@@ -185,6 +188,77 @@ pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     ServerName::try_from(host.to_string()).map_err(|e| format!("bad TLS server name '{host}': {e}"))
+}
+
+/// How long a TLS client may take to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `tls-port` listener and the acceptor its connections shake hands with.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    pub acceptor: TlsAcceptor,
+}
+
+impl TlsListener {
+    /// Binds `addr` (port 0 asks the OS) for TLS clients.
+    ///
+    /// # Errors
+    /// The OS error when the address cannot be bound.
+    pub async fn bind(addr: &str, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
+        let (listener, addr) = crate::bind(addr).await?;
+        // Not `addr=`: tests read the plain port from the first `addr=` in the log.
+        tracing::info!(tls_addr = %addr, "TLS port ready");
+        Ok(TlsListener {
+            listener,
+            addr,
+            acceptor,
+        })
+    }
+}
+
+/// The next connection on the plain listener or on the TLS one (if any); a TLS connection
+/// comes with the acceptor to finish its [`handshake`] with.
+pub async fn accept(
+    plain: &TcpListener,
+    tls: Option<&TlsListener>,
+) -> (
+    std::io::Result<(TcpStream, SocketAddr)>,
+    Option<TlsAcceptor>,
+) {
+    let on_tls = async {
+        match tls {
+            Some(t) => (t.listener.accept().await, Some(t.acceptor.clone())),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        accepted = plain.accept() => (accepted, None),
+        accepted = on_tls => accepted,
+    }
+}
+
+/// A TLS client's handshake, given [`HANDSHAKE_TIMEOUT`] to finish.
+///
+/// # Errors
+/// A failed handshake, or `TimedOut`.
+pub async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<server::TlsStream<TcpStream>> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// Writes all of `bytes`. The flush is free on plain TCP; TLS needs it to push out the
+/// records it still holds.
+///
+/// # Errors
+/// The write's or the flush's.
+pub async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// A stream that is either plain TCP or TLS over it, so one connection loop serves both ports.

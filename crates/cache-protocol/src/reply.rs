@@ -117,6 +117,27 @@ impl ReplyBuf {
         }
     }
 
+    /// HELLO's reply map, in Redis's field order, for the protocol now in use; node and proxy
+    /// differ only in the values.
+    pub fn hello(&mut self, server: &[u8], version: &[u8], id: i64, mode: &[u8]) {
+        let proto = if self.resp3() { 3 } else { 2 };
+        self.map(7);
+        self.bulk(b"server");
+        self.bulk(server);
+        self.bulk(b"version");
+        self.bulk(version);
+        self.bulk(b"proto");
+        self.int(proto);
+        self.bulk(b"id");
+        self.int(id);
+        self.bulk(b"mode");
+        self.bulk(mode);
+        self.bulk(b"role");
+        self.bulk(b"master");
+        self.bulk(b"modules");
+        self.array(0);
+    }
+
     /// A set: `~` in RESP3, an array in RESP2.
     pub fn set(&mut self, len: usize) {
         if self.resp3() {

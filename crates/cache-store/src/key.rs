@@ -47,10 +47,6 @@ impl Key {
             inline => Box::from(&*inline),
         }
     }
-
-    pub fn to_vec(&self) -> Vec<u8> {
-        (**self).to_vec()
-    }
 }
 
 impl Deref for Key {
