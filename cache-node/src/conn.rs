@@ -126,6 +126,10 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         release(self.shared, &mut self.conn);
+        // Before the socket closes (the stream, a parameter of `serve`, drops after this), as
+        // Redis unlinks a client before closing it: whoever sees the connection end (a killed
+        // client, ACL DELUSER's caller) no longer finds it in CLIENT LIST.
+        self.shared.clients.unregister(self.conn.info.id);
     }
 }
 
