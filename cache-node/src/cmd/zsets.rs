@@ -1,4 +1,4 @@
-//! Sorted-set commands. Ranges resolve to index ranges on the skip list in O(log n), then walk.
+//! Sorted-set commands. Ranges resolve to index ranges on the score tree in O(log n), then walk.
 
 use bytes::Bytes;
 use cache_protocol::ReplyBuf;
@@ -137,14 +137,14 @@ impl Range {
                 }
             }
             Range::Score(min, max) => {
-                let start = z.list.count_while(|s, _| {
+                let start = z.tree.count_while(|s, _| {
                     if min.exclusive {
                         s <= min.value
                     } else {
                         s < min.value
                     }
                 });
-                let end = z.list.count_while(|s, _| {
+                let end = z.tree.count_while(|s, _| {
                     if max.exclusive {
                         s < max.value
                     } else {
@@ -154,8 +154,8 @@ impl Range {
                 (start, end.max(start))
             }
             Range::Lex(min, max) => {
-                let start = z.list.count_while(|_, m| before_lex_min(m, min));
-                let end = z.list.count_while(|_, m| within_lex_max(m, max));
+                let start = z.tree.count_while(|_, m| before_lex_min(m, min));
+                let end = z.tree.count_while(|_, m| within_lex_max(m, max));
                 (start, end.max(start))
             }
         }
@@ -178,20 +178,20 @@ fn collect(
     let take = count.unwrap_or(usize::MAX).min(total - offset);
     let mut out = Vec::with_capacity(take.min(1024));
     let mut cur: Option<NodeId> = if rev {
-        z.list.at(end - 1 - offset)
+        z.tree.at(end - 1 - offset)
     } else {
-        z.list.at(start + offset)
+        z.tree.at(start + offset)
     };
     while let Some(id) = cur {
         if out.len() >= take {
             break;
         }
-        let (m, s) = z.list.entry(id);
+        let (m, s) = z.tree.entry(id);
         out.push((m.to_vec(), s));
         cur = if rev {
-            z.list.prev(id)
+            z.tree.prev(id)
         } else {
-            z.list.next(id)
+            z.tree.next(id)
         };
     }
     out

@@ -278,7 +278,7 @@ mod tests {
         ]
     }
 
-    /// Zsets have no structural equality (skip-list arenas differ): compare what they hold.
+    /// Zsets have no structural equality (tree arenas differ): compare what they hold.
     fn same(a: &Value, b: &Value) -> bool {
         match (a.as_zset(), b.as_zset()) {
             (Some(x), Some(y)) => x.iter().eq(y.iter()),

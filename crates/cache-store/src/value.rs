@@ -9,8 +9,8 @@ use crate::zset::ZSet;
 pub use crate::key::Key;
 
 pub type Hasher = hashbrown::DefaultHashBuilder;
-pub type HashValue = IndexMap<Box<[u8]>, Vec<u8>, Hasher>;
-pub type SetValue = IndexSet<Box<[u8]>, Hasher>;
+pub type HashValue = IndexMap<Key, Vec<u8>, Hasher>;
+pub type SetValue = IndexSet<Key, Hasher>;
 pub type ListValue = VecDeque<Vec<u8>>;
 
 /// Redis's thresholds for its compact encodings, reported by OBJECT ENCODING.
