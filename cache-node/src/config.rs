@@ -285,6 +285,13 @@ static PARAMS: &[Param] = &[
         mutable: false,
         help: "worker threads (0 = one per available core)",
     },
+    Param {
+        name: "busy-poll-us",
+        kind: Kind::Int { min: 0, max: 1_000_000 },
+        default: "50",
+        mutable: false,
+        help: "microseconds a worker keeps polling its sockets after a batch before it sleeps (0 = never), which spares each client write a wake-up; off when the workers take every CPU of the machine",
+    },
     // The backing store (cache-backing): all fixed at start.
     Param {
         name: "backing-mode",

@@ -184,6 +184,7 @@ async fn serve(
             now,
             &mut clock,
         );
+        cache_net::busy_poll::note_activity();
         match after {
             Some(Step::Wait(w)) => {
                 match w.wait().await {

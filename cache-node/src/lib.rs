@@ -416,10 +416,26 @@ fn start_workers(shared: &Arc<Shared>) -> std::io::Result<Workers> {
         .get("threads")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
+    let configured = cache_net::worker_count(configured);
+    let busy_poll = cache_net::busy_poll::window_for(
+        Duration::from_micros(
+            shared
+                .config
+                .get("busy-poll-us")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0),
+        ),
+        configured,
+    );
+    tracing::info!(
+        busy_poll_us = busy_poll.as_micros() as u64,
+        "workers poll their sockets this long after each batch"
+    );
     let shared = shared.clone();
     Workers::start(configured, "cache-node", move |mut rx| {
         let shared = shared.clone();
         cache_net::worker_runtime().block_on(async move {
+            cache_net::busy_poll::start(busy_poll);
             while let Some((stream, peer, id, tls)) = rx.recv().await {
                 match tokio::net::TcpStream::from_std(stream) {
                     Ok(stream) => conn::spawn(stream, peer, id, tls, shared.clone()),

@@ -148,3 +148,56 @@ fn sigterm_stops_the_process() {
     node.terminate();
     assert!(node.wait_exit(std::time::Duration::from_secs(10)));
 }
+
+/// CPU time (user + system, in clock ticks) the process has used, from /proc.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+#[test]
+fn a_busy_polling_worker_serves_everything_and_sleeps_when_idle() {
+    // One worker on a machine with more CPUs polls for a while after every batch.
+    let node = node(&["--threads", "1", "--busy-poll-us", "500"]);
+    let mut c = node.client();
+    let mut blocked = node.client();
+    let waiter = std::thread::spawn(move || {
+        let got: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg("queue")
+            .arg(5)
+            .query(&mut blocked)
+            .unwrap();
+        got
+    });
+    for i in 0..2_000 {
+        let _: () = c.set(format!("k{i}"), i).unwrap();
+    }
+    let mut pipe = redis::pipe();
+    for i in 0..2_000 {
+        pipe.get(format!("k{i}"));
+    }
+    let values: Vec<i64> = pipe.query(&mut c).unwrap();
+    assert_eq!(values, (0..2_000).collect::<Vec<_>>());
+    // A parked connection is still woken promptly while the worker polls.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let _: i64 = c.rpush("queue", "job").unwrap();
+    assert_eq!(
+        waiter.join().unwrap(),
+        Some(("queue".to_string(), "job".to_string()))
+    );
+    // Idle, the poller goes back to sleep: well under 5% of a CPU over a second.
+    let Some(before) = cpu_ticks(node.pid()) else {
+        eprintln!("skipped the idle CPU check: no /proc here");
+        return;
+    };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let after = cpu_ticks(node.pid()).unwrap();
+    assert!(
+        after - before <= 5,
+        "an idle node used {} ticks of CPU in a second",
+        after - before
+    );
+}

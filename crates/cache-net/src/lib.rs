@@ -6,6 +6,7 @@
 //!  SIGINT/SIGTERM ──► Shutdown::trigger ──► accept loop stops ──► connections finish their batch
 //! ```
 
+pub mod busy_poll;
 pub mod metrics;
 pub mod tls;
 
@@ -158,6 +159,15 @@ pub fn log_level(loglevel: &str) -> tracing::level_filters::LevelFilter {
     }
 }
 
+/// How many workers `configured` means: 0 is one per available core, which respects
+/// taskset (pinned to one core means one worker).
+pub fn worker_count(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Thread-per-core workers: each runs its connections on its own single-threaded runtime, so
 /// a request never pays for work stealing or a cross-thread wake-up. Accepted connections
 /// (or anything else of type `M`) are dealt out round robin.
@@ -177,10 +187,7 @@ impl<M: Send + 'static> Workers<M> {
     where
         F: Fn(tokio::sync::mpsc::UnboundedReceiver<M>) + Send + Clone + 'static,
     {
-        let count = match count {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let count = worker_count(count);
         let mut workers = Workers {
             senders: Vec::new(),
             threads: Vec::new(),
