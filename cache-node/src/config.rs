@@ -288,9 +288,9 @@ static PARAMS: &[Param] = &[
     Param {
         name: "busy-poll-us",
         kind: Kind::Int { min: 0, max: 1_000_000 },
-        default: "50",
+        default: "0",
         mutable: false,
-        help: "microseconds a worker keeps polling its sockets after a batch before it sleeps (0 = never), which spares each client write a wake-up; off when the workers take every CPU of the machine",
+        help: "microseconds a worker keeps polling its sockets after a batch before it sleeps (0 = never), which spares each client write a wake-up: for servers with CPUs of their own; ignored when the workers take every CPU of the machine",
     },
     // The backing store (cache-backing): all fixed at start.
     Param {

@@ -7,14 +7,17 @@
 //! about a microsecond of its CPU per request, a tenth of all it does (measured with
 //! redis-benchmark -P 1; its throughput rose 8–12%).
 //!
-//! So after a batch of work a worker keeps polling its sockets without blocking, for a short
-//! window (`busy-poll-us`, like Linux's `net.core.busy_poll`). While requests keep coming it
+//! So after a batch of work a worker can keep polling its sockets without blocking, for a
+//! short window (`busy-poll-us`, like Linux's `net.core.busy_poll`; off by default, because
+//! next to other busy processes on the same CPU it costs them latency). While requests keep coming it
 //! never sleeps, and the clients' writes find no sleeper to wake. When nothing arrives for the
 //! window it goes back to sleep, so an idle server costs no CPU, and a lightly loaded one at
 //! most one window per request.
 //!
 //! The poller is one task per worker: it yields in a loop, and the current-thread scheduler
-//! answers a yield with a non-blocking poll of the I/O driver. Connections call
+//! answers a yield with a non-blocking poll of the I/O driver. Each turn it also offers the
+//! CPU to other threads (`sched_yield`); when one takes it, the CPU is shared, polling would
+//! steal from its neighbours, and the poller stays asleep for a while. Connections call
 //! [`note_activity`] once per batch; that is what keeps the window open, and what wakes the
 //! poller when it has gone to sleep.
 
@@ -22,6 +25,11 @@ use std::cell::Cell;
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// A `sched_yield` that took this long ran another thread: our CPU is not ours alone.
+const SHARED_CPU: Duration = Duration::from_micros(20);
+/// How long a poller that found its CPU shared leaves it alone before it tries again.
+const SHARED_BACKOFF: Duration = Duration::from_millis(20);
 
 thread_local! {
     /// Batches served on this worker so far.
@@ -97,8 +105,14 @@ async fn poll(window: Duration) {
         let mut quiet_since = Instant::now();
         loop {
             tokio::task::yield_now().await;
-            // Politely: another thread runnable on this CPU gets it first.
+            // Politely: another thread runnable on this CPU gets it first. If one did, the CPU
+            // is shared, and polling would only take turns from it: stop, look again later.
+            let asked = Instant::now();
             std::thread::yield_now();
+            if asked.elapsed() >= SHARED_CPU {
+                tokio::time::sleep(SHARED_BACKOFF).await;
+                break;
+            }
             let now = activity();
             if now != seen {
                 seen = now;
