@@ -73,10 +73,13 @@ impl ReplyBuf {
     }
 
     pub fn bulk(&mut self, data: &[u8]) {
-        self.buf.reserve(data.len() + 16);
-        self.header(b'$', data.len() as i64);
-        self.buf.put_slice(data);
-        self.buf.put_slice(b"\r\n");
+        // One reservation and three copies: a 100-element LRANGE reply is mostly this.
+        let mut head = [0u8; HEADER_MAX];
+        let head = header_bytes(&mut head, b'$', data.len() as i64);
+        self.buf.reserve(head.len() + data.len() + 2);
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(b"\r\n");
     }
 
     /// A bulk string of a formatted integer (what `INCRBYFLOAT` and friends return in RESP2).
@@ -191,13 +194,36 @@ impl ReplyBuf {
     }
 
     fn header(&mut self, kind: u8, n: i64) {
-        let mut tmp = itoa_buf();
-        let s = format_i64(n, &mut tmp);
-        self.buf.reserve(s.len() + 3);
-        self.buf.put_u8(kind);
-        self.buf.put_slice(s);
-        self.buf.put_slice(b"\r\n");
+        let mut head = [0u8; HEADER_MAX];
+        self.buf.extend_from_slice(header_bytes(&mut head, kind, n));
     }
+}
+
+/// The type byte, at most 20 digits and CRLF.
+const HEADER_MAX: usize = 23;
+
+/// Writes `<kind><n>\r\n` into `out`, right-aligned, and returns it.
+#[inline]
+fn header_bytes(out: &mut [u8; HEADER_MAX], kind: u8, n: i64) -> &[u8] {
+    out[HEADER_MAX - 2..].copy_from_slice(b"\r\n");
+    let negative = n < 0;
+    let mut v = n.unsigned_abs();
+    let mut i = HEADER_MAX - 2;
+    loop {
+        i -= 1;
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        i -= 1;
+        out[i] = b'-';
+    }
+    i -= 1;
+    out[i] = kind;
+    &out[i..]
 }
 
 fn itoa_buf() -> [u8; 20] {
@@ -298,6 +324,22 @@ fn format_g17(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_and_bulks_at_the_edges() {
+        let mut r = ReplyBuf::new();
+        r.bulk(b"");
+        r.bulk(b"abc");
+        r.int(i64::MIN);
+        r.int(i64::MAX);
+        r.int(0);
+        r.int(-7);
+        r.array(10);
+        assert_eq!(
+            &r.buf[..],
+            &b"$0\r\n\r\n$3\r\nabc\r\n:-9223372036854775808\r\n:9223372036854775807\r\n:0\r\n:-7\r\n*10\r\n"[..]
+        );
+    }
 
     #[test]
     fn scores_as_redis_7_0() {
