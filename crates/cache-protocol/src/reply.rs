@@ -206,24 +206,30 @@ const HEADER_MAX: usize = 23;
 #[inline]
 fn header_bytes(out: &mut [u8; HEADER_MAX], kind: u8, n: i64) -> &[u8] {
     out[HEADER_MAX - 2..].copy_from_slice(b"\r\n");
-    let negative = n < 0;
-    let mut v = n.unsigned_abs();
-    let mut i = HEADER_MAX - 2;
+    let start = digits_before(out, HEADER_MAX - 2, n) - 1;
+    out[start] = kind;
+    &out[start..]
+}
+
+/// Writes `v` in decimal so that it ends just before `end`; returns where it starts.
+/// `out[..end]` must hold 20 bytes (i64::MIN: 19 digits and the sign).
+#[inline]
+fn digits_before(out: &mut [u8], end: usize, v: i64) -> usize {
+    let mut n = v.unsigned_abs();
+    let mut i = end;
     loop {
         i -= 1;
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
             break;
         }
     }
-    if negative {
+    if v < 0 {
         i -= 1;
         out[i] = b'-';
     }
-    i -= 1;
-    out[i] = kind;
-    &out[i..]
+    i
 }
 
 fn itoa_buf() -> [u8; 20] {
@@ -232,23 +238,8 @@ fn itoa_buf() -> [u8; 20] {
 
 /// Formats an integer into `buf` without allocating.
 pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let negative = v < 0;
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if negative {
-        // i64::MIN has 19 digits plus the sign: exactly 20 bytes.
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
+    let start = digits_before(buf, 20, v);
+    &buf[start..]
 }
 
 /// Formats a double as Redis replies it: `inf`, `-inf`, `nan`, or the shortest text that reads
