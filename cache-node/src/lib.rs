@@ -416,23 +416,23 @@ fn start_workers(shared: &Arc<Shared>) -> std::io::Result<Workers> {
         .get("threads")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let configured = cache_net::worker_count(configured);
-    let busy_poll = cache_net::busy_poll::window_for(
-        Duration::from_micros(
-            shared
-                .config
-                .get("busy-poll-us")
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0),
-        ),
-        configured,
+    let workers = cache_net::worker_count(configured);
+    let asked = Duration::from_micros(
+        shared
+            .config
+            .get("busy-poll-us")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
     );
-    tracing::info!(
-        busy_poll_us = busy_poll.as_micros() as u64,
-        "workers poll their sockets this long after each batch"
-    );
+    let busy_poll = cache_net::busy_poll::window_for(asked, workers);
+    if busy_poll != asked {
+        tracing::info!(
+            workers,
+            "busy-poll-us is ignored: the workers take every CPU of the machine"
+        );
+    }
     let shared = shared.clone();
-    Workers::start(configured, "cache-node", move |mut rx| {
+    Workers::start(workers, "cache-node", move |mut rx| {
         let shared = shared.clone();
         cache_net::worker_runtime().block_on(async move {
             cache_net::busy_poll::start(busy_poll);

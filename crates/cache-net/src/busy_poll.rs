@@ -8,11 +8,11 @@
 //! redis-benchmark -P 1; its throughput rose 8–12%).
 //!
 //! So after a batch of work a worker can keep polling its sockets without blocking, for a
-//! short window (`busy-poll-us`, like Linux's `net.core.busy_poll`; off by default, because
-//! next to other busy processes on the same CPU it costs them latency). While requests keep coming it
-//! never sleeps, and the clients' writes find no sleeper to wake. When nothing arrives for the
-//! window it goes back to sleep, so an idle server costs no CPU, and a lightly loaded one at
-//! most one window per request.
+//! short window (`busy-poll-us`, like Linux's `net.core.busy_poll`). While requests keep
+//! coming it never sleeps, and the clients' writes find no sleeper to wake. When nothing
+//! arrives for the window it goes back to sleep, so an idle server costs no CPU, and a lightly
+//! loaded one at most one window per request. It is off by default: next to other busy
+//! processes on the same CPU, polling costs them latency.
 //!
 //! The poller is one task per worker: it yields in a loop, and the current-thread scheduler
 //! answers a yield with a non-blocking poll of the I/O driver. Each turn it also offers the
