@@ -116,6 +116,16 @@ fn a_row_changed_in_postgres_reaches_a_tracking_client_through_the_proxy() {
     std::thread::sleep(Duration::from_millis(300));
     reader.send(&RawConn::encode(&[b"PING"]));
     while reader.read_reply().starts_with(b">") {}
+    // That push, if it came after the read was tracked, also ended the tracking (an
+    // invalidation is sent once): read again, a hit now, so the key is surely tracked.
+    reader.send(&RawConn::encode(&[b"HGET", b"user:7", b"name"]));
+    let again = loop {
+        let frame = reader.read_reply();
+        if !frame.starts_with(b">") {
+            break frame;
+        }
+    };
+    assert_eq!(again, b"$6\r\nbefore\r\n");
     // Cached on its node now; another program changes the row.
     let before = info_field(&mut admin, "change_feed_invalidated_keys");
     let started = Instant::now();
