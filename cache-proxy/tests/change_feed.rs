@@ -119,12 +119,7 @@ fn a_row_changed_in_postgres_reaches_a_tracking_client_through_the_proxy() {
     // That push, if it came after the read was tracked, also ended the tracking (an
     // invalidation is sent once): read again, a hit now, so the key is surely tracked.
     reader.send(&RawConn::encode(&[b"HGET", b"user:7", b"name"]));
-    let again = loop {
-        let frame = reader.read_reply();
-        if !frame.starts_with(b">") {
-            break frame;
-        }
-    };
+    let again = reply_after_pushes(&mut reader);
     assert_eq!(again, b"$6\r\nbefore\r\n");
     // Cached on its node now; another program changes the row.
     let before = info_field(&mut admin, "change_feed_invalidated_keys");
@@ -143,12 +138,7 @@ fn a_row_changed_in_postgres_reaches_a_tracking_client_through_the_proxy() {
     // The trigger reports the old and the new row: a second, redundant invalidation of the
     // same key may follow. Skip pushes until the reply.
     reader.send(&RawConn::encode(&[b"HGET", b"user:7", b"name"]));
-    let reply = loop {
-        let frame = reader.read_reply();
-        if !frame.starts_with(b">") {
-            break frame;
-        }
-    };
+    let reply = reply_after_pushes(&mut reader);
     assert_eq!(reply, b"$5\r\nafter\r\n");
     assert_ne!(
         info_field(&mut admin, "change_feed_invalidated_keys"),
@@ -182,5 +172,15 @@ fn a_row_changed_in_postgres_reaches_a_tracking_client_through_the_proxy() {
             &url,
             &format!("DROP TRIGGER IF EXISTS ferrocache_notify ON {t}"),
         );
+    }
+}
+
+/// The next reply that is not a push (invalidations may come before it).
+fn reply_after_pushes(conn: &mut RawConn) -> Vec<u8> {
+    loop {
+        let frame = conn.read_reply();
+        if !frame.starts_with(b">") {
+            return frame;
+        }
     }
 }

@@ -390,19 +390,28 @@ impl ScoreTree {
     /// Removes (score, member); returns the member if it was there.
     pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Key> {
         let mut path: Path = [(0, 0); MAX_HEIGHT];
-        let leaf = self.descend(score, member, &mut path);
-        let l = &mut self.leaves[leaf as usize];
+        let (leaf, pos) = self.find(score, member, &mut path)?;
+        Some(self.take(&path, leaf, pos))
+    }
+
+    /// Where (score, member) is: its leaf and slot, with the path to it.
+    fn find(&self, score: f64, member: &[u8], path: &mut Path) -> Option<(u32, usize)> {
+        let leaf = self.descend(score, member, path);
+        let l = &self.leaves[leaf as usize];
         let pos = l.lower_bound(score, member);
-        if pos == l.len() || l.scores[pos] != score || &*l.members[pos] != member {
-            return None;
-        }
-        let (_, key) = l.remove_at(pos);
+        (pos < l.len() && l.scores[pos] == score && &*l.members[pos] == member)
+            .then_some((leaf, pos))
+    }
+
+    /// Removes the element `find` located, and rebalances.
+    fn take(&mut self, path: &Path, leaf: u32, pos: usize) -> Key {
+        let (_, key) = self.leaves[leaf as usize].remove_at(pos);
         for &(node, j) in &path[..self.height] {
             self.inners[node as usize].counts[j as usize] -= 1;
         }
         self.len -= 1;
-        self.rebalance(&path, leaf);
-        Some(key)
+        self.rebalance(path, leaf);
+        key
     }
 
     /// Restores the minimum fill after a removal from `leaf`, merging or borrowing upwards.
@@ -542,9 +551,11 @@ impl ScoreTree {
     /// where it is, as Redis's `zslUpdateScore` does: one descent, nothing moves.
     pub fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
         let mut path: Path = [(0, 0); MAX_HEIGHT];
-        let leaf = self.descend(old, member, &mut path);
+        let Some((leaf, pos)) = self.find(old, member, &mut path) else {
+            self.insert(new, Key::new(member));
+            return;
+        };
         let l = &mut self.leaves[leaf as usize];
-        let pos = l.lower_bound(old, member);
         if pos > 0
             && pos + 1 < l.len()
             && before(l.scores[pos - 1], &l.members[pos - 1], new, member)
@@ -553,7 +564,8 @@ impl ScoreTree {
             l.scores[pos] = new;
             return;
         }
-        let key = self.remove(old, member).unwrap_or_else(|| Key::new(member));
+        // Out of place: unlink it along the path this descent found, and insert it anew.
+        let key = self.take(&path, leaf, pos);
         self.insert(new, key);
     }
 
