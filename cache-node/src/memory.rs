@@ -88,6 +88,13 @@ fn make_room(shared: &Shared, maxmemory: u64, now: u64) -> Result<(), ()> {
     Ok(())
 }
 
+/// Whether memory is over `maxmemory` with nothing left to evict (Redis's
+/// `performEvictions() == EVICT_FAIL`): what refuses queueing inside MULTI.
+pub fn out_of_memory(shared: &Shared, now: u64) -> bool {
+    let maxmemory = shared.config.maxmemory.load(Relaxed);
+    maxmemory != 0 && make_room(shared, maxmemory, now).is_err()
+}
+
 /// What the dispatcher must do after running a write admitted under memory pressure.
 pub enum Admission {
     /// Nothing more.

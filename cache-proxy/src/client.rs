@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cache_protocol::command::{flags, resolve};
+use cache_protocol::admit::{admit, Admission, Resolved, Session};
+use cache_protocol::command::{flags, Role};
 use cache_protocol::{Cmd, Decoder, Limits};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -228,6 +229,31 @@ pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, 
     cluster.stats.connected_clients.fetch_sub(1, Relaxed);
 }
 
+/// The proxy's side of admission: its own login and ACL users (not the nodes').
+impl Session for Client {
+    fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn acl_check(&mut self, call: Resolved, args: &[Bytes]) -> Result<(), String> {
+        // One relaxed load while the only user is an unrestricted default.
+        if !self.worker.cluster.acl.restricted() {
+            return Ok(());
+        }
+        self.user
+            .check(call.cmd, call.sub, args)
+            .map_err(|denied| denied.noperm(call.name()))
+    }
+
+    fn resp2_subscribed(&self) -> bool {
+        self.pubsub.is_some() && !self.resp3
+    }
+
+    fn queueing(&self) -> bool {
+        self.multi.is_some()
+    }
+}
+
 impl Client {
     /// Runs a batch of requests, appending their replies to `out` in order.
     async fn run(&mut self, requests: Vec<Vec<Bytes>>) {
@@ -277,61 +303,38 @@ impl Client {
     /// Plans one request into the batch. Returns false when it must run alone (it waits on
     /// a connection of its own or changes the cluster).
     fn plan(&mut self, routing: &Routing, args: &[Bytes]) -> bool {
-        if args[0].eq_ignore_ascii_case(b"proxy") {
-            return false;
-        }
-        let (cmd, sub) = match resolve(args) {
-            Ok(found) => found,
-            Err(e) => {
-                self.multi_failed |= self.multi.is_some();
-                self.error(&e);
-                return true;
-            }
-        };
-        let spec = cmd.spec();
-        tracing::debug!(
-            cmd = sub.map_or(spec.name, |s| s.name),
-            args = args.len(),
-            "request"
-        );
+        // CLIENT CACHING applies to the next request, whatever becomes of that one.
         let caching = self.caching_next.take();
-        if cmd == Cmd::Client && args.len() > 1 && args[1].eq_ignore_ascii_case(b"caching") {
+        if args[0].eq_ignore_ascii_case(b"client")
+            && args.len() > 1
+            && args[1].eq_ignore_ascii_case(b"caching")
+        {
             self.caching_next = caching;
         } else {
             self.caching = caching;
         }
-        if !self.authenticated && !spec.has(flags::NO_AUTH) {
-            self.multi_failed |= self.multi.is_some();
-            self.error("NOAUTH Authentication required.");
+        if self.worker.cluster.acl.restricted() && self.user.is_deleted() {
+            // ACL DELUSER on the proxy: its connections end, as Redis closes them.
+            self.quit = true;
             return true;
         }
-        // One relaxed load while the only user is an unrestricted default.
-        if self.worker.cluster.acl.restricted() {
-            if self.user.is_deleted() {
-                // ACL DELUSER on the proxy: its connections end, as Redis closes them.
-                self.quit = true;
-                return true;
-            }
-            if let Err(denied) = self.user.check(cmd, sub, args) {
-                self.multi_failed |= self.multi.is_some();
-                self.error(&denied.noperm(sub.map_or(spec.name, |s| s.name)));
-                return true;
-            }
-        }
-        if self.pubsub.is_some() && !self.resp3 && !spec.has(flags::PUBSUB_OK) {
-            self.error(&format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name));
-            return true;
-        }
-        if let Some(queued) = self.multi.as_mut() {
-            if !matches!(
-                cmd,
-                Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
-            ) {
-                queued.push(args.to_vec());
+        let call = match admit(Role::Proxy, args, self) {
+            Admission::Run(call) => call,
+            Admission::Queue(_) => {
+                if let Some(queued) = self.multi.as_mut() {
+                    queued.push(args.to_vec());
+                }
                 self.ready(Bytes::from_static(b"+QUEUED\r\n"));
                 return true;
             }
-        }
+            Admission::Refuse { error, .. } => {
+                self.multi_failed |= self.multi.is_some();
+                self.error(&error);
+                return true;
+            }
+        };
+        let (cmd, spec) = (call.cmd, call.cmd.spec());
+        tracing::debug!(cmd = call.name(), args = args.len(), "request");
         match cmd {
             Cmd::Ping => {
                 match args.get(1) {
@@ -455,7 +458,7 @@ impl Client {
                 }
                 false // releases the WATCH connection
             }
-            Cmd::Exec | Cmd::Watch | Cmd::Unwatch | Cmd::Reset => false,
+            Cmd::Exec | Cmd::Watch | Cmd::Unwatch | Cmd::Reset | Cmd::Proxy => false,
             Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe => false,
             Cmd::Publish => {
                 self.single(routing, args, &args[1..2]);

@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use cache_protocol::command::{all_specs, flags};
-use cache_protocol::{parse_i64, Cmd, CommandSpec, ReplyBuf};
+use cache_protocol::admit::{admit, Admission, Resolved};
+use cache_protocol::command::{all_specs, Role};
+use cache_protocol::{parse_i64, Cmd, ReplyBuf};
 
 use crate::client::ClientInfo;
 use crate::Shared;
@@ -539,119 +540,83 @@ pub fn random_indices(len: usize, count: i64) -> Vec<usize> {
     all
 }
 
-fn stat_index(cmd: Cmd, sub: Option<&'static CommandSpec>) -> usize {
-    cache_protocol::command::spec_id(cmd, sub)
-}
-
 /// The name used in `cmdstat_...` and CLIENT LIST for a stat index.
 pub fn stat_name(index: usize) -> Option<&'static str> {
     all_specs().nth(index).map(|s| s.name)
 }
 
+/// The node's side of admission: its connection state, ACL user and memory.
+struct NodeSession<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+}
+
+impl cache_protocol::admit::Session for NodeSession<'_, '_> {
+    fn authenticated(&self) -> bool {
+        self.ctx.conn.authenticated
+    }
+
+    fn acl_check(&mut self, call: Resolved, args: &[Bytes]) -> Result<(), String> {
+        // One relaxed load while the only user is an unrestricted `default`.
+        if !self.ctx.shared.acl.restricted() {
+            return Ok(());
+        }
+        self.ctx
+            .conn
+            .user
+            .check(call.cmd, call.sub, args)
+            .map_err(|denied| denied.noperm(call.name()))
+    }
+
+    fn resp2_subscribed(&self) -> bool {
+        self.ctx.conn.subscribed() && !self.ctx.out.resp3()
+    }
+
+    fn queueing(&self) -> bool {
+        self.ctx.conn.multi.is_some() && !self.ctx.conn.in_exec
+    }
+
+    fn out_of_memory(&mut self, _call: Resolved, _args: &[Bytes]) -> bool {
+        // A command that runs now is admitted by `memory::before_write` (which also evicts
+        // for writes that are not `denyoom`); queueing needs room of its own.
+        self.queueing() && crate::memory::out_of_memory(self.ctx.shared, self.ctx.now)
+    }
+}
+
 /// Runs one request and appends its reply.
 pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let stats = &ctx.shared.stats;
-    let queueing = ctx.conn.multi.is_some() && !ctx.conn.in_exec;
-    let Some(cmd) = Cmd::lookup(&args[0]) else {
-        ctx.conn.multi_failed |= queueing;
-        ctx.out
-            .error(&cache_protocol::command::unknown_command(args));
-        return;
-    };
-    let spec = cmd.spec();
-    let mut sub = None;
     let stripe = stats.local();
-    if !spec.arity_ok(args.len()) {
-        ctx.conn.multi_failed |= queueing;
-        stripe.per_command[stat_index(cmd, None)]
-            .rejected
-            .fetch_add(1, Relaxed);
-        ctx.out.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            spec.name
-        ));
-        return;
-    }
-    // COMMAND has subcommands yet is valid alone (arity -1): without this length check a
-    // bare `COMMAND` indexed past the arguments and panicked the connection task.
-    if !spec.subcommands.is_empty() && args.len() > 1 {
-        match spec.subcommand(&args[1]) {
-            Some(s) if s.arity_ok(args.len()) => sub = Some(s),
-            Some(s) => {
-                ctx.conn.multi_failed |= queueing;
-                stripe.per_command[stat_index(cmd, Some(s))]
-                    .rejected
-                    .fetch_add(1, Relaxed);
-                ctx.out.error(&format!(
-                    "ERR wrong number of arguments for '{}' command",
-                    s.name
-                ));
-                return;
-            }
-            None => {
-                ctx.conn.multi_failed |= queueing;
-                let name: String = String::from_utf8_lossy(&args[1])
-                    .chars()
-                    .take(128)
-                    .collect();
-                ctx.out.error(&format!(
-                    "ERR unknown subcommand '{name}'. Try {} HELP.",
-                    spec.name.to_ascii_uppercase()
-                ));
-                return;
-            }
-        }
-    }
-    let stat = stat_index(cmd, sub);
-    // One relaxed load unless debug logging is on; the client's span adds id and address.
-    tracing::debug!(
-        cmd = sub.map_or(spec.name, |s| s.name),
-        args = args.len(),
-        db = ctx.conn.db,
-        "command"
-    );
-    if !ctx.conn.authenticated && !spec.has(flags::NO_AUTH) {
-        ctx.conn.multi_failed |= queueing;
-        stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
-        ctx.out.error("NOAUTH Authentication required.");
-        return;
-    }
-    // One relaxed load while the only user is an unrestricted `default`.
-    if ctx.shared.acl.restricted() {
-        if let Err(denied) = ctx.conn.user.check(cmd, sub, args) {
-            ctx.conn.multi_failed |= queueing;
-            stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
-            ctx.out
-                .error(&denied.noperm(sub.map_or(spec.name, |s| s.name)));
-            return;
-        }
-    }
-    if ctx.conn.subscribed() && !ctx.out.resp3() && !spec.has(flags::PUBSUB_OK) {
-        // Redis names the subcommand (`client|id`), not just the command, in this error.
-        ctx.out.error(&format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            sub.map_or(spec.name, |s| s.name)
-        ));
-        return;
-    }
-    if queueing {
-        if spec.has(flags::NO_MULTI) {
-            ctx.conn.multi_failed = true;
-            ctx.out
-                .error("ERR Command not allowed inside a transaction");
-            return;
-        }
-        if !matches!(
-            cmd,
-            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset
-        ) {
+    let queueing = ctx.conn.multi.is_some() && !ctx.conn.in_exec;
+    let admission = admit(Role::Node, args, &mut NodeSession { ctx: &mut *ctx });
+    let call = match admission {
+        Admission::Run(call) => call,
+        Admission::Queue(call) => {
+            tracing::debug!(cmd = call.name(), args = args.len(), "queued");
             if let Some(queue) = ctx.conn.multi.as_mut() {
                 queue.push(args.to_vec());
             }
             ctx.out.simple("QUEUED");
             return;
         }
-    }
+        Admission::Refuse { error, call } => {
+            // Redis's flagTransaction: any refusal while queueing fails the EXEC.
+            ctx.conn.multi_failed |= queueing;
+            if let Some(call) = call {
+                stripe.per_command[call.id()].rejected.fetch_add(1, Relaxed);
+            }
+            ctx.out.error(&error);
+            return;
+        }
+    };
+    let (cmd, sub, spec) = (call.cmd, call.sub, call.cmd.spec());
+    let stat = call.id();
+    // One relaxed load unless debug logging is on; the client's span adds id and address.
+    tracing::debug!(
+        cmd = call.name(),
+        args = args.len(),
+        db = ctx.conn.db,
+        "command"
+    );
     ctx.conn.info.set_last_command(stat);
     let admission = if spec.is_write() {
         match crate::memory::before_write(ctx, cmd, spec, args) {
@@ -759,6 +724,10 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Object => keys::object(ctx, args),
         Cluster => cluster::cluster(ctx, args),
         Cache => cluster::cache(ctx, args),
+        // Admission refuses the proxy's commands on a node (`Role::Node`).
+        Proxy => Err(CmdError::Owned(cache_protocol::command::unknown_command(
+            args,
+        ))),
         Get => strings::get(ctx, args),
         Set => strings::set(ctx, args),
         Setnx => strings::setnx(ctx, args),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use cache_protocol::command::{all_specs, flags};
+use cache_protocol::command::{all_specs, flags, Role};
 use cache_protocol::{Cmd, CommandSpec};
 
 use super::connection::help;
@@ -553,12 +553,13 @@ fn write_command_docs(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
 }
 
 fn find_spec(name: &[u8]) -> Option<&'static CommandSpec> {
-    if let Some(cmd) = Cmd::lookup(name) {
+    let served = |cmd: &Cmd| Role::Node.serves(cmd.spec());
+    if let Some(cmd) = Cmd::lookup(name).filter(served) {
         return Some(cmd.spec());
     }
     let text = std::str::from_utf8(name).ok()?;
     let (parent, _) = text.split_once('|')?;
-    let parent = Cmd::lookup(parent.as_bytes())?;
+    let parent = Cmd::lookup(parent.as_bytes()).filter(served)?;
     parent
         .spec()
         .subcommands
@@ -568,24 +569,24 @@ fn find_spec(name: &[u8]) -> Option<&'static CommandSpec> {
 
 pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() == 1 {
-        ctx.out.array(Cmd::ALL.len());
-        for cmd in Cmd::ALL {
+        ctx.out.array(Role::Node.commands().count());
+        for cmd in Role::Node.commands() {
             write_command_info(ctx, cmd.spec());
         }
         return Ok(());
     }
     let sub = &args[1];
     if is(sub, "count") {
-        ctx.out.int(Cmd::ALL.len() as i64);
+        ctx.out.int(Role::Node.commands().count() as i64);
     } else if is(sub, "list") {
-        ctx.out.array(Cmd::ALL.len());
-        for cmd in Cmd::ALL {
+        ctx.out.array(Role::Node.commands().count());
+        for cmd in Role::Node.commands() {
             ctx.out.bulk(cmd.spec().name.as_bytes());
         }
     } else if is(sub, "info") {
         if args.len() == 2 {
-            ctx.out.array(Cmd::ALL.len());
-            for cmd in Cmd::ALL {
+            ctx.out.array(Role::Node.commands().count());
+            for cmd in Role::Node.commands() {
                 write_command_info(ctx, cmd.spec());
             }
         } else {
@@ -600,7 +601,7 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     } else if is(sub, "docs") {
         let specs: Vec<&CommandSpec> = if args.len() == 2 {
-            Cmd::ALL.iter().map(|c| c.spec()).collect()
+            Role::Node.commands().map(|c| c.spec()).collect()
         } else {
             args[2..].iter().filter_map(|n| find_spec(n)).collect()
         };

@@ -25,6 +25,10 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 12;
     /// Allowed while the connection is in RESP2 subscribed mode.
     pub const PUBSUB_OK: u32 = 1 << 13;
+    /// Served by cache-node only (`CACHE`, `CLUSTER DROPSLOTS`): the proxy does not know it.
+    pub const NODE_ONLY: u32 = 1 << 14;
+    /// Served by cache-proxy only (`PROXY`): a node does not know it.
+    pub const PROXY_ONLY: u32 = 1 << 15;
 
     /// Names as `COMMAND` reports them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -473,8 +477,18 @@ commands! {
     // cluster: the per-slot key index (and the proxy's slot drop)
     Cluster => "cluster", -2, 0, 0, 0, 0, "cluster", "A container for Redis Cluster commands.", subs = CLUSTER_SUBCOMMANDS;
     // ferrocache's own
-    Cache => "cache", -2, 0, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
+    Cache => "cache", -2, NODE_ONLY, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
+    Proxy => "proxy", -2, PROXY_ONLY, 0, 0, 0, "server", "A container for cache-proxy's cluster-management commands.", subs = PROXY_SUBCOMMANDS;
 }
+
+#[rustfmt::skip]
+static PROXY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("proxy|nodes", 2, ADMIN | PROXY_ONLY | LOADING | STALE, 0, 0, 0, "server", "Lists the proxy's nodes: address, weight, state, share of the keyspace, failures."),
+    spec!("proxy|add", 3, ADMIN | PROXY_ONLY | LOADING | STALE, 0, 0, 0, "server", "Adds a node (host:port[:weight]); it takes its share of the slots."),
+    spec!("proxy|remove", 3, ADMIN | PROXY_ONLY | LOADING | STALE, 0, 0, 0, "server", "Removes a node; its slots go to the others."),
+    spec!("proxy|invalidate", 3, ADMIN | PROXY_ONLY | LOADING | STALE, 0, 0, 0, "server", "Forgets the keys matching a glob pattern on every node; returns how many."),
+    spec!("proxy|help", 2, PROXY_ONLY | LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+];
 
 static ACL_SUBCOMMANDS: &[CommandSpec] = &[
     spec!(
@@ -570,9 +584,9 @@ static ACL_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 static CACHE_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("cache|invalidate", 3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) every key of the current database matching a glob pattern; returns how many."),
-    spec!("cache|forget", -3, ADMIN | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) the given keys of the current database and tells their trackers; returns how many were in memory."),
-    spec!("cache|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+    spec!("cache|invalidate", 3, ADMIN | NODE_ONLY | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) every key of the current database matching a glob pattern; returns how many."),
+    spec!("cache|forget", -3, ADMIN | NODE_ONLY | STALE, 0, 0, 0, "server", "Forgets (removes from memory, not from a backing store) the given keys of the current database and tells their trackers; returns how many were in memory."),
+    spec!("cache|help", 2, NODE_ONLY | LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
 #[rustfmt::skip]
@@ -595,7 +609,7 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cluster|keyslot", 3, STALE, 0, 0, 0, "cluster", "Returns the hash slot for a key."),
     spec!("cluster|countkeysinslot", 3, STALE, 0, 0, 0, "cluster", "Returns the number of keys in a hash slot."),
     spec!("cluster|getkeysinslot", 4, STALE, 0, 0, 0, "cluster", "Returns the key names in a hash slot."),
-    spec!("cluster|dropslots", -2, ADMIN | WRITE | STALE, 0, 0, 0, "cluster", "Removes from memory every key of the given slot ranges (start end ...); used by cache-proxy after a ring change."),
+    spec!("cluster|dropslots", -2, ADMIN | WRITE | NODE_ONLY | STALE, 0, 0, 0, "cluster", "Removes from memory every key of the given slot ranges (start end ...); used by cache-proxy after a ring change."),
     spec!("cluster|help", 2, LOADING | STALE, 0, 0, 0, "cluster", "Returns helpful text about the different subcommands."),
 ];
 
@@ -1024,39 +1038,86 @@ pub fn unknown_command(args: &[impl AsRef<[u8]>]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {rest}")
 }
 
+/// Which binary is asking: a command flagged [`flags::NODE_ONLY`] or [`flags::PROXY_ONLY`] is
+/// unknown to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Node,
+    Proxy,
+}
+
+impl Role {
+    /// Whether a spec with these flags is served by this role.
+    pub fn serves(self, spec: &CommandSpec) -> bool {
+        match self {
+            Role::Node => !spec.has(PROXY_ONLY),
+            Role::Proxy => !spec.has(NODE_ONLY),
+        }
+    }
+
+    /// The commands this role serves, in table order (what its `COMMAND` lists).
+    pub fn commands(self) -> impl Iterator<Item = Cmd> + Clone {
+        Cmd::ALL
+            .iter()
+            .copied()
+            .filter(move |c| self.serves(c.spec()))
+    }
+}
+
 /// Looks a request up and checks its arity and subcommand, with Redis's error texts: what a
-/// server answers before it runs anything.
-pub fn resolve(args: &[impl AsRef<[u8]>]) -> Result<(Cmd, Option<&'static CommandSpec>), String> {
-    let Some(cmd) = Cmd::lookup(args[0].as_ref()) else {
-        return Err(unknown_command(args));
+/// server answers before it runs anything. Commands of the other binary are unknown.
+pub fn resolve_for(
+    role: Role,
+    args: &[impl AsRef<[u8]>],
+) -> Result<(Cmd, Option<&'static CommandSpec>), String> {
+    resolve_counted(role, args).map_err(|(error, _)| error)
+}
+
+/// [`resolve_for`], and on an arity error also the command it was for (Redis counts those as
+/// that command's `rejected_calls`).
+#[allow(clippy::type_complexity)]
+pub fn resolve_counted(
+    role: Role,
+    args: &[impl AsRef<[u8]>],
+) -> Result<
+    (Cmd, Option<&'static CommandSpec>),
+    (String, Option<(Cmd, Option<&'static CommandSpec>)>),
+> {
+    let Some(cmd) = Cmd::lookup(args[0].as_ref()).filter(|c| role.serves(c.spec())) else {
+        return Err((unknown_command(args), None));
     };
     let spec = cmd.spec();
     if !spec.arity_ok(args.len()) {
-        return Err(format!(
-            "ERR wrong number of arguments for '{}' command",
-            spec.name
-        ));
+        let error = format!("ERR wrong number of arguments for '{}' command", spec.name);
+        return Err((error, Some((cmd, None))));
     }
     if spec.subcommands.is_empty() || args.len() < 2 {
         return Ok((cmd, None));
     }
+    let unknown = || {
+        let name: String = String::from_utf8_lossy(args[1].as_ref())
+            .chars()
+            .take(128)
+            .collect();
+        format!(
+            "ERR unknown subcommand '{name}'. Try {} HELP.",
+            spec.name.to_ascii_uppercase()
+        )
+    };
     match spec.subcommand(args[1].as_ref()) {
+        Some(sub) if !role.serves(sub) => Err((unknown(), None)),
         Some(sub) if sub.arity_ok(args.len()) => Ok((cmd, Some(sub))),
-        Some(sub) => Err(format!(
-            "ERR wrong number of arguments for '{}' command",
-            sub.name
-        )),
-        None => {
-            let name: String = String::from_utf8_lossy(args[1].as_ref())
-                .chars()
-                .take(128)
-                .collect();
-            Err(format!(
-                "ERR unknown subcommand '{name}'. Try {} HELP.",
-                spec.name.to_ascii_uppercase()
-            ))
+        Some(sub) => {
+            let error = format!("ERR wrong number of arguments for '{}' command", sub.name);
+            Err((error, Some((cmd, Some(sub)))))
         }
+        None => Err((unknown(), None)),
     }
+}
+
+/// [`resolve_for`] the node: for introspection (ACL DRYRUN, tests) where no server answers.
+pub fn resolve(args: &[impl AsRef<[u8]>]) -> Result<(Cmd, Option<&'static CommandSpec>), String> {
+    resolve_for(Role::Node, args)
 }
 
 /// Index of each top-level command in `all_specs()` order (subcommands follow their parent).

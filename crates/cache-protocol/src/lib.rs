@@ -10,6 +10,7 @@
 //! request is incomplete, remembering what it still needs. The command table in [`command`] is
 //! the single source of names, arities, flags and key positions for both binaries.
 
+pub mod admit;
 pub mod command;
 pub mod decode;
 pub mod reply;
