@@ -34,7 +34,7 @@ use cache_net::tls::TlsListener;
 use cache_net::Shutdown;
 use cache_store::{Store, StoreConfig};
 
-pub use config::{Config, ConfigError};
+pub use config::{CommandLine, Config, ConfigError};
 
 // jemalloc for everything that links the node (binary, tests, benches): it is what INFO's
 // used_memory reads, and it fragments less than the system allocator under cache churn.

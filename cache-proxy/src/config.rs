@@ -1,40 +1,50 @@
 //! The proxy's parameters: one table, read from `--NAME VALUE` pairs and the TOML file (same
 //! names), listed by `--help`. Failure handling uses twemproxy's names, hyphenated.
 
+use cache_config::{CommandLine, Kind, Param, Values};
 use cache_net::tls::{ClientAuth, TlsFiles};
 use cache_routing::{Distribution, HashTag, KeyHash, NodeSpec};
 
-/// (name, default, help)
-const PARAMS: &[(&str, &str, &str)] = &[
-    ("bind", "127.0.0.1", "address to listen on"),
-    ("port", "7000", "TCP port (0 = any free port)"),
-    ("node", "", "HOST:PORT[:WEIGHT] of a backend; repeat for each node"),
-    ("distribution", "rendezvous", "rendezvous (slots, weighted HRW) or ketama (twemproxy's md5 ring)"),
-    ("hash", "fnv1a_64", "key hash of the ketama distribution (twemproxy's names)"),
-    ("hash-tag", "{}", "ketama: the two characters around the hashed part of a key, as twemproxy's hash_tag (\"\" = whole key)"),
-    ("timeout", "1000", "ms a node may take to answer before the request fails (0 = never)"),
-    ("server-failure-limit", "2", "consecutive failures that eject a node"),
-    ("server-retry-timeout", "2000", "ms between probes of an ejected node"),
-    ("auto-eject-hosts", "yes", "yes: an ejected node's keys go to the next node; no: they fail fast"),
-    ("tls-port", "0", "TLS port beside the plain one (0 = no TLS)"),
-    ("tls-cert-file", "", "PEM certificate chain the TLS port presents"),
-    ("tls-key-file", "", "PEM private key of tls-cert-file"),
-    ("tls-ca-cert-file", "", "PEM CA certificates that client certificates (and, with node-tls, the nodes' certificates) must chain to"),
-    ("tls-auth-clients", "yes", "yes, optional or no: whether TLS clients must present a certificate signed by tls-ca-cert-file"),
-    ("node-tls", "no", "yes: connect to the nodes over TLS, checking their certificates against tls-ca-cert-file"),
-    ("tls-client-cert-file", "", "PEM certificate the proxy presents to nodes that check client certificates"),
-    ("tls-client-key-file", "", "PEM private key of tls-client-cert-file"),
-    ("requirepass", "", "password clients must AUTH with (empty = none)"),
-    ("node-password", "", "password the proxy AUTHs to the nodes with"),
-    ("user", "", "a user of the proxy, as cache-node's and redis.conf's `user` (\"app on >pass ~app:* +@read\"); repeat for each"),
-    ("server-connections", "1", "connections per node per worker thread, shared by all clients"),
-    ("threads", "0", "worker threads (0 = one per available core)"),
-    ("maxclients", "10000", "most client connections"),
-    ("change-feed-url", "", "postgres://… to LISTEN on for rows changed by other programs (see cache-node install-change-feed); empty = off"),
-    ("tracking-table-max-keys", "1000000", "keys remembered per worker for CLIENT TRACKING clients (beyond: invalidated)"),
-    ("client-query-buffer-limit", "1073741824", "largest request in bytes"),
-    ("loglevel", "notice", "debug, verbose, notice or warning"),
-    ("metrics-addr", "", "HOST:PORT to serve Prometheus metrics on, at GET /metrics (empty = off)"),
+const U32: Kind = Kind::Int {
+    min: 0,
+    max: u32::MAX as i64,
+};
+const PORT: Kind = Kind::Int { min: 0, max: 65535 };
+
+/// The proxy's parameters, in the shared [`cache_config`] format (so `1gb`, `yes`/`no` and
+/// redis.conf files mean what they mean on cache-node).
+#[rustfmt::skip]
+static PARAMS: &[Param] = &[
+    Param::new("bind", Kind::Text, "127.0.0.1", "address to listen on"),
+    Param::new("port", PORT, "7000", "TCP port (0 = any free port)"),
+    Param::new("node", Kind::Lines, "", "HOST:PORT[:WEIGHT] of a backend; repeat for each node"),
+    Param::new("distribution", Kind::Enum(&["rendezvous", "ketama"]), "rendezvous", "rendezvous (slots, weighted HRW) or ketama (twemproxy's md5 ring)"),
+    Param::new("hash", Kind::Text, "fnv1a_64", "key hash of the ketama distribution (twemproxy's names)"),
+    Param::new("hash-tag", Kind::Text, "{}", "ketama: the two characters around the hashed part of a key, as twemproxy's hash_tag (\"\" = whole key)"),
+    Param::new("timeout", U32, "1000", "ms a node may take to answer before the request fails (0 = never)"),
+    Param::new("server-failure-limit", U32, "2", "consecutive failures that eject a node"),
+    Param::new("server-retry-timeout", U32, "2000", "ms between probes of an ejected node"),
+    Param::new("auto-eject-hosts", Kind::Bool, "yes", "yes: an ejected node's keys go to the next node; no: they fail fast"),
+    Param::new("tls-port", PORT, "0", "TLS port beside the plain one (0 = no TLS)"),
+    Param::new("tls-cert-file", Kind::Text, "", "PEM certificate chain the TLS port presents"),
+    Param::new("tls-key-file", Kind::Text, "", "PEM private key of tls-cert-file"),
+    Param::new("tls-ca-cert-file", Kind::Text, "", "PEM CA certificates that client certificates (and, with node-tls, the nodes' certificates) must chain to"),
+    Param::new("tls-auth-clients", Kind::Enum(&["yes", "no", "optional"]), "yes", "yes, optional or no: whether TLS clients must present a certificate signed by tls-ca-cert-file"),
+    Param::new("node-tls", Kind::Bool, "no", "yes: connect to the nodes over TLS, checking their certificates against tls-ca-cert-file"),
+    Param::new("tls-client-cert-file", Kind::Text, "", "PEM certificate the proxy presents to nodes that check client certificates"),
+    Param::new("tls-client-key-file", Kind::Text, "", "PEM private key of tls-client-cert-file"),
+    Param::new("requirepass", Kind::Text, "", "password clients must AUTH with (empty = none)"),
+    Param::new("node-password", Kind::Text, "", "password the proxy AUTHs to the nodes with"),
+    Param::new("user", Kind::Lines, "", "a user of the proxy, as cache-node's and redis.conf's `user` (\"app on >pass ~app:* +@read\"); repeat for each"),
+    Param::new("server-connections", Kind::Int { min: 1, max: 64 }, "1", "connections per node per worker thread, shared by all clients"),
+    Param::new("threads", Kind::Int { min: 0, max: 256 }, "0", "worker threads (0 = one per available core)"),
+    Param::new("maxclients", Kind::Int { min: 1, max: 1_000_000 }, "10000", "most client connections"),
+    Param::new("change-feed-url", Kind::Text, "", "postgres://… to LISTEN on for rows changed by other programs (see cache-node install-change-feed); empty = off"),
+    Param::new("tracking-table-max-keys", Kind::Int { min: 0, max: i64::MAX }, "1000000", "keys remembered per worker for CLIENT TRACKING clients (beyond: invalidated)"),
+    Param::new("client-query-buffer-limit", Kind::Memory, "1gb", "largest request (units as redis.conf: 1gb, 512mb)"),
+    Param::new("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]), "notice", "debug, verbose, notice, warning or nothing"),
+    Param::new("logfile", Kind::Text, "", "file to append the log to (empty = standard output)"),
+    Param::new("metrics-addr", Kind::Text, "", "HOST:PORT to serve Prometheus metrics on, at GET /metrics (empty = off)"),
 ];
 
 #[derive(Clone)]
@@ -64,6 +74,7 @@ pub struct Config {
     pub change_feed_url: Option<String>,
     pub query_buffer_limit: usize,
     pub loglevel: String,
+    pub logfile: String,
     /// Where to serve `GET /metrics` (None = off: no latency is measured either).
     pub metrics_addr: Option<String>,
 }
@@ -88,60 +99,52 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     pub fn help() -> String {
-        PARAMS
-            .iter()
-            .map(|(name, default, help)| format!("  --{name:<28} {help} [{default}]\n"))
-            .collect()
+        Values::help(PARAMS)
+    }
+
+    /// Builds the configuration from a command line: its file (redis.conf or TOML) first, then
+    /// the `--NAME VALUE` pairs, which win (and add nodes).
+    ///
+    /// # Errors
+    /// The first refused directive (naming its file and line), or an inconsistent result.
+    pub fn from_command_line(line: &CommandLine) -> Result<Config, String> {
+        let values = Values::new(PARAMS);
+        line.apply(&values).map_err(|e| e.to_string())?;
+        Config::from_values(&values)
     }
 
     /// Builds the configuration from `(name, value)` pairs in order; later pairs win, except
-    /// `node`, which accumulates.
+    /// `node` and `user`, which accumulate.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Config, String> {
-        let mut values: Vec<(&str, String)> = PARAMS
-            .iter()
-            .map(|(name, default, _)| (*name, default.to_string()))
-            .collect();
-        let mut nodes = Vec::new();
-        let mut users = Vec::new();
+        let values = Values::new(PARAMS);
         for (name, value) in pairs {
-            if name == "node" {
-                nodes.push(parse_node(value)?);
-                continue;
-            }
-            if name == "user" {
-                users.push(value.clone());
-                continue;
-            }
-            let slot = values
-                .iter_mut()
-                .find(|(n, _)| *n == name.as_str())
-                .ok_or_else(|| format!("unknown parameter '{name}'"))?;
-            slot.1 = value.clone();
-        }
-        let get = |name: &str| -> &str {
             values
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
+                .set_initial(name, value)
+                .map_err(|e| format!("--{name}: {e}"))?;
+        }
+        Config::from_values(&values)
+    }
+
+    fn from_values(values: &Values) -> Result<Config, String> {
+        let text = |name: &str| values.get(name).unwrap_or_default();
+        let get = |name: &str| -> String { text(name) };
         let num = |name: &str| -> Result<u64, String> {
-            get(name)
+            text(name)
                 .parse::<u64>()
-                .map_err(|_| format!("{name}: '{}' is not a number", get(name)))
+                .map_err(|_| format!("{name}: '{}' is not a number", text(name)))
         };
-        let yes = |name: &str| -> Result<bool, String> {
-            match get(name) {
-                "yes" | "true" => Ok(true),
-                "no" | "false" => Ok(false),
-                other => Err(format!("{name}: '{other}' is not yes or no")),
-            }
-        };
-        let distribution = match get("distribution") {
+        let yes = |name: &str| -> Result<bool, String> { Ok(text(name) == "yes") };
+        let nodes = values
+            .lines("node")
+            .iter()
+            .map(|n| parse_node(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let users = values.lines("user");
+        let distribution = match get("distribution").as_str() {
             "rendezvous" => Distribution::Rendezvous,
             "ketama" => Distribution::Ketama {
-                hash: KeyHash::parse(get("hash")).map_err(|e| format!("hash: {e}"))?,
-                hash_tag: match get("hash-tag") {
+                hash: KeyHash::parse(&get("hash")).map_err(|e| format!("hash: {e}"))?,
+                hash_tag: match get("hash-tag").as_str() {
                     "" => None,
                     tag => Some(HashTag::parse(tag).map_err(|e| format!("hash-tag: {e}"))?),
                 },
@@ -152,7 +155,7 @@ impl Config {
                 ))
             }
         };
-        let optional = |name: &str| Some(get(name).to_string()).filter(|s| !s.is_empty());
+        let optional = |name: &str| Some(get(name)).filter(|s| !s.is_empty());
         let port = num("port")?;
         let tls_port = num("tls-port")?;
         let node_tls = yes("node-tls")?.then(|| TlsFiles {
@@ -178,7 +181,7 @@ impl Config {
                 key_file: get("tls-key-file").to_string(),
                 ca_cert_file: get("tls-ca-cert-file").to_string(),
             },
-            tls_auth_clients: ClientAuth::parse(get("tls-auth-clients")).ok_or_else(|| {
+            tls_auth_clients: ClientAuth::parse(&get("tls-auth-clients")).ok_or_else(|| {
                 format!(
                     "tls-auth-clients: '{}' is not yes, optional or no",
                     get("tls-auth-clients")
@@ -192,7 +195,8 @@ impl Config {
             tracking_table_max_keys: num("tracking-table-max-keys")? as usize,
             change_feed_url: optional("change-feed-url"),
             query_buffer_limit: num("client-query-buffer-limit")? as usize,
-            loglevel: get("loglevel").to_string(),
+            loglevel: get("loglevel"),
+            logfile: get("logfile"),
             metrics_addr: optional("metrics-addr"),
         };
         config.acl()?;

@@ -174,9 +174,10 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.shared.stats.reset();
         ctx.out.ok();
     } else if is(sub, "rewrite") {
-        return Err(CmdError::Msg(
-            "ERR The server is running without a config file",
-        ));
+        config
+            .rewrite()
+            .map_err(|e| CmdError::Owned(format!("ERR {e}")))?;
+        ctx.out.ok();
     } else {
         help(ctx, CONFIG_HELP);
     }

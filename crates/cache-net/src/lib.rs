@@ -81,63 +81,6 @@ pub async fn shutdown_on_signals(shutdown: Shutdown) {
     shutdown.trigger();
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigFileError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid TOML: {source}")]
-    Parse {
-        path: String,
-        source: toml::de::Error,
-    },
-    #[error("config file {path}: '{name}' must be a string, number or boolean")]
-    Value { path: String, name: String },
-}
-
-/// Reads a flat TOML file (`port = 7001`, `maxmemory = "100mb"`) as `(name, value)` pairs in
-/// the file's order, values as text, so the same parser handles file and command line. An
-/// array gives one pair per element.
-///
-/// # Errors
-/// When the file cannot be read or parsed, or a value is a table.
-pub fn load_toml_pairs(path: &str) -> Result<Vec<(String, String)>, ConfigFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
-        path: path.to_string(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|source| ConfigFileError::Parse {
-        path: path.to_string(),
-        source,
-    })?;
-    let mut pairs = Vec::new();
-    for (name, value) in table {
-        // An array is the same parameter given several times (`node = ["a:1", "b:2"]`).
-        let values = match value {
-            toml::Value::Array(items) => items,
-            other => vec![other],
-        };
-        for value in values {
-            let text = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => if b { "yes" } else { "no" }.to_string(),
-                _ => {
-                    return Err(ConfigFileError::Value {
-                        path: path.to_string(),
-                        name,
-                    })
-                }
-            };
-            pairs.push((name.clone(), text));
-        }
-    }
-    Ok(pairs)
-}
-
 /// Logs to stdout at Redis's `loglevel` (the tests read the listening address from it).
 pub fn init_logging(loglevel: &str) {
     tracing_subscriber::fmt()
@@ -145,6 +88,29 @@ pub fn init_logging(loglevel: &str) {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+}
+
+/// Logs at `loglevel`, appending to `logfile` (Redis's `logfile`), or to stdout when it is
+/// empty.
+///
+/// # Errors
+/// The log file cannot be opened for appending.
+pub fn init_logging_to(loglevel: &str, logfile: &str) -> std::io::Result<()> {
+    if logfile.is_empty() {
+        init_logging(loglevel);
+        return Ok(());
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logfile)?;
+    tracing_subscriber::fmt()
+        .with_max_level(log_level(loglevel))
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
 }
 
 /// Redis's `loglevel` names as a tracing filter.
