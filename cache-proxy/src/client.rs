@@ -327,8 +327,15 @@ impl Client {
                 self.ready(Bytes::from_static(b"+QUEUED\r\n"));
                 return true;
             }
-            Admission::Refuse { error, .. } => {
-                self.multi_failed |= self.multi.is_some();
+            Admission::Refuse { error, call } => {
+                let queueing = self.multi.is_some();
+                self.multi_failed |= queueing;
+                if cache_protocol::admit::aborts_transaction(call, queueing) {
+                    // Closing the pinned connection ends its WATCH on the node.
+                    self.multi = None;
+                    self.multi_failed = false;
+                    self.watch = None;
+                }
                 self.error(&error);
                 return true;
             }

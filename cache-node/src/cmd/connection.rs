@@ -252,6 +252,19 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         super::tracking::tracking(ctx, args)?;
     } else if is(sub, "caching") {
         super::tracking::caching(ctx, args)?;
+    } else if is(sub, "reply") {
+        // OFF and SKIP are not answered; `dispatch` silences what follows.
+        let mode = &args[2];
+        ctx.conn.reply = if is(mode, "on") {
+            ctx.out.ok();
+            super::ReplyMode::On
+        } else if is(mode, "off") {
+            super::ReplyMode::Off
+        } else if is(mode, "skip") {
+            super::ReplyMode::SkipNext
+        } else {
+            return Err(CmdError::Syntax);
+        };
     } else if is(sub, "getredir") {
         super::tracking::getredir(ctx, args)?;
     } else if is(sub, "trackinginfo") {

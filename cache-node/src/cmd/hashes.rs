@@ -240,8 +240,8 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
-        3 => Some(int_arg(&args[2])?),
-        4 if is(&args[3], "withvalues") => Some(int_arg(&args[2])?),
+        3 => Some(super::random_count(&args[2], false)?),
+        4 if is(&args[3], "withvalues") => Some(super::random_count(&args[2], true)?),
         _ => return Err(CmdError::Syntax),
     };
     let with_values = args.len() == 4;

@@ -11,6 +11,7 @@ pub mod hashes;
 pub mod keys;
 pub mod latency;
 pub mod lists;
+pub mod memory;
 pub mod multi;
 pub mod pubsub;
 pub mod server;
@@ -32,8 +33,20 @@ use cache_protocol::{parse_i64, Cmd, ReplyBuf};
 use crate::client::ClientInfo;
 use crate::Shared;
 
+/// CLIENT REPLY: whether this connection's replies are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// SKIP: the next command's reply is not sent.
+    SkipNext,
+}
+
 /// Per-connection state that commands read and change.
 pub struct ConnState {
+    /// CLIENT REPLY ON / OFF / SKIP.
+    pub reply: ReplyMode,
     pub info: Arc<ClientInfo>,
     pub db: usize,
     pub authenticated: bool,
@@ -62,6 +75,7 @@ pub struct ConnState {
 impl ConnState {
     pub fn new(info: Arc<ClientInfo>, user: Arc<cache_acl::UserCell>, authenticated: bool) -> Self {
         ConnState {
+            reply: ReplyMode::On,
             info,
             db: 0,
             authenticated,
@@ -515,6 +529,29 @@ pub fn random_below(n: usize) -> usize {
     })
 }
 
+/// Most members a negative HRANDFIELD/SRANDMEMBER/ZRANDMEMBER count may ask for. Redis
+/// streams such a reply for any count; we build it, so a count from the wire is bounded
+/// first (`SRANDMEMBER s -100000000000` once killed the node).
+pub const MAX_RANDOM_REPEATS: u64 = 1 << 24;
+
+/// Parses the `count` of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER with Redis 7.0's range checks
+/// (`paired`: WITHVALUES/WITHSCORES, whose reply is twice as long) and our bound on repeats.
+pub fn random_count(arg: &[u8], paired: bool) -> Result<i64, CmdError> {
+    let n = int_arg(arg)?;
+    if n == i64::MIN {
+        return Err(CmdError::Msg("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+    }
+    if paired && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+        return Err(CmdError::Msg("ERR value is out of range"));
+    }
+    if n < 0 && n.unsigned_abs() > MAX_RANDOM_REPEATS {
+        return Err(CmdError::Owned(format!(
+            "ERR value is out of range: a negative count asks for at most {MAX_RANDOM_REPEATS} members"
+        )));
+    }
+    Ok(n)
+}
+
 /// Indices for HRANDFIELD/SRANDMEMBER/ZRANDMEMBER `count`: distinct when positive (all of
 /// them, in order, when count covers the collection), with repeats when negative.
 pub fn random_indices(len: usize, count: i64) -> Vec<usize> {
@@ -575,15 +612,56 @@ impl cache_protocol::admit::Session for NodeSession<'_, '_> {
         self.ctx.conn.multi.is_some() && !self.ctx.conn.in_exec
     }
 
-    fn out_of_memory(&mut self, _call: Resolved, _args: &[Bytes]) -> bool {
+    fn queued_denyoom(&self) -> bool {
+        self.ctx.conn.multi.as_ref().is_some_and(|queue| {
+            queue.iter().any(|args| {
+                Cmd::lookup(&args[0])
+                    .is_some_and(|c| c.spec().has(cache_protocol::command::flags::DENYOOM))
+            })
+        })
+    }
+
+    fn out_of_memory(&mut self, call: Resolved, _args: &[Bytes]) -> bool {
         // A command that runs now is admitted by `memory::before_write` (which also evicts
-        // for writes that are not `denyoom`); queueing needs room of its own.
-        self.queueing() && crate::memory::out_of_memory(self.ctx.shared, self.ctx.now)
+        // for writes that are not `denyoom`); queueing, and EXEC of a queue that may grow
+        // memory, are decided here.
+        (self.queueing() || call.cmd == Cmd::Exec)
+            && crate::memory::out_of_memory(self.ctx.shared, self.ctx.now)
     }
 }
 
-/// Runs one request and appends its reply.
+/// Runs one request and appends its reply (unless CLIENT REPLY silenced it).
 pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
+    let mode = ctx.conn.reply;
+    // (Un)subscribe confirmations are pushes, which Redis sends whatever CLIENT REPLY says.
+    let pushes = || {
+        Cmd::lookup(&args[0]).is_some_and(|c| {
+            matches!(
+                c,
+                Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe
+            )
+        })
+    };
+    if mode == ReplyMode::On || pushes() {
+        return run_admitted(ctx, args);
+    }
+    let before = ctx.out.len();
+    run_admitted(ctx, args);
+    match mode {
+        // CLIENT REPLY ON turned replies back on: its OK is sent.
+        ReplyMode::Off if ctx.conn.reply == ReplyMode::On => {}
+        ReplyMode::Off => ctx.out.truncate(before),
+        _ => {
+            ctx.out.truncate(before);
+            if ctx.conn.reply == ReplyMode::SkipNext {
+                ctx.conn.reply = ReplyMode::On;
+            }
+        }
+    }
+}
+
+/// Admits one request and runs it.
+fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let stats = &ctx.shared.stats;
     let stripe = stats.local();
     let queueing = ctx.conn.multi.is_some() && !ctx.conn.in_exec;
@@ -599,8 +677,14 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
             return;
         }
         Admission::Refuse { error, call } => {
-            // Redis's flagTransaction: any refusal while queueing fails the EXEC.
+            // Redis's flagTransaction: any refusal while queueing fails the EXEC; a refused
+            // EXEC ends the transaction.
             ctx.conn.multi_failed |= queueing;
+            if cache_protocol::admit::aborts_transaction(call, queueing) {
+                ctx.conn.multi = None;
+                ctx.conn.multi_failed = false;
+                multi::unwatch_all(ctx);
+            }
             if let Some(call) = call {
                 stripe.per_command[call.id()].rejected.fetch_add(1, Relaxed);
             }
@@ -722,6 +806,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Pexpiretime => keys::ttl(ctx, args, true, true),
         Persist => keys::persist(ctx, args),
         Object => keys::object(ctx, args),
+        Memory => memory::memory(ctx, args),
         Cluster => cluster::cluster(ctx, args),
         Cache => cluster::cache(ctx, args),
         // Admission refuses the proxy's commands on a node (`Role::Node`).

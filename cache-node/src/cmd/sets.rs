@@ -156,7 +156,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
-        3 => Some(int_arg(&args[2])?),
+        3 => Some(super::random_count(&args[2], false)?),
         _ => return Err(CmdError::Syntax),
     };
     let picked = read_set(ctx, &args[1], |s| {

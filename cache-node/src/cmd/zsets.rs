@@ -978,8 +978,8 @@ pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
-        3 => Some(int_arg(&args[2])?),
-        4 if is(&args[3], "withscores") => Some(int_arg(&args[2])?),
+        3 => Some(super::random_count(&args[2], false)?),
+        4 if is(&args[3], "withscores") => Some(super::random_count(&args[2], true)?),
         _ => return Err(CmdError::Syntax),
     };
     let with_scores = args.len() == 4;

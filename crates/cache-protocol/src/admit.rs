@@ -47,6 +47,10 @@ pub trait Session {
     fn resp2_subscribed(&self) -> bool;
     /// Inside MULTI (and not running EXEC's queue).
     fn queueing(&self) -> bool;
+    /// Whether a command queued since MULTI is `denyoom` (then EXEC is, as in Redis).
+    fn queued_denyoom(&self) -> bool {
+        false
+    }
     /// Asked only when Redis would refuse the command under memory pressure: true when
     /// memory is over the limit and nothing could be evicted. The proxy holds no data.
     fn out_of_memory(&mut self, _call: Resolved, _args: &[bytes::Bytes]) -> bool {
@@ -77,12 +81,21 @@ fn acts_on_transaction(cmd: Cmd) -> bool {
     )
 }
 
-/// Whether Redis would refuse `call` when memory is short: a `denyoom` command, and inside
-/// MULTI anything but EXEC, DISCARD, QUIT and RESET (queueing itself takes memory).
-pub fn refused_when_oom(call: Resolved, queueing: bool) -> bool {
+/// Whether Redis would refuse `call` when memory is short: a `denyoom` command (EXEC when it
+/// would run one), and inside MULTI anything but EXEC, DISCARD, QUIT and RESET (queueing
+/// itself takes memory).
+pub fn refused_when_oom(call: Resolved, queueing: bool, queued_denyoom: bool) -> bool {
     call.spec().has(flags::DENYOOM)
         || call.cmd.spec().has(flags::DENYOOM)
+        || (call.cmd == Cmd::Exec && queued_denyoom)
         || (queueing && !matches!(call.cmd, Cmd::Exec | Cmd::Discard | Cmd::Quit | Cmd::Reset))
+}
+
+/// Whether a refusal of `call` ends the transaction: a refused EXEC discards it and answers
+/// `-EXECABORT` with the reason (Redis's `execCommandAbort`). The caller clears its MULTI
+/// and WATCH state.
+pub fn aborts_transaction(call: Option<Resolved>, queueing: bool) -> bool {
+    queueing && call.is_some_and(|c| c.cmd == Cmd::Exec)
 }
 
 /// Redis's reply to a command refused for memory.
@@ -97,22 +110,28 @@ pub fn admit(role: Role, args: &[bytes::Bytes], session: &mut impl Session) -> A
             return Admission::Refuse { error, call };
         }
     };
+    let queueing = session.queueing();
     let refuse = |error: String| Admission::Refuse {
-        error,
+        error: if aborts_transaction(Some(call), queueing) {
+            format!("EXECABORT Transaction discarded because of: {error}")
+        } else {
+            error
+        },
         call: Some(call),
     };
     let spec = call.cmd.spec();
     if !session.authenticated() && !spec.has(flags::NO_AUTH) {
         return refuse("NOAUTH Authentication required.".into());
     }
-    let queueing = session.queueing();
     if queueing && call.spec().has(flags::NO_MULTI) {
         return refuse("ERR Command not allowed inside a transaction".into());
     }
     if let Err(denied) = session.acl_check(call, args) {
         return refuse(denied);
     }
-    if refused_when_oom(call, queueing) && session.out_of_memory(call, args) {
+    if refused_when_oom(call, queueing, session.queued_denyoom())
+        && session.out_of_memory(call, args)
+    {
         return refuse(OOM_ERROR.into());
     }
     if session.resp2_subscribed() && !spec.has(flags::PUBSUB_OK) {

@@ -341,6 +341,7 @@ commands! {
     Pexpiretime => "pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     Persist => "persist", 2, WRITE | FAST, 1, 1, 1, "generic", "Removes the expiration time of a key.";
     Object => "object", -2, 0, 0, 0, 0, "generic", "A container for object introspection commands.", subs = OBJECT_SUBCOMMANDS;
+    Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
     // string
     Get => "get", 2, READONLY | FAST, 1, 1, 1, "string", "Returns the string value of a key.";
     Set => "set", -3, WRITE | DENYOOM, 1, 1, 1, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.";
@@ -480,6 +481,16 @@ commands! {
     Cache => "cache", -2, NODE_ONLY, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
     Proxy => "proxy", -2, PROXY_ONLY, 0, 0, 0, "server", "A container for cache-proxy's cluster-management commands.", subs = PROXY_SUBCOMMANDS;
 }
+
+#[rustfmt::skip]
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("memory|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+    spec!("memory|doctor", 2, 0, 0, 0, 0, "server", "Outputs a memory problems report."),
+    spec!("memory|purge", 2, 0, 0, 0, 0, "server", "Asks the allocator to release memory."),
+    spec!("memory|stats", 2, 0, 0, 0, 0, "server", "Returns details about memory usage."),
+    spec!("memory|malloc-stats", 2, 0, 0, 0, 0, "server", "Returns the allocator statistics."),
+    spec!("memory|usage", -3, READONLY, 2, 2, 1, "server", "Estimates the memory usage of a key."),
+];
 
 #[rustfmt::skip]
 static PROXY_SUBCOMMANDS: &[CommandSpec] = &[
@@ -723,6 +734,16 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         0,
         "connection",
         "Returns information about server-assisted client-side caching for the connection."
+    ),
+    spec!(
+        "client|reply",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "connection",
+        "Instructs the server whether to reply to commands."
     ),
     spec!(
         "client|help",

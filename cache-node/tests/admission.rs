@@ -1,0 +1,155 @@
+//! What the shared admission path decides on a node, where the reference Redis cannot be
+//! asked (it must not be reconfigured): MULTI under memory pressure, EXEC of a queue that
+//! would grow memory, CLIENT REPLY, and MEMORY USAGE (which the suite's hash unit needs).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::{node, reference, RawConn};
+
+const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+
+fn text(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply).into_owned()
+}
+
+#[test]
+fn multi_under_memory_pressure_is_refused_as_redis_refuses_it() {
+    let node = node(&[]);
+    let mut c = node.raw();
+    let mut admin = node.raw();
+    assert_eq!(
+        text(&admin.cmd_str(&["CONFIG", "SET", "maxmemory", "1"])),
+        "+OK\r\n"
+    );
+    // MULTI itself and DISCARD pass; queueing takes memory, so it is refused and the
+    // transaction is flagged.
+    assert_eq!(text(&c.cmd_str(&["MULTI"])), "+OK\r\n");
+    assert_eq!(text(&c.cmd_str(&["SET", "x", "1"])), OOM);
+    assert_eq!(text(&c.cmd_str(&["DISCARD"])), "+OK\r\n");
+    assert_eq!(text(&c.cmd_str(&["MULTI"])), "+OK\r\n");
+    assert_eq!(text(&c.cmd_str(&["GET", "x"])), OOM);
+    assert_eq!(
+        text(&c.cmd_str(&["EXEC"])),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(
+        text(&admin.cmd_str(&["CONFIG", "SET", "maxmemory", "0"])),
+        "+OK\r\n"
+    );
+
+    // Queued while there was room, EXEC'd when there is none: EXEC is refused with the
+    // reason and the transaction is over.
+    assert_eq!(text(&c.cmd_str(&["MULTI"])), "+OK\r\n");
+    assert_eq!(text(&c.cmd_str(&["SET", "x", "1"])), "+QUEUED\r\n");
+    assert_eq!(
+        text(&admin.cmd_str(&["CONFIG", "SET", "maxmemory", "1"])),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        text(&c.cmd_str(&["EXEC"])),
+        "-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(text(&c.cmd_str(&["EXEC"])), "-ERR EXEC without MULTI\r\n");
+    assert_eq!(
+        text(&admin.cmd_str(&["CONFIG", "SET", "maxmemory", "0"])),
+        "+OK\r\n"
+    );
+    assert_eq!(text(&c.cmd_str(&["EXISTS", "x"])), ":0\r\n");
+}
+
+#[test]
+fn client_reply_off_skip_and_on() {
+    let node = node(&[]);
+    let mut s = std::net::TcpStream::connect(node.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"CLIENT REPLY OFF\r\nSET a 1\r\nGET a\r\nCLIENT REPLY ON\r\nGET a\r\n\
+          CLIENT REPLY SKIP\r\nGET a\r\nINCR a\r\nGET a\r\n",
+    )
+    .unwrap();
+    let expected = b"+OK\r\n$1\r\n1\r\n:2\r\n$1\r\n2\r\n";
+    let mut got = vec![0; expected.len()];
+    s.read_exact(&mut got).expect("replies");
+    assert_eq!(text(&got), text(expected));
+    let mut c = RawConn::connect(&node.addr.to_string());
+    assert_eq!(
+        text(&c.cmd_str(&["CLIENT", "REPLY", "maybe"])),
+        "-ERR syntax error\r\n"
+    );
+}
+
+#[test]
+fn memory_usage_matches_redis_in_shape() {
+    let node = node(&[]);
+    let mut ours = node.raw();
+    assert_eq!(text(&ours.cmd_str(&["HSET", "h", "a", "1"])), ":1\r\n");
+    let usage = text(&ours.cmd_str(&["MEMORY", "USAGE", "h"]));
+    let n: i64 = usage
+        .trim_start_matches(':')
+        .trim_end()
+        .parse()
+        .unwrap_or_else(|_| panic!("{usage}"));
+    assert!(n > 0, "{usage}");
+    let Some(mut theirs) = reference("memory_usage_matches_redis_in_shape", 15) else {
+        return;
+    };
+    for args in [
+        &["MEMORY", "USAGE", "nosuch"][..],
+        &["MEMORY", "USAGE", "h", "SAMPLES"],
+        &["MEMORY", "USAGE", "h", "SAMPLES", "x"],
+        &["MEMORY", "USAGE"],
+        &["MEMORY", "NOPE"],
+        &["MEMORY", "PURGE"],
+    ] {
+        assert_eq!(
+            text(&ours.cmd_str(args)),
+            text(&theirs.cmd_str(args)),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn random_counts_from_the_wire_are_bounded() {
+    let node = node(&[]);
+    let mut ours = node.raw();
+    // Before the bound, this asked for a 2^63-element Vec and killed the connection task.
+    for setup in [
+        &["SADD", "s", "a"][..],
+        &["HSET", "h", "a", "1"],
+        &["ZADD", "z", "0", "a"],
+    ] {
+        ours.cmd_str(setup);
+    }
+    let huge =
+        String::from_utf8_lossy(&ours.cmd_str(&["SRANDMEMBER", "s", "-100000000000"])).into_owned();
+    assert!(huge.starts_with("-ERR value is out of range"), "{huge}");
+    assert_eq!(
+        text(&ours.cmd_str(&["SRANDMEMBER", "s", "-3"])),
+        "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
+    );
+    let Some(mut theirs) = reference("random_counts_from_the_wire_are_bounded", 15) else {
+        return;
+    };
+    let key = "ferrocache:admission:rand";
+    theirs.cmd_str(&["SADD", key, "a"]);
+    // The suite's overflow cases, on a missing key and on ours: Redis checks the range first.
+    for args in [
+        &["SRANDMEMBER", "s", "-9223372036854775808"][..],
+        &["HRANDFIELD", "h", "-9223372036854775808"],
+        &["HRANDFIELD", "h", "-9223372036854770000", "WITHVALUES"],
+        &["HRANDFIELD", "h", "-9223372036854775808", "WITHVALUES"],
+        &["ZRANDMEMBER", "z", "-9223372036854770000", "WITHSCORES"],
+        &["ZRANDMEMBER", "z", "-9223372036854775808"],
+    ] {
+        assert_eq!(
+            text(&ours.cmd_str(args)),
+            text(&theirs.cmd_str(args)),
+            "{args:?}"
+        );
+    }
+    theirs.cmd_str(&["DEL", key]);
+}
