@@ -88,6 +88,15 @@ fn make_room(shared: &Shared, maxmemory: u64, now: u64) -> Result<(), ()> {
     Ok(())
 }
 
+/// Evicts at once down to `maxmemory` (as Redis does when CONFIG SET lowers it), as far as
+/// the policy allows; the next writes continue if one call cannot free enough.
+pub fn evict_now(shared: &Shared, now: u64) {
+    let maxmemory = shared.config.maxmemory.load(Relaxed);
+    if maxmemory != 0 {
+        let _ = make_room(shared, maxmemory, now);
+    }
+}
+
 /// Whether memory is over `maxmemory` with nothing left to evict (Redis's
 /// `performEvictions() == EVICT_FAIL`): what refuses queueing inside MULTI.
 pub fn out_of_memory(shared: &Shared, now: u64) -> bool {

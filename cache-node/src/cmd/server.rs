@@ -167,6 +167,12 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ctx.shared.apply_eviction_config();
+        if pairs
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("maxmemory"))
+        {
+            crate::memory::evict_now(ctx.shared, ctx.now);
+        }
         let expiries = config.notify_flags.load(Relaxed) & super::Notify::EXPIRED != 0;
         ctx.shared.store.report_expiries(expiries);
         ctx.out.ok();
