@@ -375,6 +375,16 @@ static PARAMS: &[Param] = &[
         mutable: false,
         help: "write-back journal fsync: everysec, or always (the reply waits for the fsync, group-committed)",
     },
+    Param {
+        name: "hll-sparse-max-bytes",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "3000",
+        mutable: true,
+        help: "bytes a sparse HyperLogLog may grow to before it turns dense",
+    },
     // Facts clients read (redis-benchmark asks for both): this node keeps nothing on disk.
     Param {
         name: "save",

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod latency;
 pub mod lists;
@@ -891,6 +892,11 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Punsubscribe => pubsub::unsubscribe(ctx, args, true),
         Publish => pubsub::publish(ctx, args),
         Pubsub => pubsub::pubsub(ctx, args),
+        Pfadd => hyperloglog::pfadd(ctx, args),
+        Pfcount => hyperloglog::pfcount(ctx, args),
+        Pfmerge => hyperloglog::pfmerge(ctx, args),
+        Pfdebug => hyperloglog::pfdebug(ctx, args),
+        Pfselftest => hyperloglog::pfselftest(ctx, args),
     }
 }
 

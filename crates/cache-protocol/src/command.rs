@@ -213,6 +213,9 @@ impl CommandSpec {
             (_, "command") => CONNECTION,
             ("string", _) => STRING,
             ("bitmap", _) => BITMAP,
+            ("hyperloglog", _) => HYPERLOGLOG,
+            ("geo", _) => GEO,
+            ("generic", "sort" | "sort_ro") => SET | SORTEDSET | LIST | DANGEROUS,
             ("hash", _) => HASH,
             ("list", _) => LIST,
             ("set", _) => SET,
@@ -457,6 +460,12 @@ commands! {
     Zintercard => "zintercard", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the number of members of the intersect of multiple sorted sets.";
     Zrandmember => "zrandmember", -2, READONLY, 1, 1, 1, "sorted-set", "Returns one or more random members from a sorted set.";
     Zscan => "zscan", -3, READONLY, 1, 1, 1, "sorted-set", "Iterates over members and scores of a sorted set.";
+    // remaining types (#13): HyperLogLog, bitmaps, LCS, SORT, GEO
+    Pfadd => "pfadd", -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.";
+    Pfcount => "pfcount", -2, READONLY, 1, -1, 1, "hyperloglog", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
+    Pfmerge => "pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "Merges one or more HyperLogLog values into a single key.";
+    Pfdebug => "pfdebug", 3, WRITE | DENYOOM | ADMIN, 2, 2, 1, "hyperloglog", "Internal commands for debugging HyperLogLog values.";
+    Pfselftest => "pfselftest", 1, ADMIN, 0, 0, 0, "hyperloglog", "An internal command for testing HyperLogLog values.";
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";

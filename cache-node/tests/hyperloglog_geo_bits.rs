@@ -1,0 +1,143 @@
+//! Differential tests of the remaining data commands (#13) against the reference Redis
+//! (`FERROCACHE_REFERENCE_REDIS`, database 11, keys `ty:*`): the same commands to both, replies
+//! (and the stored bytes, read back with GET) compared byte for byte.
+
+mod common;
+
+use std::sync::{Mutex, PoisonError};
+
+use common::{compare, node, reference, words, RawConn};
+
+const DB: u32 = 11;
+
+/// The tests share database 11 of the reference: one at a time, each flushing it first.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// A small deterministic generator, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Both connections (ours, the reference's), or None when the reference is not configured.
+fn pair(test: &str) -> Option<(common::NodeProcess, RawConn, RawConn)> {
+    let theirs = reference(test, DB)?;
+    let node = node(&[]);
+    let ours = node.raw();
+    Some((node, ours, theirs))
+}
+
+fn same(ours: &mut RawConn, theirs: &mut RawConn, cmd: &[&[u8]]) -> Vec<u8> {
+    compare(ours, theirs, &[cmd.to_vec()]);
+    ours.cmd(cmd)
+}
+
+fn script(ours: &mut RawConn, theirs: &mut RawConn, text: &str) {
+    let lines: Vec<Vec<&[u8]>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(words)
+        .collect();
+    compare(ours, theirs, &lines);
+}
+
+#[test]
+fn hyperloglog_bytes_match_redis() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((_node, mut ours, mut theirs)) = pair("hyperloglog_bytes_match_redis") else {
+        return;
+    };
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    // Batches of random sizes through the sparse -> dense switch (about 1000-1500 elements
+    // with the default hll-sparse-max-bytes), GET and PFCOUNT after each.
+    for key in ["ty:h1", "ty:h2", "ty:h3"] {
+        let mut total = 0;
+        while total < 4000 {
+            let n = 1 + rng.below(if total < 1500 { 20 } else { 400 });
+            let elements: Vec<String> = (0..n).map(|_| format!("e{}", rng.below(6000))).collect();
+            let mut cmd: Vec<&[u8]> = vec![b"PFADD", key.as_bytes()];
+            cmd.extend(elements.iter().map(|e| e.as_bytes()));
+            same(&mut ours, &mut theirs, &cmd);
+            same(&mut ours, &mut theirs, &[b"GET", key.as_bytes()]);
+            same(&mut ours, &mut theirs, &[b"PFCOUNT", key.as_bytes()]);
+            // The cached cardinality is now in the header: the bytes must still agree.
+            same(&mut ours, &mut theirs, &[b"GET", key.as_bytes()]);
+            total += n;
+        }
+    }
+    script(
+        &mut ours,
+        &mut theirs,
+        r#"
+        PFADD ty:s1 a b c d
+        PFADD ty:s2 c d e f
+        PFCOUNT ty:s1 ty:s2
+        PFCOUNT ty:s1 ty:h1 ty:nosuch
+        PFMERGE ty:m1 ty:s1 ty:s2
+        GET ty:m1
+        PFMERGE ty:m2 ty:s1 ty:h2
+        GET ty:m2
+        PFMERGE ty:s1 ty:s2
+        GET ty:s1
+        PFDEBUG ENCODING ty:s1
+        PFDEBUG DECODE ty:s1
+        PFDEBUG ENCODING ty:h1
+        PFDEBUG DECODE ty:h1
+        PFDEBUG TODENSE ty:s2
+        GET ty:s2
+        PFDEBUG TODENSE ty:s2
+        PFDEBUG BOGUS ty:s2
+        PFDEBUG ENCODING ty:nosuch
+        PFADD ty:empty
+        GET ty:empty
+        PFCOUNT ty:empty
+        SET ty:str hello
+        PFADD ty:str a
+        PFCOUNT ty:str
+        PFMERGE ty:str ty:s1
+        PFMERGE ty:s1 ty:str
+        LPUSH ty:list a
+        PFADD ty:list a
+        PFCOUNT ty:list ty:s1
+        PFADD ty:c a b c
+        APPEND ty:c hello
+        PFCOUNT ty:c
+        PFADD ty:d a b c
+        SETRANGE ty:d 4 x
+        PFCOUNT ty:d
+        PFADD
+        PFCOUNT
+        "#,
+    );
+    // A value copied from Redis keeps working here.
+    let raw = get_bulk(&mut theirs, b"ty:h3");
+    ours.cmd(&[b"SET", b"ty:copy", &raw]);
+    theirs.cmd(&[b"SET", b"ty:copy", &raw]);
+    script(
+        &mut ours,
+        &mut theirs,
+        "PFADD ty:copy x y z\nGET ty:copy\nPFCOUNT ty:copy",
+    );
+    theirs.cmd_str(&["FLUSHDB"]);
+}
+
+/// The payload of a bulk reply.
+fn get_bulk(conn: &mut RawConn, key: &[u8]) -> Vec<u8> {
+    let reply = conn.cmd(&[b"GET", key]);
+    let header_end = reply
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a bulk reply");
+    reply[header_end + 2..reply.len() - 2].to_vec()
+}
