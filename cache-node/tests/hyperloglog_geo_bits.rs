@@ -37,9 +37,8 @@ fn pair(test: &str) -> Option<(common::NodeProcess, RawConn, RawConn)> {
     Some((node, ours, theirs))
 }
 
-fn same(ours: &mut RawConn, theirs: &mut RawConn, cmd: &[&[u8]]) -> Vec<u8> {
+fn same(ours: &mut RawConn, theirs: &mut RawConn, cmd: &[&[u8]]) {
     compare(ours, theirs, &[cmd.to_vec()]);
-    ours.cmd(cmd)
 }
 
 fn script(ours: &mut RawConn, theirs: &mut RawConn, text: &str) {
@@ -140,4 +139,83 @@ fn get_bulk(conn: &mut RawConn, key: &[u8]) -> Vec<u8> {
         .position(|w| w == b"\r\n")
         .expect("a bulk reply");
     reply[header_end + 2..reply.len() - 2].to_vec()
+}
+
+#[test]
+fn bitop_and_bitfield_match_redis() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((_node, mut ours, mut theirs)) = pair("bitop_and_bitfield_match_redis") else {
+        return;
+    };
+    script(
+        &mut ours,
+        &mut theirs,
+        r#"
+        SET ty:a abcdef
+        SET ty:b "x y"
+        BITOP AND ty:d ty:a ty:b
+        GET ty:d
+        BITOP OR ty:d ty:a ty:b ty:nosuch
+        GET ty:d
+        BITOP XOR ty:d ty:a ty:b
+        GET ty:d
+        BITOP NOT ty:d ty:a
+        GET ty:d
+        BITOP NOT ty:d ty:a ty:b
+        BITOP NAND ty:d ty:a
+        BITOP AND ty:d ty:nosuch ty:nosuch2
+        EXISTS ty:d
+        LPUSH ty:l x
+        BITOP OR ty:d ty:a ty:l
+        BITFIELD ty:l GET u8 0
+        BITFIELD ty:f
+        BITFIELD ty:f GET u8 0
+        EXISTS ty:f
+        BITFIELD ty:f GET u64 0
+        BITFIELD ty:f GET i65 0
+        BITFIELD ty:f GET i0 0
+        BITFIELD ty:f GET x8 0
+        BITFIELD ty:f GET u8 -1
+        BITFIELD ty:f GET u8 4294967296
+        BITFIELD ty:f GET u8 #-1
+        BITFIELD ty:f SET u8 0 abc
+        BITFIELD ty:f OVERFLOW bogus GET u8 0
+        BITFIELD ty:f BOGUS
+        BITFIELD ty:f GET u8
+        BITFIELD_RO ty:f SET u8 0 1
+        BITFIELD_RO ty:f GET u8 0
+        BITFIELD ty:f SET i8 #3 -100 GET i8 #3 GET u8 #3 INCRBY i8 #3 -100
+        BITFIELD ty:f OVERFLOW SAT INCRBY i8 #3 -100 OVERFLOW FAIL INCRBY i8 #3 -1 GET i8 #3
+        BITFIELD ty:f SET u63 5 9223372036854775807 INCRBY u63 5 1 GET i64 5
+        BITFIELD ty:f SET i64 100 -9223372036854775808 INCRBY i64 100 -1 OVERFLOW SAT INCRBY i64 100 -1
+        GET ty:f
+        "#,
+    );
+    let mut rng = Rng(0xb17f_1e1d_0000_0001);
+    let overflows = ["WRAP", "SAT", "FAIL"];
+    for _ in 0..300 {
+        let mut cmd: Vec<String> = vec!["BITFIELD".into(), "ty:r".into()];
+        for _ in 0..1 + rng.below(4) {
+            let signed = rng.below(2) == 0;
+            let bits = 1 + rng.below(if signed { 64 } else { 63 });
+            let ty = format!("{}{bits}", if signed { 'i' } else { 'u' });
+            let offset = if rng.below(3) == 0 {
+                format!("#{}", rng.below(8))
+            } else {
+                rng.below(200).to_string()
+            };
+            let value = (rng.next() as i64 >> rng.below(64)).to_string();
+            match rng.below(4) {
+                0 => cmd.extend(["GET".into(), ty, offset]),
+                1 => cmd.extend(["SET".into(), ty, offset, value]),
+                2 => cmd.extend(["INCRBY".into(), ty, offset, value]),
+                _ => cmd.extend(["OVERFLOW".into(), overflows[rng.below(3) as usize].into()]),
+            }
+        }
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        same(&mut ours, &mut theirs, &args);
+        same(&mut ours, &mut theirs, &[b"GET", b"ty:r"]);
+    }
+    same(&mut ours, &mut theirs, &[b"GET", b"ty:r"]);
+    theirs.cmd_str(&["FLUSHDB"]);
 }

@@ -4,6 +4,7 @@
 //! time of this command) and the arguments, write their reply into the buffer, and return
 //! `Err` for an error reply so argument parsing can use `?`.
 
+pub mod bitops;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
@@ -897,6 +898,9 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Pfmerge => hyperloglog::pfmerge(ctx, args),
         Pfdebug => hyperloglog::pfdebug(ctx, args),
         Pfselftest => hyperloglog::pfselftest(ctx, args),
+        Bitop => bitops::bitop(ctx, args),
+        Bitfield => bitops::bitfield(ctx, args, false),
+        BitfieldRo => bitops::bitfield(ctx, args, true),
     }
 }
 

@@ -466,6 +466,9 @@ commands! {
     Pfmerge => "pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "Merges one or more HyperLogLog values into a single key.";
     Pfdebug => "pfdebug", 3, WRITE | DENYOOM | ADMIN, 2, 2, 1, "hyperloglog", "Internal commands for debugging HyperLogLog values.";
     Pfselftest => "pfselftest", 1, ADMIN, 0, 0, 0, "hyperloglog", "An internal command for testing HyperLogLog values.";
+    Bitop => "bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", "Performs bitwise operations on multiple strings, and stores the result.";
+    Bitfield => "bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", "Performs arbitrary bitfield integer operations on strings.";
+    BitfieldRo => "bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "Performs arbitrary read-only bitfield integer operations on strings.";
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
