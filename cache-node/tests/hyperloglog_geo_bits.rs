@@ -219,3 +219,48 @@ fn bitop_and_bitfield_match_redis() {
     same(&mut ours, &mut theirs, &[b"GET", b"ty:r"]);
     theirs.cmd_str(&["FLUSHDB"]);
 }
+
+#[test]
+fn lcs_matches_redis() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((_node, mut ours, mut theirs)) = pair("lcs_matches_redis") else {
+        return;
+    };
+    script(
+        &mut ours,
+        &mut theirs,
+        r#"
+        SET ty:a ohmytext
+        SET ty:b mynewtext
+        LCS ty:a ty:b
+        LCS ty:a ty:b LEN
+        LCS ty:a ty:b IDX
+        LCS ty:a ty:b IDX MINMATCHLEN 4
+        LCS ty:a ty:b IDX MINMATCHLEN -4 WITHMATCHLEN
+        LCS ty:a ty:b IDX LEN
+        LCS ty:a ty:b MINMATCHLEN x
+        LCS ty:a ty:b MINMATCHLEN
+        LCS ty:a ty:b BOGUS
+        LCS ty:a ty:nosuch
+        LCS ty:nosuch ty:nosuch IDX
+        LPUSH ty:l x
+        LCS ty:a ty:l
+        LCS ty:l ty:a BOGUS
+        "#,
+    );
+    let mut rng = Rng(0x1c5_0000_0000_0001);
+    for _ in 0..50 {
+        let mut word = |n: u64| -> String {
+            (0..n)
+                .map(|_| (b'a' + rng.below(4) as u8) as char)
+                .collect()
+        };
+        let (a, b) = (word(30), word(40));
+        script(
+            &mut ours,
+            &mut theirs,
+            &format!("SET ty:x {a}\nSET ty:y {b}\nLCS ty:x ty:y\nLCS ty:x ty:y IDX WITHMATCHLEN MINMATCHLEN 2"),
+        );
+    }
+    theirs.cmd_str(&["FLUSHDB"]);
+}

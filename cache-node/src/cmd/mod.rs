@@ -12,6 +12,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod latency;
+pub mod lcs;
 pub mod lists;
 pub mod multi;
 pub mod pubsub;
@@ -901,6 +902,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Bitop => bitops::bitop(ctx, args),
         Bitfield => bitops::bitfield(ctx, args, false),
         BitfieldRo => bitops::bitfield(ctx, args, true),
+        Lcs => lcs::lcs(ctx, args),
     }
 }
 

@@ -469,6 +469,7 @@ commands! {
     Bitop => "bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", "Performs bitwise operations on multiple strings, and stores the result.";
     Bitfield => "bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", "Performs arbitrary bitfield integer operations on strings.";
     BitfieldRo => "bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "Performs arbitrary read-only bitfield integer operations on strings.";
+    Lcs => "lcs", -3, READONLY, 1, 2, 1, "string", "Finds the longest common substring.";
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
