@@ -19,6 +19,7 @@ pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod slowlog;
+pub mod sort;
 pub mod strings;
 pub mod tracking;
 pub mod zsets;
@@ -903,6 +904,8 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Bitfield => bitops::bitfield(ctx, args, false),
         BitfieldRo => bitops::bitfield(ctx, args, true),
         Lcs => lcs::lcs(ctx, args),
+        Sort => sort::sort(ctx, args, false),
+        SortRo => sort::sort(ctx, args, true),
     }
 }
 

@@ -470,6 +470,8 @@ commands! {
     Bitfield => "bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", "Performs arbitrary bitfield integer operations on strings.";
     BitfieldRo => "bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "Performs arbitrary read-only bitfield integer operations on strings.";
     Lcs => "lcs", -3, READONLY, 1, 2, 1, "string", "Finds the longest common substring.";
+    Sort => "sort", -2, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "generic", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.";
+    SortRo => "sort_ro", -2, READONLY | MOVABLE_KEYS, 1, 1, 1, "generic", "Returns the sorted elements of a list, a set, or a sorted set.";
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
@@ -989,6 +991,9 @@ impl Cmd {
     pub fn keys(self, args: &[impl AsRef<[u8]>]) -> Vec<usize> {
         let spec = self.spec();
         if spec.has(MOVABLE_KEYS) {
+            if let Some(keys) = option_keys(self, args) {
+                return keys;
+            }
             // (index of numkeys, whether a destination key precedes it)
             let (numkeys_at, dest) = match self {
                 Cmd::Lmpop | Cmd::Zmpop | Cmd::Sintercard | Cmd::Zintercard => (1, false),
@@ -1018,6 +1023,35 @@ impl Cmd {
             None => Vec::new(),
         }
     }
+}
+
+/// Keys of the commands whose extra keys follow an option word (Redis's `sortGetKeys`): the
+/// key at 1, and the one after STORE (BY and GET patterns name keys only at run time).
+fn option_keys(cmd: Cmd, args: &[impl AsRef<[u8]>]) -> Option<Vec<usize>> {
+    if !matches!(cmd, Cmd::Sort | Cmd::SortRo) {
+        return None;
+    }
+    let mut keys = vec![1];
+    let mut i = 2;
+    while i < args.len() {
+        let w = args[i].as_ref();
+        let skip = if w.eq_ignore_ascii_case(b"limit") {
+            2
+        } else if w.eq_ignore_ascii_case(b"get") || w.eq_ignore_ascii_case(b"by") {
+            1
+        } else if w.eq_ignore_ascii_case(b"store") && cmd == Cmd::Sort {
+            // The last STORE wins, as in Redis.
+            keys.truncate(1);
+            if i + 1 < args.len() {
+                keys.push(i + 1);
+            }
+            1
+        } else {
+            0
+        };
+        i += 1 + skip;
+    }
+    Some(keys)
 }
 
 /// Redis's reply to a name the table does not know (at most 128 characters of arguments).
