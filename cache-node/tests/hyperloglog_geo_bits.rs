@@ -372,3 +372,105 @@ fn sort_matches_redis() {
     }
     theirs.cmd_str(&["FLUSHDB"]);
 }
+
+#[test]
+fn geo_matches_redis() {
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((_node, mut ours, mut theirs)) = pair("geo_matches_redis") else {
+        return;
+    };
+    script(
+        &mut ours,
+        &mut theirs,
+        r#"
+        GEOADD ty:g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
+        GEOADD ty:g NX 13.361389 38.115556 Palermo 2.349014 48.864716 Paris
+        GEOADD ty:g XX CH 13.4 38.2 Palermo 0 0 Nowhere
+        GEOADD ty:g NX XX 1 1 a
+        GEOADD ty:g 1 1
+        GEOADD ty:g 181 0 bad
+        GEOADD ty:g 0 86 bad
+        GEOADD ty:g x 0 bad
+        ZRANGE ty:g 0 -1 WITHSCORES
+        GEODIST ty:g Palermo Catania
+        GEODIST ty:g Palermo Catania km
+        GEODIST ty:g Palermo Catania MI
+        GEODIST ty:g Palermo Catania parsec
+        GEODIST ty:g Palermo nosuch
+        GEODIST ty:nosuch a b
+        GEODIST ty:g Palermo Catania km extra
+        GEOHASH ty:g Palermo Catania nosuch
+        GEOHASH ty:nosuch a
+        GEOPOS ty:g Palermo nosuch Paris
+        GEOPOS ty:nosuch a
+        GEOSEARCH ty:g FROMLONLAT 15 37 BYRADIUS 200 km ASC WITHCOORD WITHDIST WITHHASH
+        GEOSEARCH ty:g FROMMEMBER Palermo BYBOX 400 400 km DESC WITHDIST
+        GEOSEARCH ty:g FROMMEMBER Palermo BYRADIUS 2000 km COUNT 2 WITHDIST
+        GEOSEARCH ty:g FROMMEMBER Palermo BYRADIUS 2000 km COUNT 0
+        GEOSEARCH ty:g FROMMEMBER nosuch BYRADIUS 20 km
+        GEOSEARCH ty:g BYRADIUS 20 km
+        GEOSEARCH ty:g FROMMEMBER Palermo
+        GEOSEARCH ty:g FROMMEMBER Palermo FROMLONLAT 1 1 BYRADIUS 1 km
+        GEOSEARCH ty:g FROMLONLAT 15 37 BYRADIUS -1 km
+        GEOSEARCH ty:g FROMLONLAT 15 37 BYRADIUS x km
+        GEOSEARCH ty:g FROMLONLAT 15 37 BYBOX 1 -1 km
+        GEOSEARCH ty:g FROMLONLAT 15 37 BYRADIUS 1 km ANY
+        GEOSEARCH ty:nosuch FROMLONLAT 15 37 BYRADIUS 1 km
+        GEOSEARCHSTORE ty:dst ty:g FROMLONLAT 15 37 BYRADIUS 2000 km STOREDIST
+        ZRANGE ty:dst 0 -1 WITHSCORES
+        GEOSEARCHSTORE ty:dst ty:g FROMLONLAT 15 37 BYRADIUS 2000 km COUNT 1
+        ZRANGE ty:dst 0 -1 WITHSCORES
+        GEOSEARCHSTORE ty:dst ty:g FROMLONLAT 15 37 BYRADIUS 2000 km WITHDIST
+        GEOSEARCHSTORE ty:dst ty:nosuch FROMLONLAT 15 37 BYRADIUS 2000 km
+        EXISTS ty:dst
+        GEORADIUS ty:g 15 37 200 km WITHDIST ASC
+        GEORADIUS ty:g 15 37 2000 km STORE ty:dst2
+        ZRANGE ty:dst2 0 -1 WITHSCORES
+        GEORADIUS ty:g 15 37 2000 km STORE ty:dst2 WITHDIST
+        GEORADIUS_RO ty:g 15 37 2000 km STORE ty:dst2
+        GEORADIUSBYMEMBER ty:g Palermo 200 km WITHCOORD ASC
+        GEORADIUSBYMEMBER ty:g nosuch 200 km
+        GEORADIUSBYMEMBER ty:nosuch nosuch 200 km
+        GEORADIUSBYMEMBER_RO ty:g Palermo 200 km DESC COUNT 1
+        SET ty:str x
+        GEOADD ty:str 1 1 a
+        GEOPOS ty:str a
+        GEOSEARCH ty:str FROMLONLAT 1 1 BYRADIUS 1 km
+        "#,
+    );
+    let mut rng = Rng(0x6e0_0000_0000_0001);
+    for i in 0..300 {
+        let lon = rng.below(360_000_000) as f64 / 1e6 - 180.0;
+        let lat = rng.below(170_000_000) as f64 / 1e6 - 85.0;
+        script(
+            &mut ours,
+            &mut theirs,
+            &format!("GEOADD ty:w {lon} {lat} p{i}"),
+        );
+    }
+    script(&mut ours, &mut theirs, "ZRANGE ty:w 0 -1 WITHSCORES");
+    for _ in 0..100 {
+        let lon = rng.below(360_000_000) as f64 / 1e6 - 180.0;
+        let lat = rng.below(170_000_000) as f64 / 1e6 - 85.0;
+        let r = 1 + rng.below(3000);
+        let (w, h) = (1 + rng.below(4000), 1 + rng.below(4000));
+        script(
+            &mut ours,
+            &mut theirs,
+            &format!(
+                "GEOSEARCH ty:w FROMLONLAT {lon} {lat} BYRADIUS {r} km ASC WITHDIST WITHCOORD WITHHASH\n\
+                 GEOSEARCH ty:w FROMLONLAT {lon} {lat} BYBOX {w} {h} km DESC WITHDIST\n\
+                 GEOSEARCH ty:w FROMMEMBER p{} BYRADIUS {r} mi COUNT 3 WITHDIST\n\
+                 GEODIST ty:w p{} p{} ft\n\
+                 GEOPOS ty:w p{}\n\
+                 GEOHASH ty:w p{}",
+                rng.below(300),
+                rng.below(300),
+                rng.below(300),
+                rng.below(300),
+                rng.below(300)
+            ),
+        );
+    }
+    theirs.cmd_str(&["FLUSHDB"]);
+}

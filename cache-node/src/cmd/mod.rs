@@ -8,6 +8,7 @@ pub mod bitops;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
@@ -906,6 +907,16 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Lcs => lcs::lcs(ctx, args),
         Sort => sort::sort(ctx, args, false),
         SortRo => sort::sort(ctx, args, true),
+        Geoadd => geo::geoadd(ctx, args),
+        Geodist => geo::geodist(ctx, args),
+        Geohash => geo::geohash(ctx, args),
+        Geopos => geo::geopos(ctx, args),
+        Georadius => geo::search(ctx, args, geo::Variant::Radius { ro: false }),
+        GeoradiusRo => geo::search(ctx, args, geo::Variant::Radius { ro: true }),
+        Georadiusbymember => geo::search(ctx, args, geo::Variant::RadiusByMember { ro: false }),
+        GeoradiusbymemberRo => geo::search(ctx, args, geo::Variant::RadiusByMember { ro: true }),
+        Geosearch => geo::search(ctx, args, geo::Variant::Search),
+        Geosearchstore => geo::search(ctx, args, geo::Variant::SearchStore),
     }
 }
 

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use cache_store::{Entry, Value};
+use cache_store::Value;
 
 use super::{int_arg, is, strtod, CmdError, CmdResult, Ctx, Notify};
 
@@ -270,19 +270,14 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult {
         }
     }
     let len = list.len();
-    let mut locked = ctx.shared.store.lock(&dst);
-    if len > 0 {
-        locked.insert(db, &dst, Entry::new(Value::from_list(list)), now);
-        drop(locked);
-        ctx.notify(Notify::LIST, "sortstore", &dst);
-    } else {
-        let existed = locked.remove(db, &dst, now).is_some();
-        drop(locked);
-        if existed {
-            ctx.notify(Notify::GENERIC, "del", &dst);
-        }
-    }
-    ctx.out.int(len as i64);
+    super::store_result(
+        ctx,
+        &dst,
+        len,
+        Value::from_list(list),
+        Notify::LIST,
+        "sortstore",
+    );
     Ok(())
 }
 

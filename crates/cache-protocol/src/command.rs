@@ -472,6 +472,16 @@ commands! {
     Lcs => "lcs", -3, READONLY, 1, 2, 1, "string", "Finds the longest common substring.";
     Sort => "sort", -2, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "generic", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.";
     SortRo => "sort_ro", -2, READONLY | MOVABLE_KEYS, 1, 1, 1, "generic", "Returns the sorted elements of a list, a set, or a sorted set.";
+    Geoadd => "geoadd", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.";
+    Geodist => "geodist", -4, READONLY, 1, 1, 1, "geo", "Returns the distance between two members of a geospatial index.";
+    Geohash => "geohash", -2, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index as geohash strings.";
+    Geopos => "geopos", -2, READONLY, 1, 1, 1, "geo", "Returns the longitude and latitude of members from a geospatial index.";
+    Georadius => "georadius", -6, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "geo", "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.";
+    GeoradiusRo => "georadius_ro", -6, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index that are within a distance from a coordinate.";
+    Georadiusbymember => "georadiusbymember", -5, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "geo", "Queries a geospatial index for members within a distance from a member, optionally stores the result.";
+    GeoradiusbymemberRo => "georadiusbymember_ro", -5, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index that are within a distance from a member.";
+    Geosearch => "geosearch", -7, READONLY, 1, 1, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle.";
+    Geosearchstore => "geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
@@ -1025,9 +1035,27 @@ impl Cmd {
     }
 }
 
-/// Keys of the commands whose extra keys follow an option word (Redis's `sortGetKeys`): the
-/// key at 1, and the one after STORE (BY and GET patterns name keys only at run time).
+/// Keys of the commands whose extra keys follow an option word (Redis's `sortGetKeys` and
+/// `georadiusGetKeys`): the key at 1, and the one after STORE (SORT's BY and GET patterns
+/// name keys only at run time).
 fn option_keys(cmd: Cmd, args: &[impl AsRef<[u8]>]) -> Option<Vec<usize>> {
+    if matches!(cmd, Cmd::Georadius | Cmd::Georadiusbymember) {
+        // Redis's `georadiusGetKeys`: the source, and the last STORE/STOREDIST from 5 on.
+        let mut keys = vec![1];
+        let mut i = 5;
+        while i < args.len() {
+            let w = args[i].as_ref();
+            if (w.eq_ignore_ascii_case(b"store") || w.eq_ignore_ascii_case(b"storedist"))
+                && i + 1 < args.len()
+            {
+                keys.truncate(1);
+                keys.push(i + 1);
+                i += 1;
+            }
+            i += 1;
+        }
+        return Some(keys);
+    }
     if !matches!(cmd, Cmd::Sort | Cmd::SortRo) {
         return None;
     }
