@@ -323,25 +323,17 @@ pub fn areas(s: &Search) -> [Bits; 9] {
         moved(hash, 1, -1),
         moved(hash, -1, -1),
     ];
-    if steps >= 2 {
-        if let Some(a) = area {
-            if a.latitude.min < min_lat {
-                for i in [2, 7, 8] {
-                    n[i] = Bits::ZERO;
-                }
-            }
-            if a.latitude.max > max_lat {
-                for i in [1, 5, 6] {
-                    n[i] = Bits::ZERO;
-                }
-            }
-            if a.longitude.min < min_lon {
-                for i in [4, 8, 6] {
-                    n[i] = Bits::ZERO;
-                }
-            }
-            if a.longitude.max > max_lon {
-                for i in [3, 7, 5] {
+    if let (true, Some(a)) = (steps >= 2, area) {
+        // The centre box already reaches past an edge: the boxes beyond it are useless.
+        let useless = [
+            (a.latitude.min < min_lat, [2, 7, 8]),
+            (a.latitude.max > max_lat, [1, 5, 6]),
+            (a.longitude.min < min_lon, [4, 8, 6]),
+            (a.longitude.max > max_lon, [3, 7, 5]),
+        ];
+        for (beyond, boxes) in useless {
+            if beyond {
+                for i in boxes {
                     n[i] = Bits::ZERO;
                 }
             }
