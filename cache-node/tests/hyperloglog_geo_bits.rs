@@ -474,3 +474,50 @@ fn geo_matches_redis() {
     }
     theirs.cmd_str(&["FLUSHDB"]);
 }
+
+#[test]
+fn memory_and_latency_doctor() {
+    // Sizes are this node's own estimates: checked for shape here, errors against Redis.
+    let node = node(&[]);
+    let mut ours = node.raw();
+    ours.cmd_str(&["SET", "k", &"v".repeat(100)]);
+    let usage = String::from_utf8(ours.cmd_str(&["MEMORY", "USAGE", "k"])).expect("text");
+    let bytes: i64 = usage
+        .trim_start_matches(':')
+        .trim_end()
+        .parse()
+        .expect("an integer reply");
+    assert!(bytes > 100, "{usage}");
+    let stats = String::from_utf8_lossy(&ours.cmd_str(&["MEMORY", "STATS"])).into_owned();
+    assert!(stats.starts_with("*56\r\n"), "27 fields and db.0: {stats}");
+    assert!(stats.contains("keys.count\r\n:1\r\n"), "{stats}");
+    let doctor = ours.cmd_str(&["LATENCY", "DOCTOR"]);
+    assert!(
+        String::from_utf8_lossy(&doctor).contains("Latency monitoring is disabled"),
+        "{doctor:?}"
+    );
+    ours.cmd_str(&["CONFIG", "SET", "latency-monitor-threshold", "100"]);
+    let doctor = ours.cmd_str(&["LATENCY", "DOCTOR"]);
+    assert!(
+        String::from_utf8_lossy(&doctor).contains("no latency spike was observed"),
+        "{doctor:?}"
+    );
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(mut theirs) = reference("memory_and_latency_doctor", DB) else {
+        return;
+    };
+    script(
+        &mut ours,
+        &mut theirs,
+        r#"
+        MEMORY USAGE ty:nosuch
+        MEMORY USAGE ty:nosuch SAMPLES -1
+        MEMORY USAGE ty:nosuch SAMPLES x
+        MEMORY USAGE ty:nosuch BOGUS
+        MEMORY USAGE
+        MEMORY BOGUS
+        MEMORY PURGE
+        LATENCY DOCTOR extra
+        "#,
+    );
+}

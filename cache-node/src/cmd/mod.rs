@@ -15,6 +15,7 @@ pub mod keys;
 pub mod latency;
 pub mod lcs;
 pub mod lists;
+pub mod memory;
 pub mod multi;
 pub mod pubsub;
 pub mod server;
@@ -917,6 +918,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         GeoradiusbymemberRo => geo::search(ctx, args, geo::Variant::RadiusByMember { ro: true }),
         Geosearch => geo::search(ctx, args, geo::Variant::Search),
         Geosearchstore => geo::search(ctx, args, geo::Variant::SearchStore),
+        Memory => memory::memory(ctx, args),
     }
 }
 

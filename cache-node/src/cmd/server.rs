@@ -242,7 +242,7 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     // Field 2 of /proc/self/statm is resident pages.
     std::fs::read_to_string("/proc/self/statm")
         .ok()

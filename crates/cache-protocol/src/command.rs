@@ -482,6 +482,7 @@ commands! {
     GeoradiusbymemberRo => "georadiusbymember_ro", -5, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index that are within a distance from a member.";
     Geosearch => "geosearch", -7, READONLY, 1, 1, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle.";
     Geosearchstore => "geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
+    Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
@@ -613,6 +614,7 @@ static LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("latency|latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns the latest latency samples for all events."),
     spec!("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns timestamp-latency samples for an event."),
     spec!("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Resets the latency data for one or more events."),
+    spec!("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns a human-readable latency analysis report."),
     spec!("latency|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
@@ -1178,6 +1180,17 @@ pub fn all_specs() -> impl Iterator<Item = &'static CommandSpec> {
         .iter()
         .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
 }
+
+// memory (#13)
+#[rustfmt::skip]
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("memory|doctor", 2, 0, 0, 0, 0, "server", "Outputs a memory problems report."),
+    spec!("memory|malloc-stats", 2, 0, 0, 0, 0, "server", "Returns the allocator statistics."),
+    spec!("memory|purge", 2, 0, 0, 0, 0, "server", "Asks the allocator to release memory."),
+    spec!("memory|stats", 2, 0, 0, 0, 0, "server", "Returns details about memory usage."),
+    spec!("memory|usage", -3, READONLY, 2, 2, 1, "server", "Estimates the memory usage of a key."),
+    spec!("memory|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+];
 
 #[cfg(test)]
 mod tests {
