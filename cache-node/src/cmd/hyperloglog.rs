@@ -41,7 +41,6 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let regs: Vec<(usize, u8)> = args[2..].iter().map(|e| hll::pat_len(e)).collect();
     let (db, now) = (ctx.db(), ctx.now);
-    let max_bytes = sparse_max_bytes(ctx);
     let mut locked = ctx.shared.store.lock(key);
     let changes = match locked.get(db, key, now) {
         None => None,
@@ -65,7 +64,7 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         None => {
             let mut s = hll::new_sparse();
-            hll::set_all(&mut s, &regs, max_bytes).map_err(|_| INVALID)?;
+            hll::set_all(&mut s, &regs, sparse_max_bytes(ctx)).map_err(|_| INVALID)?;
             hll::invalidate(&mut s);
             locked.insert(db, key, Entry::new(new_value(s)), now);
         }
@@ -75,6 +74,11 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .and_then(|e| e.value.bytes_mut())
             else {
                 return Err(INVALID);
+            };
+            // Only a sparse value needs the limit (a config lock and parse: not for dense).
+            let max_bytes = match hll::check(s) {
+                Ok(hll::Encoding::Sparse) => sparse_max_bytes(ctx),
+                _ => u64::MAX,
             };
             hll::set_all(s, &regs, max_bytes).map_err(|_| INVALID)?;
             hll::invalidate(s);
