@@ -75,6 +75,28 @@ fn hyperloglog_bytes_match_redis() {
             total += n;
         }
     }
+    // Random merges of sparse and dense values into sparse, dense and new destinations.
+    let keys = ["ty:h1", "ty:h2", "ty:h3", "ty:m0", "ty:m1", "ty:m2"];
+    for round in 0..60 {
+        let small = format!("ty:sp{}", round % 4);
+        let n = 1 + rng.below(30);
+        let elements: Vec<String> = (0..n).map(|_| format!("s{}", rng.below(100_000))).collect();
+        let mut cmd: Vec<&[u8]> = vec![b"PFADD", small.as_bytes()];
+        cmd.extend(elements.iter().map(|e| e.as_bytes()));
+        same(&mut ours, &mut theirs, &cmd);
+        let dst = keys[3 + rng.below(3) as usize];
+        let mut merge: Vec<&[u8]> = vec![b"PFMERGE", dst.as_bytes(), small.as_bytes()];
+        for _ in 0..rng.below(3) {
+            merge.push(keys[rng.below(keys.len() as u64) as usize].as_bytes());
+        }
+        same(&mut ours, &mut theirs, &merge);
+        same(&mut ours, &mut theirs, &[b"GET", dst.as_bytes()]);
+        same(
+            &mut ours,
+            &mut theirs,
+            &[b"PFCOUNT", dst.as_bytes(), small.as_bytes()],
+        );
+    }
     script(
         &mut ours,
         &mut theirs,
