@@ -340,14 +340,32 @@ pub fn search(ctx: &mut Ctx<'_>, args: &[Bytes], variant: Variant) -> CmdResult 
         ctx.out.array(0);
         return Ok(());
     }
-    match order {
-        Order::Asc => found.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Order::Desc => found.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
-        Order::None => {}
+    let returned = if count > 0 {
+        found.len().min(count as usize)
+    } else {
+        found.len()
+    };
+    if order != Order::None {
+        let desc = order == Order::Desc;
+        let cmp = |a: &Found, b: &Found| {
+            let c = a
+                .dist
+                .partial_cmp(&b.dist)
+                .unwrap_or(std::cmp::Ordering::Equal);
+            if desc {
+                c.reverse()
+            } else {
+                c
+            }
+        };
+        if returned == found.len() {
+            found.sort_by(cmp);
+        } else {
+            // Redis sorts only the first COUNT with its partial quicksort.
+            super::sort::pqsort::pqsort(&mut found, &cmp, 0, returned as i64 - 1);
+        }
     }
-    if count > 0 && found.len() > count as usize {
-        found.truncate(count as usize);
-    }
+    found.truncate(returned);
     for f in &mut found {
         f.dist /= conversion;
     }

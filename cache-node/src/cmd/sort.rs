@@ -14,6 +14,8 @@ use cache_store::Value;
 
 use super::{int_arg, is, strtod, CmdError, CmdResult, Ctx, Notify};
 
+pub mod pqsort;
+
 /// The parsed options.
 #[derive(Debug, Default)]
 pub struct SortArgs {
@@ -214,8 +216,7 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult {
             keyed.push(k);
         }
         let (alpha, by, desc) = (o.alpha, o.by.is_some(), o.desc);
-        // Stable, as glibc's qsort (a merge sort) is for the ties Redis leaves equal.
-        keyed.sort_by(|x, y| {
+        let cmp = |x: &Keyed, y: &Keyed| {
             let c = if !alpha {
                 x.score
                     .partial_cmp(&y.score)
@@ -231,7 +232,15 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult {
             } else {
                 c
             }
-        });
+        };
+        if by && (start != 0 || end != keyed.len() as i64 - 1) {
+            // Redis's partial sort: ties between equal BY values land where its swaps put
+            // them.
+            pqsort::pqsort(&mut keyed, &cmp, start, end);
+        } else {
+            // Stable, as glibc's qsort (a merge sort) is for the ties Redis leaves equal.
+            keyed.sort_by(cmp);
+        }
         elems = keyed.into_iter().map(|k| k.elem).collect();
     }
     if bad_score {
