@@ -376,6 +376,13 @@ static PARAMS: &[Param] = &[
         help: "write-back journal fsync: everysec, or always (the reply waits for the fsync, group-committed)",
     },
     Param {
+        name: "latency-tracking",
+        kind: Kind::Enum(&["yes", "no"]),
+        default: "yes",
+        mutable: false,
+        help: "keep per-command latency histograms (LATENCY HISTOGRAM; the metrics endpoint exports them too)",
+    },
+    Param {
         name: "hll-sparse-max-bytes",
         kind: Kind::Int {
             min: 0,

@@ -524,6 +524,29 @@ fn memory_and_latency_doctor() {
         String::from_utf8_lossy(&doctor).contains("no latency spike was observed"),
         "{doctor:?}"
     );
+    // LATENCY HISTOGRAM: per command calls and cumulative bucket counts; a container stands
+    // for its subcommands, unknown names are skipped.
+    ours.cmd_str(&["CONFIG", "RESETSTAT"]);
+    ours.cmd_str(&["SET", "a", "b"]);
+    ours.cmd_str(&["SET", "a", "c"]);
+    ours.cmd_str(&["CLIENT", "ID"]);
+    let h = String::from_utf8_lossy(&ours.cmd_str(&[
+        "LATENCY",
+        "HISTOGRAM",
+        "set",
+        "client",
+        "nosuch",
+    ]))
+    .into_owned();
+    assert!(
+        h.starts_with("*4\r\n$9\r\nclient|id\r\n*4\r\n$5\r\ncalls\r\n:1\r\n"),
+        "{h}"
+    );
+    assert!(
+        h.contains("$3\r\nset\r\n*4\r\n$5\r\ncalls\r\n:2\r\n$14\r\nhistogram_usec"),
+        "{h}"
+    );
+    assert_eq!(ours.cmd_str(&["LATENCY", "HISTOGRAM", "nosuch"]), b"*0\r\n");
     let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(mut theirs) = reference("memory_and_latency_doctor", DB) else {
         return;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use cache_protocol::command::flags;
+use cache_protocol::command::{all_specs, flags};
 use cache_protocol::CommandSpec;
 
 use super::connection::help;
@@ -77,12 +77,65 @@ const HELP: &[&str] = &[
     "    Return the latest latency samples for all events.",
     "DOCTOR",
     "    Return a human readable latency analysis report.",
+    "HISTOGRAM [<command> ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
     "RESET [<event> ...]",
     "    Reset latency data of one or more <event> classes.",
     "    (default: reset all data for all event classes)",
     "HELP",
     "    Prints this help.",
 ];
+
+/// LATENCY HISTOGRAM [command ...]: per command (a container stands for its subcommands;
+/// unknown names are skipped, as in Redis) with calls, `calls` and `histogram_usec`, the
+/// cumulative count at each bucket bound up to the last used one. The bounds are this node's
+/// (10 us, 25, 50, 100, ... 1 s, then i64::MAX for slower), not Redis's powers of two.
+fn histogram(ctx: &mut Ctx<'_>, names: &[Bytes]) {
+    let specs: Vec<(usize, &'static CommandSpec)> = all_specs().enumerate().collect();
+    let wanted = |spec: &CommandSpec| -> bool {
+        if names.is_empty() {
+            return true;
+        }
+        names.iter().any(|n| {
+            let n = &n[..];
+            if spec.name.as_bytes().eq_ignore_ascii_case(n) {
+                return spec.subcommands.is_empty();
+            }
+            // A container's name asks for each of its subcommands.
+            spec.name
+                .split_once('|')
+                .is_some_and(|(parent, _)| parent.as_bytes().eq_ignore_ascii_case(n))
+        })
+    };
+    let rows: Vec<(&'static str, u64, cache_net::metrics::HistogramSnapshot)> = specs
+        .iter()
+        .filter(|(_, spec)| wanted(spec))
+        .filter_map(|&(i, spec)| {
+            let calls = ctx.shared.stats.command(i).0;
+            (calls > 0).then(|| (spec.name, calls, ctx.shared.stats.latency(i)))
+        })
+        .collect();
+    ctx.out.map(rows.len());
+    for (name, calls, h) in rows {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.map(2);
+        ctx.out.bulk(b"calls");
+        ctx.out.int(calls as i64);
+        ctx.out.bulk(b"histogram_usec");
+        let used = h.buckets.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+        ctx.out.map(used);
+        let mut total = 0;
+        for (i, &count) in h.buckets[..used].iter().enumerate() {
+            total += count;
+            let bound = cache_net::metrics::LATENCY_BOUNDS_US
+                .get(i)
+                .map_or(i64::MAX, |&b| b as i64);
+            ctx.out.int(bound);
+            ctx.out.int(total as i64);
+        }
+    }
+}
 
 /// LATENCY DOCTOR's report, in Redis's words (`createLatencyReport`): each event's spikes,
 /// average, mean deviation, period and worst, and the slow-log advice for command events.
@@ -167,6 +220,8 @@ pub fn latency(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.int(time as i64);
             ctx.out.int(ms as i64);
         }
+    } else if is(sub, "histogram") {
+        histogram(ctx, &args[2..]);
     } else if is(sub, "doctor") {
         let text = doctor(ctx);
         ctx.out.verbatim("txt", text.as_bytes());

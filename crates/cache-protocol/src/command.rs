@@ -615,6 +615,7 @@ static LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns timestamp-latency samples for an event."),
     spec!("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Resets the latency data for one or more events."),
     spec!("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns a human-readable latency analysis report."),
+    spec!("latency|histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns the cumulative distribution of latencies of a subset or all commands."),
     spec!("latency|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
