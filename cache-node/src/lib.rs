@@ -83,6 +83,8 @@ impl Shared {
             databases: config.databases(),
         });
         let metrics = !config.get("metrics-addr").unwrap_or_default().is_empty();
+        // LATENCY HISTOGRAM reads the same per-command histograms the metrics endpoint exports.
+        let histograms = metrics || config.get("latency-tracking").as_deref() == Some("yes");
         let shared = Arc::new_cyclic(|weak| {
             store.set_observer(Arc::new(Observer {
                 shared: weak.clone(),
@@ -91,7 +93,7 @@ impl Shared {
                 store,
                 config,
                 acl,
-                stats: Stats::new(metrics),
+                stats: Stats::new(histograms),
                 clients: Clients::default(),
                 blocking: Default::default(),
                 watches: Default::default(),

@@ -493,8 +493,14 @@ impl Client {
                 true
             }
             _ if spec.has(flags::BLOCKING) => false,
-            // The common case (GET, SET, INCR, HSET…): one key, at argument 1.
-            _ if spec.first_key == 1 && spec.last_key == 1 && spec.subcommands.is_empty() => {
+            // The common case (GET, SET, INCR, HSET…): one key, at argument 1. Not for
+            // movable keys: SORT/GEORADIUS ... STORE and ZUNIONSTORE name more keys than the
+            // table's 1 1 1 says (Cmd::keys finds them).
+            _ if spec.first_key == 1
+                && spec.last_key == 1
+                && spec.subcommands.is_empty()
+                && !spec.has(flags::MOVABLE_KEYS) =>
+            {
                 let key = &args[1];
                 if spec.has(flags::WRITE) {
                     routing.mark_write(key);

@@ -548,3 +548,69 @@ fn proxy_invalidate_forgets_a_pattern_on_every_node() {
         "{err}"
     );
 }
+
+/// SORT ... STORE, GEORADIUS ... STORE and ZUNIONSTORE name keys past the table's `1 1 1`
+/// (movable keys): the proxy finds them all, runs the command when they share a node and
+/// refuses it otherwise, instead of storing on the source's node.
+#[test]
+fn movable_store_keys_are_routed_by_all_their_keys() {
+    let cluster = Cluster::start(&[]);
+    let mut conn = cluster.client();
+    let router = cluster.router();
+    let (a, b) = two_keys_on_different_nodes(&router);
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&a)
+        .arg(3)
+        .arg(1)
+        .arg(2)
+        .query(&mut conn)
+        .unwrap();
+    let err = redis::cmd("SORT")
+        .arg(&a)
+        .arg("STORE")
+        .arg(&b)
+        .query::<i64>(&mut conn)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CROSSSLOT"), "{err}");
+    let err = redis::cmd("GEORADIUS")
+        .arg(&a)
+        .arg(15)
+        .arg(37)
+        .arg(200)
+        .arg("km")
+        .arg("STORE")
+        .arg(&b)
+        .query::<i64>(&mut conn)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CROSSSLOT"), "{err}");
+    let err = redis::cmd("ZUNIONSTORE")
+        .arg(&b)
+        .arg(1)
+        .arg(&a)
+        .query::<i64>(&mut conn)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CROSSSLOT"), "{err}");
+    // With one hash tag the store lands on the keys' node.
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("{s}src")
+        .arg(3)
+        .arg(1)
+        .arg(2)
+        .query(&mut conn)
+        .unwrap();
+    let n: i64 = redis::cmd("SORT")
+        .arg("{s}src")
+        .arg("STORE")
+        .arg("{s}dst")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(cluster.holders("{s}dst"), cluster.holders("{s}src"));
+    let sorted: Vec<i64> = redis::cmd("LRANGE")
+        .arg("{s}dst")
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(sorted, vec![1, 2, 3]);
+}

@@ -4,12 +4,16 @@
 //! time of this command) and the arguments, write their reply into the buffer, and return
 //! `Err` for an error reply so argument parsing can use `?`.
 
+pub mod bitops;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
+pub mod geo;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod latency;
+pub mod lcs;
 pub mod lists;
 pub mod memory;
 pub mod multi;
@@ -17,6 +21,7 @@ pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod slowlog;
+pub mod sort;
 pub mod strings;
 pub mod tracking;
 pub mod zsets;
@@ -806,7 +811,6 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Pexpiretime => keys::ttl(ctx, args, true, true),
         Persist => keys::persist(ctx, args),
         Object => keys::object(ctx, args),
-        Memory => memory::memory(ctx, args),
         Cluster => cluster::cluster(ctx, args),
         Cache => cluster::cache(ctx, args),
         // Admission refuses the proxy's commands on a node (`Role::Node`).
@@ -945,6 +949,28 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Punsubscribe => pubsub::unsubscribe(ctx, args, true),
         Publish => pubsub::publish(ctx, args),
         Pubsub => pubsub::pubsub(ctx, args),
+        Pfadd => hyperloglog::pfadd(ctx, args),
+        Pfcount => hyperloglog::pfcount(ctx, args),
+        Pfmerge => hyperloglog::pfmerge(ctx, args),
+        Pfdebug => hyperloglog::pfdebug(ctx, args),
+        Pfselftest => hyperloglog::pfselftest(ctx, args),
+        Bitop => bitops::bitop(ctx, args),
+        Bitfield => bitops::bitfield(ctx, args, false),
+        BitfieldRo => bitops::bitfield(ctx, args, true),
+        Lcs => lcs::lcs(ctx, args),
+        Sort => sort::sort(ctx, args, false),
+        SortRo => sort::sort(ctx, args, true),
+        Geoadd => geo::geoadd(ctx, args),
+        Geodist => geo::geodist(ctx, args),
+        Geohash => geo::geohash(ctx, args),
+        Geopos => geo::geopos(ctx, args),
+        Georadius => geo::search(ctx, args, geo::Variant::Radius { ro: false }),
+        GeoradiusRo => geo::search(ctx, args, geo::Variant::Radius { ro: true }),
+        Georadiusbymember => geo::search(ctx, args, geo::Variant::RadiusByMember { ro: false }),
+        GeoradiusbymemberRo => geo::search(ctx, args, geo::Variant::RadiusByMember { ro: true }),
+        Geosearch => geo::search(ctx, args, geo::Variant::Search),
+        Geosearchstore => geo::search(ctx, args, geo::Variant::SearchStore),
+        Memory => memory::memory(ctx, args),
     }
 }
 

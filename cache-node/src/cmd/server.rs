@@ -249,7 +249,7 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     // Field 2 of /proc/self/statm is resident pages.
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -574,6 +574,44 @@ fn find_spec(name: &[u8]) -> Option<&'static CommandSpec> {
         .find(|s| s.name.eq_ignore_ascii_case(text))
 }
 
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]: every command and
+/// subcommand (`container|sub`), as Redis 7.0 lists them. No modules: MODULE matches nothing;
+/// an unknown category matches nothing.
+fn command_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let filter = match &args[2..] {
+        [] => None,
+        [word, kind, arg]
+            if is(word, "filterby")
+                && (is(kind, "module") || is(kind, "aclcat") || is(kind, "pattern")) =>
+        {
+            Some((kind, arg))
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let category = filter
+        .filter(|(kind, _)| is(kind, "aclcat"))
+        .map(|(_, arg)| cache_protocol::command::categories::by_name(arg));
+    let names: Vec<&'static str> = all_specs()
+        .filter(|spec| Role::Node.serves(spec))
+        .filter(|spec| match filter {
+            None => true,
+            Some((kind, _)) if is(kind, "module") => false,
+            Some((kind, _)) if is(kind, "aclcat") => category
+                .flatten()
+                .is_some_and(|c| spec.categories() & c != 0),
+            Some((_, pattern)) => {
+                cache_store::pattern::glob_match(pattern, spec.name.as_bytes(), true)
+            }
+        })
+        .map(|spec| spec.name)
+        .collect();
+    ctx.out.array(names.len());
+    for name in names {
+        ctx.out.bulk(name.as_bytes());
+    }
+    Ok(())
+}
+
 pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() == 1 {
         ctx.out.array(Role::Node.commands().count());
@@ -586,10 +624,7 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if is(sub, "count") {
         ctx.out.int(Role::Node.commands().count() as i64);
     } else if is(sub, "list") {
-        ctx.out.array(Role::Node.commands().count());
-        for cmd in Role::Node.commands() {
-            ctx.out.bulk(cmd.spec().name.as_bytes());
-        }
+        command_list(ctx, args)?;
     } else if is(sub, "info") {
         if args.len() == 2 {
             ctx.out.array(Role::Node.commands().count());

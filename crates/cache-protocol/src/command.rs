@@ -217,6 +217,9 @@ impl CommandSpec {
             (_, "command") => CONNECTION,
             ("string", _) => STRING,
             ("bitmap", _) => BITMAP,
+            ("hyperloglog", _) => HYPERLOGLOG,
+            ("geo", _) => GEO,
+            ("generic", "sort" | "sort_ro") => SET | SORTEDSET | LIST | DANGEROUS,
             ("hash", _) => HASH,
             ("list", _) => LIST,
             ("set", _) => SET,
@@ -341,7 +344,6 @@ commands! {
     Pexpiretime => "pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     Persist => "persist", 2, WRITE | FAST, 1, 1, 1, "generic", "Removes the expiration time of a key.";
     Object => "object", -2, 0, 0, 0, 0, "generic", "A container for object introspection commands.", subs = OBJECT_SUBCOMMANDS;
-    Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
     // string
     Get => "get", 2, READONLY | FAST, 1, 1, 1, "string", "Returns the string value of a key.";
     Set => "set", -3, WRITE | DENYOOM, 1, 1, 1, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.";
@@ -462,6 +464,29 @@ commands! {
     Zintercard => "zintercard", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, "sorted-set", "Returns the number of members of the intersect of multiple sorted sets.";
     Zrandmember => "zrandmember", -2, READONLY, 1, 1, 1, "sorted-set", "Returns one or more random members from a sorted set.";
     Zscan => "zscan", -3, READONLY, 1, 1, 1, "sorted-set", "Iterates over members and scores of a sorted set.";
+    // remaining types (#13): HyperLogLog, bitmaps, LCS, SORT, GEO
+    Pfadd => "pfadd", -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.";
+    Pfcount => "pfcount", -2, READONLY, 1, -1, 1, "hyperloglog", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
+    Pfmerge => "pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "Merges one or more HyperLogLog values into a single key.";
+    Pfdebug => "pfdebug", 3, WRITE | DENYOOM | ADMIN, 2, 2, 1, "hyperloglog", "Internal commands for debugging HyperLogLog values.";
+    Pfselftest => "pfselftest", 1, ADMIN, 0, 0, 0, "hyperloglog", "An internal command for testing HyperLogLog values.";
+    Bitop => "bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", "Performs bitwise operations on multiple strings, and stores the result.";
+    Bitfield => "bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", "Performs arbitrary bitfield integer operations on strings.";
+    BitfieldRo => "bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "Performs arbitrary read-only bitfield integer operations on strings.";
+    Lcs => "lcs", -3, READONLY, 1, 2, 1, "string", "Finds the longest common substring.";
+    Sort => "sort", -2, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "generic", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.";
+    SortRo => "sort_ro", -2, READONLY | MOVABLE_KEYS, 1, 1, 1, "generic", "Returns the sorted elements of a list, a set, or a sorted set.";
+    Geoadd => "geoadd", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.";
+    Geodist => "geodist", -4, READONLY, 1, 1, 1, "geo", "Returns the distance between two members of a geospatial index.";
+    Geohash => "geohash", -2, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index as geohash strings.";
+    Geopos => "geopos", -2, READONLY, 1, 1, 1, "geo", "Returns the longitude and latitude of members from a geospatial index.";
+    Georadius => "georadius", -6, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "geo", "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.";
+    GeoradiusRo => "georadius_ro", -6, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index that are within a distance from a coordinate.";
+    Georadiusbymember => "georadiusbymember", -5, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, "geo", "Queries a geospatial index for members within a distance from a member, optionally stores the result.";
+    GeoradiusbymemberRo => "georadiusbymember_ro", -5, READONLY, 1, 1, 1, "geo", "Returns members from a geospatial index that are within a distance from a member.";
+    Geosearch => "geosearch", -7, READONLY, 1, 1, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle.";
+    Geosearchstore => "geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
+    Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
@@ -481,16 +506,6 @@ commands! {
     Cache => "cache", -2, NODE_ONLY, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
     Proxy => "proxy", -2, PROXY_ONLY, 0, 0, 0, "server", "A container for cache-proxy's cluster-management commands.", subs = PROXY_SUBCOMMANDS;
 }
-
-#[rustfmt::skip]
-static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("memory|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
-    spec!("memory|doctor", 2, 0, 0, 0, 0, "server", "Outputs a memory problems report."),
-    spec!("memory|purge", 2, 0, 0, 0, 0, "server", "Asks the allocator to release memory."),
-    spec!("memory|stats", 2, 0, 0, 0, 0, "server", "Returns details about memory usage."),
-    spec!("memory|malloc-stats", 2, 0, 0, 0, 0, "server", "Returns the allocator statistics."),
-    spec!("memory|usage", -3, READONLY, 2, 2, 1, "server", "Estimates the memory usage of a key."),
-];
 
 #[rustfmt::skip]
 static PROXY_SUBCOMMANDS: &[CommandSpec] = &[
@@ -613,6 +628,8 @@ static LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("latency|latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns the latest latency samples for all events."),
     spec!("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns timestamp-latency samples for an event."),
     spec!("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Resets the latency data for one or more events."),
+    spec!("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns a human-readable latency analysis report."),
+    spec!("latency|histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "Returns the cumulative distribution of latencies of a subset or all commands."),
     spec!("latency|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
@@ -1011,6 +1028,9 @@ impl Cmd {
     pub fn keys(self, args: &[impl AsRef<[u8]>]) -> Vec<usize> {
         let spec = self.spec();
         if spec.has(MOVABLE_KEYS) {
+            if let Some(keys) = option_keys(self, args) {
+                return keys;
+            }
             // (index of numkeys, whether a destination key precedes it)
             let (numkeys_at, dest) = match self {
                 Cmd::Lmpop | Cmd::Zmpop | Cmd::Sintercard | Cmd::Zintercard => (1, false),
@@ -1040,6 +1060,53 @@ impl Cmd {
             None => Vec::new(),
         }
     }
+}
+
+/// Keys of the commands whose extra keys follow an option word (Redis's `sortGetKeys` and
+/// `georadiusGetKeys`): the key at 1, and the one after STORE (SORT's BY and GET patterns
+/// name keys only at run time).
+fn option_keys(cmd: Cmd, args: &[impl AsRef<[u8]>]) -> Option<Vec<usize>> {
+    if matches!(cmd, Cmd::Georadius | Cmd::Georadiusbymember) {
+        // Redis's `georadiusGetKeys`: the source, and the last STORE/STOREDIST from 5 on.
+        let mut keys = vec![1];
+        let mut i = 5;
+        while i < args.len() {
+            let w = args[i].as_ref();
+            if (w.eq_ignore_ascii_case(b"store") || w.eq_ignore_ascii_case(b"storedist"))
+                && i + 1 < args.len()
+            {
+                keys.truncate(1);
+                keys.push(i + 1);
+                i += 1;
+            }
+            i += 1;
+        }
+        return Some(keys);
+    }
+    if !matches!(cmd, Cmd::Sort | Cmd::SortRo) {
+        return None;
+    }
+    let mut keys = vec![1];
+    let mut i = 2;
+    while i < args.len() {
+        let w = args[i].as_ref();
+        let skip = if w.eq_ignore_ascii_case(b"limit") {
+            2
+        } else if w.eq_ignore_ascii_case(b"get") || w.eq_ignore_ascii_case(b"by") {
+            1
+        } else if w.eq_ignore_ascii_case(b"store") && cmd == Cmd::Sort {
+            // The last STORE wins, as in Redis.
+            keys.truncate(1);
+            if i + 1 < args.len() {
+                keys.push(i + 1);
+            }
+            1
+        } else {
+            0
+        };
+        i += 1 + skip;
+    }
+    Some(keys)
 }
 
 /// Redis's reply to a name the table does not know (at most 128 characters of arguments).
@@ -1185,6 +1252,17 @@ pub fn all_specs() -> impl Iterator<Item = &'static CommandSpec> {
         .iter()
         .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
 }
+
+// memory (#13)
+#[rustfmt::skip]
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("memory|doctor", 2, 0, 0, 0, 0, "server", "Outputs a memory problems report."),
+    spec!("memory|malloc-stats", 2, 0, 0, 0, 0, "server", "Returns the allocator statistics."),
+    spec!("memory|purge", 2, 0, 0, 0, 0, "server", "Asks the allocator to release memory."),
+    spec!("memory|stats", 2, 0, 0, 0, 0, "server", "Returns details about memory usage."),
+    spec!("memory|usage", -3, READONLY, 2, 2, 1, "server", "Estimates the memory usage of a key."),
+    spec!("memory|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
+];
 
 #[cfg(test)]
 mod tests {
