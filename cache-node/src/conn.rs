@@ -401,6 +401,15 @@ pub(crate) fn run_batch(
             gate = Some(shared.gate.read());
             blocking::serve_ready(shared, now);
         }
+        if let Some(script) = ctx.conn.script.take() {
+            // A script runs alone too, like EXEC.
+            drop(gate.take());
+            let exclusive = shared.gate.write();
+            crate::scripting::run(&mut ctx, *script);
+            drop(exclusive);
+            gate = Some(shared.gate.read());
+            blocking::serve_ready(shared, now);
+        }
         match step {
             Step::Done => {}
             Step::Journaled(seq) => {

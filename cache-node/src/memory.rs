@@ -153,3 +153,10 @@ pub fn after_write(ctx: &Ctx<'_>, admission: Admission) {
         }
     }
 }
+
+/// Whether the node is over maxmemory even after evicting what the policy allows: Redis's
+/// `pre_command_oom_state`, which a script that may write is refused under.
+pub fn over_limit(ctx: &Ctx<'_>) -> bool {
+    let maxmemory = ctx.shared.config.maxmemory.load(Relaxed);
+    maxmemory != 0 && make_room(ctx.shared, maxmemory, ctx.now).is_err()
+}

@@ -13,6 +13,7 @@ pub mod latency;
 pub mod lists;
 pub mod multi;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod slowlog;
@@ -56,6 +57,8 @@ pub struct ConnState {
     pub subs: Option<pubsub::Subscriptions>,
     /// The backing store's view of this connection (waits, write-through snapshots).
     pub backing: crate::backing::ConnBacking,
+    /// EVAL/FCALL accepted a script: the connection runs it holding the gate exclusively.
+    pub script: Option<Box<crate::scripting::Invocation>>,
 }
 
 impl ConnState {
@@ -75,6 +78,7 @@ impl ConnState {
             blocked: None,
             subs: None,
             backing: Default::default(),
+            script: None,
         }
     }
 
@@ -891,6 +895,11 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Punsubscribe => pubsub::unsubscribe(ctx, args, true),
         Publish => pubsub::publish(ctx, args),
         Pubsub => pubsub::pubsub(ctx, args),
+        Eval | EvalRo => scripting::eval(ctx, args, false),
+        Evalsha | EvalshaRo => scripting::eval(ctx, args, true),
+        Script => scripting::script(ctx, args),
+        Fcall | FcallRo => scripting::fcall(ctx, args),
+        Function => scripting::function(ctx, args),
     }
 }
 
