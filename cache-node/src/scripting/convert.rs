@@ -4,8 +4,9 @@
 use cache_protocol::ReplyBuf;
 use mlua::{Lua, Table, Value};
 
-/// Deeper replies than this are refused rather than recursed into.
-const MAX_DEPTH: usize = 1000;
+/// Deeper replies are cut with "reached lua stack limit" (Redis stops where its Lua stack
+/// does); recursing further would risk the worker thread's stack.
+const MAX_DEPTH: usize = 200;
 
 /// Parses one complete reply at the start of `buf` into a Lua value, as
 /// `redisProtocolToLuaType` does. Returns the value and the bytes it took.

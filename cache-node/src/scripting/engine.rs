@@ -86,7 +86,26 @@ impl Engine {
 
         let env = lua.create_table()?;
         let handler = lua.create_function(error_handler)?;
-        let take = lua.create_function(|lua, e: Value| raised_value(lua, e))?;
+        let take = lua.create_function(|lua, e: Value| {
+            if STOPPED.get() {
+                // A stopped script cannot catch its way out of it.
+                return Err(mlua::Error::RuntimeError(STOPPED_MSG.into()));
+            }
+            raised_value(lua, e)
+        })?;
+        lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(100_000),
+            |_, _| {
+                if DEADLINE
+                    .get()
+                    .is_some_and(|d| std::time::Instant::now() > d)
+                {
+                    STOPPED.set(true);
+                    return Err(mlua::Error::RuntimeError(STOPPED_MSG.into()));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
         let runner: Function =
             lua.load(PRELUDE)
                 .set_name(INTERNAL)
@@ -173,6 +192,11 @@ pub fn readonly_proxy(lua: &Lua, real: &Table, _deep: bool) -> mlua::Result<Tabl
 /// The xpcall message handler: turns any error into Redis's error table
 /// `{err=..., source=..., line=...}`, locating it at the innermost user frame.
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    if STOPPED.get() {
+        let t = lua.create_table()?;
+        t.raw_set("err", STOPPED_MSG)?;
+        return Ok(t);
+    }
     let table = match raised_value(lua, err)? {
         Value::Table(t) => t,
         other => {
@@ -223,7 +247,20 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
     }
 }
 
+/// How long a script may run before it is stopped, unless it already wrote (Redis's
+/// `busy-reply-threshold` default). Redis instead answers other clients `-BUSY` and waits for
+/// SCRIPT KILL; this node runs scripts under its exclusive gate, so a script that never ends
+/// would stall every client for good.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(5000);
+
+const STOPPED_MSG: &str =
+    "ERR Script exceeded the 5000 ms time limit before any write and was stopped";
+
 thread_local! {
+    /// When the running script is to be stopped: set while it has made no write.
+    pub static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    /// The running script passed its deadline: every error handler re-raises.
+    pub static STOPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The value a Rust function is raising (its wrapped mlua error stands for it in Lua).
     static PENDING: std::cell::RefCell<Option<Value>> = const { std::cell::RefCell::new(None) };
 }

@@ -331,6 +331,8 @@ pub(crate) fn execute(
     api::RUNNING.set(true);
     api::RESP.set(2);
     engine::clear_pending();
+    engine::STOPPED.set(false);
+    engine::DEADLINE.set(Some(std::time::Instant::now() + engine::TIME_LIMIT));
     let saved_db = ctx.conn.db;
     let saved_in_exec = ctx.conn.in_exec;
     ctx.conn.in_exec = true;
@@ -376,6 +378,8 @@ pub(crate) fn execute(
     ctx.conn.db = saved_db;
     ctx.conn.in_exec = saved_in_exec;
     api::RUNNING.set(false);
+    engine::DEADLINE.set(None);
+    engine::STOPPED.set(false);
     let resp = api::RESP.get();
     if eval_mode {
         let _ = engine.globals.raw_set("KEYS", Value::Nil);
@@ -488,6 +492,8 @@ fn bridge(lua: &Lua, st: &mut CallState<'_, '_>, args: MultiValue) -> mlua::Resu
     }
     if write {
         st.wrote = true;
+        // Once it wrote, a script runs to its end: stopping it would break its atomicity.
+        engine::DEADLINE.set(None);
     }
     let mut out = ReplyBuf {
         buf: bytes::BytesMut::with_capacity(256),
