@@ -105,7 +105,8 @@ pub fn before_write(
     args: &[bytes::Bytes],
 ) -> Result<Admission, CmdError> {
     let maxmemory = ctx.shared.config.maxmemory.load(Relaxed);
-    if maxmemory == 0 {
+    // A script's commands were admitted with the script (see `scripting::admit`).
+    if maxmemory == 0 || ctx.conn.in_script {
         return Ok(Admission::Done);
     }
     let used = counted(ctx.shared, ctx.now);

@@ -188,6 +188,11 @@ fn sandbox_and_errors_match_redis() {
         EVAL "return tostring(1/0)" 0
         EVAL "return type(_G)" 0
         EVAL "return _G.KEYS[1]" 1 lua:k
+        EVAL "setmetatable(_G, {})" 0
+        EVAL "local g = getmetatable(_G) g.__index = {}" 0
+        EVAL "return loadstring(string.dump(function() return 1 end))()" 0
+        EVAL "return loadstring('return 7')()" 0
+        EVAL "rawset(_G, 'x', 1)" 0
         EVAL "local function f() return redis.call('nosuch') end return f()" 0
         EVAL "return math.random(0)" 0
         EVAL "return cjson.decode('{')" 0
@@ -232,6 +237,16 @@ fn libraries_match_redis() {
         EVAL "return string.format('%d-%s', 5, 'x')" 0
         EVAL "return table.concat({'a', 'b'}, ',')" 0
         EVAL "return string.rep('x', 3)" 0
+        EVAL "local e = cmsgpack.pack(0.1, -1099511627776, 1.5, {1, 2, 3}, {a = 1}, 'x', true, nil, 300, -200, 70000, string.rep('y', 40)) local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h" 0
+        EVAL "local a = {y = 5} local b = {x = a} a['x'] = b local e = cmsgpack.pack(a) local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h" 0
+        EVAL "return {cmsgpack.unpack(cmsgpack.pack(1, 'a', {1, 2}, {k = 'v'}))}" 0
+        EVAL "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), 0)}" 0
+        EVAL "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2, 0)}" 0
+        EVAL "return cmsgpack.unpack(string.char(220))" 0
+        EVAL "return cmsgpack.unpack(string.char(193))" 0
+        EVAL "cmsgpack.pack = 1" 0
+        EVAL "cjson.encode_max_depth(1) local ok = pcall(cjson.encode, {{1}}) cjson.encode_max_depth(1000) return ok" 0
+        EVAL "cjson.encode_invalid_numbers(true) local ok = pcall(cjson.encode, {0/0}) cjson.encode_invalid_numbers(false) return ok" 0
         "##,
         &[],
     );

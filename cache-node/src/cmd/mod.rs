@@ -59,6 +59,9 @@ pub struct ConnState {
     pub backing: crate::backing::ConnBacking,
     /// EVAL/FCALL accepted a script: the connection runs it holding the gate exclusively.
     pub script: Option<Box<crate::scripting::Invocation>>,
+    /// A script is running on this connection: its commands skip the OOM check and eviction
+    /// (Redis decides OOM once, when the script starts).
+    pub in_script: bool,
 }
 
 impl ConnState {
@@ -79,6 +82,7 @@ impl ConnState {
             subs: None,
             backing: Default::default(),
             script: None,
+            in_script: false,
         }
     }
 

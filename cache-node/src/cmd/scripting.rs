@@ -254,6 +254,11 @@ pub fn function(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         ctx.out.ok();
     } else if is(sub, "flush") {
+        if args.len() > 3 {
+            return Err(CmdError::Msg(
+                "ERR unknown subcommand or wrong number of arguments for 'flush'. Try FUNCTION HELP.",
+            ));
+        }
         if !flush_mode_ok(args) {
             return Err(CmdError::Msg(
                 "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",

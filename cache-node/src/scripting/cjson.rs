@@ -4,18 +4,74 @@
 //! (`{}` is an object), numbers use `%.14g`, `/` is escaped, nesting deeper than 1000 and
 //! excessively sparse arrays are refused. `cjson.null` is a light userdata NULL, as there.
 
+use std::cell::Cell;
+
 use mlua::{LightUserData, Lua, Table, Value, Variadic};
 
 use super::engine::{fail, ok};
 
-const MAX_DEPTH: usize = 1000;
+thread_local! {
+    /// lua-cjson's settings (`encode_max_depth`, `decode_max_depth`, `encode_invalid_numbers`),
+    /// per interpreter thread as they are per Lua state in Redis.
+    static ENCODE_DEPTH: Cell<usize> = const { Cell::new(1000) };
+    static DECODE_DEPTH: Cell<usize> = const { Cell::new(1000) };
+    static INVALID_NUMBERS: Cell<bool> = const { Cell::new(false) };
+}
 
 fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
 }
 
+/// A setter that returns the setting, as lua-cjson's configuration functions do.
+fn depth_setter(
+    lua: &Lua,
+    cell: &'static std::thread::LocalKey<Cell<usize>>,
+) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |lua, args: Variadic<Value>| {
+        let v = match args.first() {
+            Some(Value::Integer(i)) => Some(*i as f64),
+            Some(Value::Number(n)) => Some(*n),
+            _ => None,
+        };
+        if let Some(v) = v {
+            if v < 1.0 {
+                return fail(lua, "bad argument #1 to 'encode_max_depth' (expected integer between 1 and 2147483647)");
+            }
+            cell.set(v as usize);
+        }
+        ok(lua, cell.get() as f64)
+    })
+}
+
 pub fn install(lua: &Lua, table: &Table, raw: &Table) -> mlua::Result<()> {
     table.raw_set("null", null())?;
+    raw.raw_set("encode_max_depth", depth_setter(lua, &ENCODE_DEPTH)?)?;
+    raw.raw_set("decode_max_depth", depth_setter(lua, &DECODE_DEPTH)?)?;
+    raw.raw_set(
+        "encode_invalid_numbers",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            if let Some(v) = args.first() {
+                INVALID_NUMBERS.set(
+                    matches!(v, Value::Boolean(true))
+                        || matches!(v, Value::String(s) if s.as_bytes().as_ref() == b"on"),
+                );
+            }
+            ok(lua, INVALID_NUMBERS.get())
+        })?,
+    )?;
+    // Buffer reuse, number precision and sparse-array handling are accepted; encoding keeps
+    // lua-cjson's defaults for them.
+    for name in [
+        "encode_keep_buffer",
+        "encode_number_precision",
+        "encode_sparse_array",
+        "decode_invalid_numbers",
+    ] {
+        raw.raw_set(
+            name,
+            lua.create_function(|lua, _: Variadic<Value>| ok(lua, Value::Nil))?,
+        )?;
+    }
     raw.raw_set(
         "encode",
         lua.create_function(|lua, args: Variadic<Value>| {
@@ -51,6 +107,15 @@ pub fn install(lua: &Lua, table: &Table, raw: &Table) -> mlua::Result<()> {
 }
 
 fn number_text(n: f64) -> Result<String, String> {
+    if (n.is_nan() || n.is_infinite()) && INVALID_NUMBERS.get() {
+        return Ok(if n.is_nan() {
+            "nan".into()
+        } else if n > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        });
+    }
     if n.is_nan() || n.is_infinite() {
         return Err("Cannot serialise number: must not be NaN or Inf".to_string());
     }
@@ -87,7 +152,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
         Value::Number(n) => out.extend_from_slice(number_text(*n)?.as_bytes()),
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth + 1 > MAX_DEPTH {
+            if depth + 1 > ENCODE_DEPTH.get() {
                 return Err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 2
@@ -105,29 +170,36 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
-    let pairs: Vec<(Value, Value)> = t
+/// A table's key/value pairs.
+pub(super) type Pairs = Vec<(Value, Value)>;
+
+/// A table's pairs, and the largest key when every key is a positive integer (`None`
+/// otherwise): how lua-cjson and lua-cmsgpack tell arrays from maps.
+pub(super) fn pairs_and_array_len(t: &Table) -> Result<(Pairs, Option<usize>), String> {
+    let pairs: Pairs = t
         .pairs::<Value, Value>()
         .collect::<mlua::Result<_>>()
         .map_err(|e| e.to_string())?;
-    // An array when every key is a positive integer.
     let mut max = 0usize;
-    let mut is_array = !pairs.is_empty();
     for (k, _) in &pairs {
         let n = match k {
             Value::Integer(i) => *i as f64,
             Value::Number(n) => *n,
-            _ => {
-                is_array = false;
-                break;
-            }
+            _ => return Ok((pairs, None)),
         };
         if n < 1.0 || n != n.floor() {
-            is_array = false;
-            break;
+            return Ok((pairs, None));
         }
         max = max.max(n as usize);
     }
+    Ok((pairs, Some(max)))
+}
+
+fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    let (pairs, array_len) = pairs_and_array_len(t)?;
+    // An array when every key is a positive integer ({} is an object).
+    let is_array = array_len.is_some() && !pairs.is_empty();
+    let max = array_len.unwrap_or(0);
     if is_array && max > pairs.len() * 2 && max > 10 {
         return Err("Cannot serialise table: excessively sparse array".into());
     }
@@ -219,7 +291,7 @@ impl Decoder<'_> {
     /// Enters an object or array (refusing too deep a nesting): its table, and whether it
     /// closed at once with `close`.
     fn open(&mut self, depth: usize, close: u8) -> Result<(Table, bool), String> {
-        if depth + 1 > MAX_DEPTH {
+        if depth + 1 > DECODE_DEPTH.get() {
             return Err(format!(
                 "Found too many nested data structures ({}) at character {}",
                 depth + 1,

@@ -1,5 +1,5 @@
 //! One Lua 5.1 interpreter, sandboxed as Redis 7.0 sandboxes its own: the libraries Redis
-//! loads (base, table, string, math, cjson, bit; not yet struct and cmsgpack), no `os`/`io`/`print`/
+//! loads (base, table, string, math, cjson, cmsgpack, bit; not yet struct), no `os`/`io`/`print`/
 //! `loadfile`/`dofile`, globals that raise on a read of a nonexistent name and refuse writes,
 //! library tables that refuse writes, and `math.random` on Redis's own generator.
 //!
@@ -36,6 +36,37 @@ pub struct Engine {
 const PRELUDE: &str = r#"
 local globals, handler, take = ...
 local builtin_pcall, xpcall = pcall, xpcall
+local builtin_setmetatable, builtin_getmetatable = setmetatable, getmetatable
+local builtin_loadstring, error, type = loadstring, error, type
+
+-- Protected tables: setmetatable refuses them, getmetatable shows a read-only view of their
+-- metatable, as on Redis's read-only tables.
+local protected = builtin_setmetatable({}, {__mode = 'k'})
+local function ro_error() error('Attempt to modify a readonly table', 2) end
+local function protect(t, meta)
+  protected[t] = builtin_setmetatable({}, {__index = meta, __newindex = ro_error, __metatable = false})
+end
+globals.setmetatable = function(t, m)
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
+  return builtin_setmetatable(t, m)
+end
+local builtin_rawset = rawset
+globals.rawset = function(t, k, v)
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
+  return builtin_rawset(t, k, v)
+end
+globals.getmetatable = function(t)
+  local view = protected[t]
+  if view then return view end
+  return builtin_getmetatable(t)
+end
+-- Redis's Lua refuses precompiled chunks.
+globals.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'binary chunks are not allowed'
+  end
+  return builtin_loadstring(s, name)
+end
 local type = type
 local function caught(ok, ...)
   if ok then return ok, ... end
@@ -49,7 +80,7 @@ end
 globals.pcall = function(...) return caught(builtin_pcall(...)) end
 return function(f, keys, argv)
   return xpcall(function() return f(keys, argv) end, handler)
-end
+end, protect
 "#;
 
 /// Fills a library: constants into its table, Rust functions into the second (the same
@@ -78,6 +109,7 @@ impl Engine {
         for (name, install) in [
             ("cjson", super::cjson::install as Installer),
             ("bit", super::bit::install),
+            ("cmsgpack", super::msgpack::install),
         ] {
             let table = lua.create_table()?;
             install(&lua, &table, &table)?;
@@ -89,33 +121,36 @@ impl Engine {
         let take = lua.create_function(|lua, e: Value| {
             if STOPPED.get() {
                 // A stopped script cannot catch its way out of it.
-                return Err(mlua::Error::RuntimeError(STOPPED_MSG.into()));
+                return Err(mlua::Error::RuntimeError(STOP_MSG.get().into()));
             }
             raised_value(lua, e)
         })?;
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(100_000),
-            |_, _| {
+            |lua, _| {
                 if DEADLINE
                     .get()
                     .is_some_and(|d| std::time::Instant::now() > d)
                 {
                     STOPPED.set(true);
-                    return Err(mlua::Error::RuntimeError(STOPPED_MSG.into()));
+                    let t = lua.create_table()?;
+                    t.raw_set("err", STOP_MSG.get())?;
+                    return raise(Value::Table(t));
                 }
                 Ok(mlua::VmState::Continue)
             },
         );
-        let runner: Function =
-            lua.load(PRELUDE)
-                .set_name(INTERNAL)
-                .call((globals.clone(), handler, take))?;
+        let (runner, protect): (Function, Function) = lua
+            .load(PRELUDE)
+            .set_name(INTERNAL)
+            .call((globals.clone(), handler, take))?;
 
         // Library tables become read-only proxies; _G is the proxy of the globals.
         for name in [
             "redis",
             "cjson",
             "bit",
+            "cmsgpack",
             "math",
             "string",
             "table",
@@ -123,14 +158,19 @@ impl Engine {
         ] {
             let real: Value = globals.raw_get(name)?;
             if let Value::Table(real) = real {
-                globals.raw_set(name, readonly_proxy(&lua, &real, false)?)?;
+                let proxy = readonly_proxy(&lua, &real, false)?;
+                if let Some(meta) = proxy.metatable() {
+                    protect.call::<()>((proxy.clone(), meta))?;
+                }
+                globals.raw_set(name, proxy)?;
             }
         }
         let meta = lua.create_table()?;
         meta.raw_set("__index", globals.clone())?;
         meta.raw_set("__newindex", readonly_error(&lua)?)?;
         meta.raw_set("__metatable", false)?;
-        env.set_metatable(Some(meta));
+        env.set_metatable(Some(meta.clone()));
+        protect.call::<()>((env.clone(), meta))?;
         // A read of a name the globals lack raises, as Redis's protected globals do.
         let gmeta = lua.create_table()?;
         let missing = lua
@@ -194,7 +234,7 @@ pub fn readonly_proxy(lua: &Lua, real: &Table, _deep: bool) -> mlua::Result<Tabl
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     if STOPPED.get() {
         let t = lua.create_table()?;
-        t.raw_set("err", STOPPED_MSG)?;
+        t.raw_set("err", STOP_MSG.get())?;
         return Ok(t);
     }
     let table = match raised_value(lua, err)? {
@@ -253,7 +293,11 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
 /// would stall every client for good.
 pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(5000);
 
-const STOPPED_MSG: &str =
+/// FUNCTION LOAD's limit for running a library's code, as Redis's.
+pub const LOAD_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+pub const LOAD_TIMEOUT_MSG: &str = "ERR FUNCTION LOAD timeout";
+
+pub const STOPPED_MSG: &str =
     "ERR Script exceeded the 5000 ms time limit before any write and was stopped";
 
 thread_local! {
@@ -261,6 +305,8 @@ thread_local! {
     pub static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
     /// The running script passed its deadline: every error handler re-raises.
     pub static STOPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// What a stopped run reports.
+    pub static STOP_MSG: std::cell::Cell<&'static str> = const { std::cell::Cell::new(STOPPED_MSG) };
     /// The value a Rust function is raising (its wrapped mlua error stands for it in Lua).
     static PENDING: std::cell::RefCell<Option<Value>> = const { std::cell::RefCell::new(None) };
 }
@@ -292,6 +338,20 @@ pub fn error_message(lua: &Lua, e: mlua::Error) -> String {
         Ok(Value::String(s)) => format!("ERR {}", s.to_string_lossy()),
         _ => format!("ERR {}", lua_error_text(&e)),
     }
+}
+
+/// Arms the time limit for one run: `limit` from now, reported as `msg` when it is hit.
+pub fn arm(limit: std::time::Duration, msg: &'static str) {
+    clear_pending();
+    STOPPED.set(false);
+    STOP_MSG.set(msg);
+    DEADLINE.set(Some(std::time::Instant::now() + limit));
+}
+
+/// Disarms the time limit after a run.
+pub fn disarm() {
+    DEADLINE.set(None);
+    STOPPED.set(false);
 }
 
 /// Forgets a raised value nobody collected (a script may catch errors in ways that do not

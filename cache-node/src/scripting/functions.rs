@@ -38,7 +38,7 @@ pub struct Library {
 #[derive(Default)]
 struct Libraries {
     libraries: BTreeMap<String, Arc<Library>>,
-    /// Function name → library name.
+    /// Function name (lower case: names are case-insensitive, as Redis's dict) → library.
     functions: HashMap<String, String>,
 }
 
@@ -178,7 +178,7 @@ fn register_function(lua: &mlua::Lua) -> mlua::Result<Function> {
         let duplicate = REGISTERING.with(|r| {
             r.borrow()
                 .as_ref()
-                .is_some_and(|v| v.iter().any(|f| f.info.name == name))
+                .is_some_and(|v| v.iter().any(|f| f.info.name.eq_ignore_ascii_case(&name)))
         });
         if duplicate {
             return super::api::raise_table(lua, "Function already exists in the library");
@@ -317,7 +317,12 @@ fn load_into(local: &FnLocal, code: &[u8]) -> Result<Vec<Registered>, String> {
         })?;
     REGISTERING.with(|r| *r.borrow_mut() = Some(Vec::new()));
     let _ = local.lib_meta.raw_set("__index", local.load_api.clone());
+    super::engine::arm(
+        super::engine::LOAD_TIME_LIMIT,
+        super::engine::LOAD_TIMEOUT_MSG,
+    );
     let ran = f.call::<()>(());
+    super::engine::disarm();
     let _ = local
         .lib_meta
         .raw_set("__index", local.engine.globals.clone());
@@ -361,7 +366,7 @@ impl Registry {
         }
         let mut libs = lock(&self.inner);
         for f in &registered {
-            if let Some(owner) = libs.functions.get(&f.name) {
+            if let Some(owner) = libs.functions.get(&f.name.to_ascii_lowercase()) {
                 if owner != &name || !replace {
                     return Err(format!("ERR Function {} already exists", f.name));
                 }
@@ -369,11 +374,12 @@ impl Registry {
         }
         if let Some(old) = libs.libraries.remove(&name) {
             for f in &old.functions {
-                libs.functions.remove(&f.name);
+                libs.functions.remove(&f.name.to_ascii_lowercase());
             }
         }
         for f in &registered {
-            libs.functions.insert(f.name.clone(), name.clone());
+            libs.functions
+                .insert(f.name.to_ascii_lowercase(), name.clone());
         }
         libs.libraries.insert(
             name.clone(),
@@ -392,7 +398,7 @@ impl Registry {
         match libs.libraries.remove(name) {
             Some(old) => {
                 for f in &old.functions {
-                    libs.functions.remove(&f.name);
+                    libs.functions.remove(&f.name.to_ascii_lowercase());
                 }
                 true
             }
@@ -413,8 +419,15 @@ impl Registry {
     /// The library holding function `name`, and the function.
     pub fn find(&self, name: &str) -> Option<(Arc<Library>, FunctionInfo)> {
         let libs = lock(&self.inner);
-        let lib = libs.libraries.get(libs.functions.get(name)?)?.clone();
-        let info = lib.functions.iter().find(|f| f.name == name)?.clone();
+        let lib = libs
+            .libraries
+            .get(libs.functions.get(&name.to_ascii_lowercase())?)?
+            .clone();
+        let info = lib
+            .functions
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))?
+            .clone();
         Some((lib, info))
     }
 
@@ -426,7 +439,7 @@ impl Registry {
 
 /// Runs function `name` (already admitted) in this thread's functions interpreter.
 pub fn run(ctx: &mut Ctx<'_>, inv: &Invocation, name: &str) {
-    let Some((lib, _)) = ctx.shared.scripts.functions.find(name) else {
+    let Some((lib, info)) = ctx.shared.scripts.functions.find(name) else {
         ctx.out.error("ERR Function not found");
         return;
     };
@@ -456,10 +469,10 @@ pub fn run(ctx: &mut Ctx<'_>, inv: &Invocation, name: &str) {
         let f = local
             .loaded
             .get(&lib.name)
-            .and_then(|(_, fs)| fs.get(name))
+            .and_then(|(_, fs)| fs.get(&info.name))
             .cloned();
         match f {
-            Some(f) => super::execute(ctx, &local.engine, f, inv, name, false),
+            Some(f) => super::execute(ctx, &local.engine, f, inv, &info.name, false),
             None => ctx.out.error("ERR Function not found"),
         }
     });

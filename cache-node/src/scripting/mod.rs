@@ -17,6 +17,7 @@ pub mod cjson;
 pub mod convert;
 pub mod engine;
 pub mod functions;
+pub mod msgpack;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -330,12 +331,11 @@ pub(crate) fn execute(
     };
     api::RUNNING.set(true);
     api::RESP.set(2);
-    engine::clear_pending();
-    engine::STOPPED.set(false);
-    engine::DEADLINE.set(Some(std::time::Instant::now() + engine::TIME_LIMIT));
+    engine::arm(engine::TIME_LIMIT, engine::STOPPED_MSG);
     let saved_db = ctx.conn.db;
     let saved_in_exec = ctx.conn.in_exec;
     ctx.conn.in_exec = true;
+    ctx.conn.in_script = true;
     let state = RefCell::new(CallState {
         ctx: &mut *ctx,
         read_only: inv.read_only,
@@ -377,9 +377,9 @@ pub(crate) fn execute(
     let _ = state.into_inner();
     ctx.conn.db = saved_db;
     ctx.conn.in_exec = saved_in_exec;
+    ctx.conn.in_script = false;
     api::RUNNING.set(false);
-    engine::DEADLINE.set(None);
-    engine::STOPPED.set(false);
+    engine::disarm();
     let resp = api::RESP.get();
     if eval_mode {
         let _ = engine.globals.raw_set("KEYS", Value::Nil);
