@@ -160,6 +160,9 @@ fn redis_call_matches_redis() {
         EVAL "redis.setresp(4)" 0
         EVAL "redis.setresp()" 0
         EVAL "return redis.call('blpop', 'lua:nolist', 0)" 0
+        EVAL "return redis.acl_check_cmd('set', 'lua:xx', 1)" 0
+        EVAL "return redis.acl_check_cmd('invalid-cmd', 'arg')" 0
+        EVAL "return redis.acl_check_cmd()" 0
         "##,
         &[],
     );
@@ -203,6 +206,8 @@ fn sandbox_and_errors_match_redis() {
         EVAL "#!lua flags=bogus\nreturn 1" 0
         EVAL "#!lua other=1\nreturn 1" 0
         EVAL "#!python\nreturn 1" 0
+        EVAL "#!lua  flags=no-writes 'x\nreturn 1" 0
+        EVAL "#!lua \"flags=no-writes\"\nreturn 1" 0
         EVAL "#!lua" 0
         EVAL_RO "return redis.call('set', 'lua:x', 1)" 0
         EVAL_RO "return redis.call('get', 'lua:x')" 0

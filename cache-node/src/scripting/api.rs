@@ -53,7 +53,7 @@ fn string_arg(args: &[Value]) -> Option<Vec<u8>> {
 }
 
 pub fn install(lua: &Lua, redis: &Table, raw: &Table) -> mlua::Result<()> {
-    for name in ["call", "pcall"] {
+    for name in ["call", "pcall", "acl_check_cmd"] {
         raw.raw_set(
             name,
             lua.create_function(|lua, _: Variadic<Value>| -> mlua::Result<MultiValue> {

@@ -170,37 +170,35 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// A table's key/value pairs.
-pub(super) type Pairs = Vec<(Value, Value)>;
-
-/// A table's pairs, and the largest key when every key is a positive integer (`None`
-/// otherwise): how lua-cjson and lua-cmsgpack tell arrays from maps.
-pub(super) fn pairs_and_array_len(t: &Table) -> Result<(Pairs, Option<usize>), String> {
-    let pairs: Pairs = t
-        .pairs::<Value, Value>()
-        .collect::<mlua::Result<_>>()
-        .map_err(|e| e.to_string())?;
-    let mut max = 0usize;
-    for (k, _) in &pairs {
+/// How many pairs a table has, and its largest key when every key is a positive integer
+/// (`None` otherwise): how lua-cjson and lua-cmsgpack tell arrays from maps. One entry is
+/// held at a time (mlua keeps live handles on a stack of 8000 slots).
+pub(super) fn shape(t: &Table) -> Result<(usize, Option<usize>), String> {
+    let mut count = 0;
+    let mut max = Some(0usize);
+    for kv in t.pairs::<Value, Value>() {
+        let (k, _) = kv.map_err(|e| e.to_string())?;
+        count += 1;
         let n = match k {
-            Value::Integer(i) => *i as f64,
-            Value::Number(n) => *n,
-            _ => return Ok((pairs, None)),
+            Value::Integer(i) => i as f64,
+            Value::Number(n) => n,
+            _ => f64::NAN,
         };
-        if n < 1.0 || n != n.floor() {
-            return Ok((pairs, None));
+        if n.is_nan() || n < 1.0 || n != n.floor() {
+            max = None;
+        } else if let Some(m) = max.as_mut() {
+            *m = (*m).max(n as usize);
         }
-        max = max.max(n as usize);
     }
-    Ok((pairs, Some(max)))
+    Ok((count, max))
 }
 
 fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
-    let (pairs, array_len) = pairs_and_array_len(t)?;
+    let (count, array_len) = shape(t)?;
     // An array when every key is a positive integer ({} is an object).
-    let is_array = array_len.is_some() && !pairs.is_empty();
+    let is_array = array_len.is_some() && count > 0;
     let max = array_len.unwrap_or(0);
-    if is_array && max > pairs.len() * 2 && max > 10 {
+    if is_array && max > count * 2 && max > 10 {
         return Err("Cannot serialise table: excessively sparse array".into());
     }
     if is_array {
@@ -216,18 +214,19 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
         return Ok(());
     }
     out.push(b'{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
+    for (i, kv) in t.pairs::<Value, Value>().enumerate() {
+        let (k, v) = kv.map_err(|e| e.to_string())?;
         if i > 0 {
             out.push(b',');
         }
         match k {
             Value::String(s) => encode_string(&s.as_bytes(), out),
-            Value::Integer(n) => encode_string(number_text(*n as f64)?.as_bytes(), out),
-            Value::Number(n) => encode_string(number_text(*n)?.as_bytes(), out),
+            Value::Integer(n) => encode_string(number_text(n as f64)?.as_bytes(), out),
+            Value::Number(n) => encode_string(number_text(n)?.as_bytes(), out),
             _ => return Err("Cannot serialise table: table key must be a number or string".into()),
         }
         out.push(b':');
-        encode(v, out, depth)?;
+        encode(&v, out, depth)?;
     }
     out.push(b'}');
     Ok(())

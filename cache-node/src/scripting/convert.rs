@@ -209,37 +209,41 @@ fn write_table(out: &mut ReplyBuf, t: &Table, resp: u8, depth: usize) -> mlua::R
         }
     }
     if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            write(out, k, resp, depth + 1)?;
-            write(out, v, resp, depth + 1)?;
+        // Two passes, holding one entry at a time: mlua keeps every live string or table
+        // handle on a Lua stack of 8000 slots, so collecting a big reply would overflow it.
+        out.map(count_pairs(&m)?);
+        for kv in m.pairs::<Value, Value>() {
+            let (k, v) = kv?;
+            write(out, &k, resp, depth + 1)?;
+            write(out, &v, resp, depth + 1)?;
         }
         return Ok(());
     }
     if let Value::Table(s) = t.raw_get::<Value>("set")? {
-        let keys: Vec<Value> = s
-            .pairs::<Value, Value>()
-            .map(|kv| kv.map(|(k, _)| k))
-            .collect::<mlua::Result<_>>()?;
-        out.set(keys.len());
-        for k in &keys {
-            write(out, k, resp, depth + 1)?;
+        out.set(count_pairs(&s)?);
+        for kv in s.pairs::<Value, Value>() {
+            let (k, _) = kv?;
+            write(out, &k, resp, depth + 1)?;
         }
         return Ok(());
     }
     // An array: up to the first nil.
-    let mut items = Vec::new();
-    loop {
-        let v: Value = t.raw_get(items.len() + 1)?;
-        if v.is_nil() {
-            break;
-        }
-        items.push(v);
+    let mut len = 0;
+    while !t.raw_get::<Value>(len + 1)?.is_nil() {
+        len += 1;
     }
-    out.array(items.len());
-    for v in &items {
-        write(out, v, resp, depth + 1)?;
+    out.array(len);
+    for i in 1..=len {
+        write(out, &t.raw_get::<Value>(i)?, resp, depth + 1)?;
     }
     Ok(())
+}
+
+fn count_pairs(t: &Table) -> mlua::Result<usize> {
+    let mut n = 0;
+    for kv in t.pairs::<Value, Value>() {
+        kv?;
+        n += 1;
+    }
+    Ok(n)
 }

@@ -276,11 +276,12 @@ fn metadata(payload: &[u8]) -> Result<(String, String, &[u8]), String> {
         return Err("Invalid library metadata".into());
     };
     let line = String::from_utf8_lossy(&payload[..end]).to_string();
-    let mut parts = line.split_ascii_whitespace();
+    let parts = super::split_args(&line).unwrap_or_default();
+    let mut parts = parts.iter().map(String::as_str);
     let Some(engine) = parts.next() else {
         return Err("Invalid library metadata".into());
     };
-    let engine = engine[2..].to_string();
+    let engine = engine.get(2..).unwrap_or("").to_string();
     let mut name = None;
     for part in parts {
         if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {

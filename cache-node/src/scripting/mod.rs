@@ -118,6 +118,61 @@ impl Scripts {
     }
 }
 
+/// Splits a shebang line as Redis's `sdssplitargs`: words, with `"..."` (backslash escapes)
+/// and `'...'` quoting anywhere in a word; `None` when a quote is unbalanced or a closing
+/// quote is not followed by a space.
+pub fn split_args(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(out);
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                c if c.is_ascii_whitespace() => break,
+                '"' => loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            'n' => word.push('\n'),
+                            'r' => word.push('\r'),
+                            't' => word.push('\t'),
+                            'b' => word.push('\u{8}'),
+                            'a' => word.push('\u{7}'),
+                            other => word.push(other),
+                        },
+                        other => word.push(other),
+                    }
+                },
+                '\'' => loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        '\\' if chars.peek() == Some(&'\'') => {
+                            chars.next();
+                            word.push('\'');
+                        }
+                        other => word.push(other),
+                    }
+                },
+                other => {
+                    word.push(other);
+                    continue;
+                }
+            }
+            // After a closing quote: a space or the end.
+            if chars.peek().is_some_and(|c| !c.is_ascii_whitespace()) {
+                return None;
+            }
+        }
+        out.push(word);
+    }
+}
+
 /// Parses a `#!lua flags=a,b` first line: the flags and the shebang's length (the script
 /// compiles from there, keeping the newline so line numbers stay right).
 ///
@@ -131,7 +186,8 @@ pub fn shebang(body: &[u8]) -> Result<(u32, usize), String> {
         return Err("Invalid script shebang".into());
     };
     let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split_ascii_whitespace();
+    let parts = split_args(&line).unwrap_or_default();
+    let mut parts = parts.iter().map(String::as_str);
     let Some(engine) = parts.next() else {
         return Err("Invalid engine in script shebang".into());
     };
@@ -343,9 +399,10 @@ pub(crate) fn execute(
         oom: inv.oom,
         wrote: false,
     });
+    // Outside a run these raise "can only be called inside a script invocation".
     let saved: (Value, Value) = (
         engine.redis.raw_get("call").unwrap_or(Value::Nil),
-        engine.redis.raw_get("pcall").unwrap_or(Value::Nil),
+        engine.redis.raw_get("acl_check_cmd").unwrap_or(Value::Nil),
     );
     let result = lua.scope(|scope| {
         let call = scope.create_function(|lua, args: MultiValue| {
@@ -365,14 +422,22 @@ pub(crate) fn execute(
                 .map_err(|_| mlua::Error::RuntimeError("recursive redis.call".into()))?;
             Ok(bridge(lua, &mut st, args)?.1)
         })?;
+        let acl = scope.create_function(|lua, args: MultiValue| {
+            let st = state
+                .try_borrow()
+                .map_err(|_| mlua::Error::RuntimeError("recursive redis.call".into()))?;
+            acl_check(lua, &st, args)
+        })?;
         engine.redis.raw_set("call", call)?;
         engine.redis.raw_set("pcall", pcall)?;
+        engine.redis.raw_set("acl_check_cmd", acl)?;
         engine
             .runner
             .call::<(bool, Value)>((f, keys.clone(), argv.clone()))
     });
-    let _ = engine.redis.raw_set("call", saved.0);
-    let _ = engine.redis.raw_set("pcall", saved.1);
+    let _ = engine.redis.raw_set("call", saved.0.clone());
+    let _ = engine.redis.raw_set("pcall", saved.0);
+    let _ = engine.redis.raw_set("acl_check_cmd", saved.1);
     // `state` holds the caller's context; it is no longer used below.
     let _ = state.into_inner();
     ctx.conn.db = saved_db;
@@ -440,6 +505,46 @@ fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
     Ok(t)
 }
 
+/// A command's arguments from Lua values: strings, and numbers as `%.17g` (Lua's own
+/// conversion would lose precision); `None` for any other type.
+fn command_args(args: &MultiValue) -> Option<Vec<Bytes>> {
+    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(cache_protocol::format_score(*n))),
+            _ => return None,
+        }
+    }
+    Some(argv)
+}
+
+/// `redis.acl_check_cmd(cmd, args...)`: whether the caller's user may run that command.
+fn acl_check(lua: &Lua, st: &CallState<'_, '_>, args: MultiValue) -> mlua::Result<Value> {
+    if args.is_empty() {
+        return api::raise_table(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        )
+        .map(|_| Value::Nil);
+    }
+    let Some(argv) = command_args(&args) else {
+        return api::raise_table(
+            lua,
+            "Lua redis lib command arguments must be strings or integers",
+        )
+        .map(|_| Value::Nil);
+    };
+    let Ok((cmd, sub)) = cache_protocol::command::resolve(&argv) else {
+        return api::raise_table(lua, "Invalid command passed to redis.acl_check_cmd()")
+            .map(|_| Value::Nil);
+    };
+    let ctx = &*st.ctx;
+    let allowed = !ctx.shared.acl.restricted() || ctx.conn.user.check(cmd, sub, &argv).is_ok();
+    Ok(Value::Boolean(allowed))
+}
+
 /// `redis.call`/`redis.pcall`'s Rust half: returns `(is_error, value)`.
 fn bridge(lua: &Lua, st: &mut CallState<'_, '_>, args: MultiValue) -> mlua::Result<(bool, Value)> {
     let fail = |msg: &str| -> mlua::Result<(bool, Value)> {
@@ -448,15 +553,9 @@ fn bridge(lua: &Lua, st: &mut CallState<'_, '_>, args: MultiValue) -> mlua::Resu
     if args.is_empty() {
         return fail("Please specify at least one argument for this redis lib call");
     }
-    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
-            Value::Number(n) => argv.push(Bytes::from(cache_protocol::format_score(*n))),
-            _ => return fail("Lua redis lib command arguments must be strings or integers"),
-        }
-    }
+    let Some(argv) = command_args(&args) else {
+        return fail("Lua redis lib command arguments must be strings or integers");
+    };
     let (cmd, sub) = match cache_protocol::command::resolve(&argv) {
         Ok(found) => found,
         Err(e) if e.starts_with("ERR wrong number") => {
@@ -526,4 +625,49 @@ fn bridge(lua: &Lua, st: &mut CallState<'_, '_>, args: MultiValue) -> mlua::Resu
         }
     }
     Ok((is_err, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_flags() {
+        assert_eq!(shebang(b"return 1"), Ok((flag::EVAL_COMPAT, 0)));
+        assert_eq!(
+            shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1"),
+            Ok((flag::NO_WRITES | flag::ALLOW_OOM, 31))
+        );
+        assert_eq!(shebang(b"#!lua flags=\nx"), Ok((0, 12)));
+        assert!(shebang(b"#!lua").is_err());
+        assert!(shebang(b"#!lua flags=bogus\n").is_err());
+        assert!(shebang(b"#!lua x=1\n").is_err());
+    }
+
+    #[test]
+    fn split_args_quotes_as_sdssplitargs() {
+        let words = |s: &str| split_args(s);
+        assert_eq!(
+            words(r#"#!lua name="foo""#),
+            Some(vec!["#!lua".into(), "name=foo".into()])
+        );
+        assert_eq!(
+            words("a  'b c' d"),
+            Some(vec!["a".into(), "b c".into(), "d".into()])
+        );
+        assert_eq!(words(r#"a "b\"c""#), Some(vec!["a".into(), "b\"c".into()]));
+        assert_eq!(words(r#""unbalanced"#), None);
+        assert_eq!(words(r#""a"b"#), None);
+        assert_eq!(words(""), Some(vec![]));
+    }
+
+    #[test]
+    fn error_text_keeps_codes() {
+        assert_eq!(
+            api::error_text("-WRONGTYPE Operation"),
+            "WRONGTYPE Operation"
+        );
+        assert_eq!(api::error_text("plain message"), "ERR plain message");
+        assert_eq!(api::error_text("-NOCODE"), "ERR NOCODE");
+    }
 }

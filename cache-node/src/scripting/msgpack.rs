@@ -133,20 +133,21 @@ fn encode(v: &Value, out: &mut Vec<u8>, level: usize) -> Result<(), String> {
             out.extend_from_slice(&bytes);
         }
         Value::Table(t) if level < MAX_NESTING => {
-            let (pairs, array_len) = super::cjson::pairs_and_array_len(t)?;
+            let (count, array_len) = super::cjson::shape(t)?;
             let max = array_len.unwrap_or(0);
             let array = array_len.is_some();
-            if array && max == pairs.len() {
+            if array && max == count {
                 header(out, max, 0x90, 16, 0xdc, 0xdd);
                 for i in 1..=max {
                     let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
                     encode(&v, out, level + 1)?;
                 }
             } else {
-                header(out, pairs.len(), 0x80, 16, 0xde, 0xdf);
-                for (k, v) in &pairs {
-                    encode(k, out, level + 1)?;
-                    encode(v, out, level + 1)?;
+                header(out, count, 0x80, 16, 0xde, 0xdf);
+                for kv in t.pairs::<Value, Value>() {
+                    let (k, v) = kv.map_err(|e| e.to_string())?;
+                    encode(&k, out, level + 1)?;
+                    encode(&v, out, level + 1)?;
                 }
             }
         }
