@@ -197,6 +197,10 @@ impl CommandSpec {
                 c |= cat;
             }
         }
+        // As Redis's setImplicitACLCategories: a read-only script command is not @read.
+        if self.group == "scripting" {
+            c &= !READ;
+        }
         if c & FAST == 0 {
             c |= SLOW;
         }
