@@ -250,6 +250,27 @@ fn libraries_match_redis() {
         EVAL "return cmsgpack.unpack(string.char(220))" 0
         EVAL "return cmsgpack.unpack(string.char(193))" 0
         EVAL "cmsgpack.pack = 1" 0
+        EVAL "local e = struct.pack('>iHbd', -5, 513, 7, 1.5) local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h" 0
+        EVAL "local e = struct.pack('<!4bi', 1, 2) local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h" 0
+        EVAL "return {struct.unpack('>iHbd', struct.pack('>iHbd', -5, 513, 7, 1.5))}" 0
+        EVAL "return {struct.unpack('<I2i8', struct.pack('<I2i8', 65535, -2))}" 0
+        EVAL "return {struct.unpack('c3s', struct.pack('c3s', 'abcdef', 'zz'))}" 0
+        EVAL "return {struct.unpack('bc0', struct.pack('bc3', 3, 'xyz'))}" 0
+        EVAL "return {struct.size('>iHbd'), struct.size('!8bd'), struct.size('i16')}" 0
+        EVAL "return struct.size('s')" 0
+        EVAL "return struct.pack('i40', 1)" 0
+        EVAL "return struct.pack('q', 1)" 0
+        EVAL "return {struct.unpack('i', 'ab')}" 0
+        EVAL "return {struct.unpack('s', 'abc')}" 0
+        EVAL "return {struct.unpack('>h', struct.pack('>h', 3), 1)}" 0
+        EVAL "return struct.pack('c5', 'ab')" 0
+        EVAL "return {struct.unpack('B', 'abc', 2)}" 0
+        EVAL "return struct.size('c0')" 0
+        EVAL "return {struct.unpack('q', 'a')}" 0
+        EVAL "return struct.size('q')" 0
+        EVAL "return {struct.unpack('>d>f', struct.pack('>d>f', 0.1, 0.25))}" 0
+        EVAL "return struct.pack('!3i', 1)" 0
+        EVAL "struct.pack = 1" 0
         EVAL "cjson.encode_max_depth(1) local ok = pcall(cjson.encode, {{1}}) cjson.encode_max_depth(1000) return ok" 0
         EVAL "cjson.encode_invalid_numbers(true) local ok = pcall(cjson.encode, {0/0}) cjson.encode_invalid_numbers(false) return ok" 0
         "##,

@@ -1,5 +1,5 @@
 //! One Lua 5.1 interpreter, sandboxed as Redis 7.0 sandboxes its own: the libraries Redis
-//! loads (base, table, string, math, cjson, cmsgpack, bit; not yet struct), no `os`/`io`/`print`/
+//! loads (base, table, string, math, cjson, cmsgpack, bit, struct), no `os`/`io`/`print`/
 //! `loadfile`/`dofile`, globals that raise on a read of a nonexistent name and refuse writes,
 //! library tables that refuse writes, and `math.random` on Redis's own generator.
 //!
@@ -110,6 +110,7 @@ impl Engine {
             ("cjson", super::cjson::install as Installer),
             ("bit", super::bit::install),
             ("cmsgpack", super::msgpack::install),
+            ("struct", super::structlib::install),
         ] {
             let table = lua.create_table()?;
             install(&lua, &table, &table)?;
@@ -151,6 +152,7 @@ impl Engine {
             "cjson",
             "bit",
             "cmsgpack",
+            "struct",
             "math",
             "string",
             "table",

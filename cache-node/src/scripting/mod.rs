@@ -18,6 +18,7 @@ pub mod convert;
 pub mod engine;
 pub mod functions;
 pub mod msgpack;
+pub mod structlib;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
