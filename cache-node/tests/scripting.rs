@@ -426,3 +426,47 @@ fn redis_py_lock_works() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
+
+/// A script's write reaches WATCH like a client's: another connection's EXEC aborts.
+#[test]
+fn script_writes_abort_watchers_like_redis() {
+    let _turn = DB10.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(mut theirs) = reference("script_writes_abort_watchers_like_redis", DB) else {
+        return;
+    };
+    let addr = common::reference_redis("script_writes_abort_watchers_like_redis")
+        .expect("reference address");
+    let mut theirs2 = common::RawConn::connect(&addr);
+    assert_eq!(theirs2.cmd_str(&["SELECT", "10"]), b"+OK\r\n");
+    let node = node(&[]);
+    let mut ours = node.raw();
+    let mut ours2 = node.raw();
+    for (a, b) in [(&mut ours, &mut theirs), (&mut ours2, &mut theirs2)] {
+        assert_eq!(a.cmd_str(&["SELECT", "10"]), b.cmd_str(&["SELECT", "10"]));
+    }
+    let steps: &[(bool, &[&str])] = &[
+        (false, &["SET", "lua:w", "1"]),
+        (false, &["WATCH", "lua:w"]),
+        (
+            true,
+            &["EVAL", "return redis.call('incr', KEYS[1])", "1", "lua:w"],
+        ),
+        (false, &["MULTI"]),
+        (false, &["GET", "lua:w"]),
+        (false, &["EXEC"]),
+        (false, &["GET", "lua:w"]),
+    ];
+    for (second, args) in steps {
+        let (a, b) = if *second {
+            (ours2.cmd_str(args), theirs2.cmd_str(args))
+        } else {
+            (ours.cmd_str(args), theirs.cmd_str(args))
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "reply differs for {args:?}"
+        );
+    }
+    theirs.cmd_str(&["FLUSHDB"]);
+}

@@ -10,6 +10,21 @@
 //!      result ─► the caller's reply (convert)
 //! ```
 //! Inside MULTI/EXEC the gate is already exclusive and the script runs in place.
+//!
+//! # Left out (Redis 7.0 behaviour not there yet, and why)
+//! - `-BUSY`, SCRIPT KILL / FUNCTION KILL of a running script, `-UNKILLABLE`,
+//!   `busy-reply-threshold`/`lua-time-limit`: each worker thread has its own single-threaded
+//!   runtime and a script holds the gate (a `std::sync::RwLock`) exclusively, so no other
+//!   connection can be answered while it runs. Instead a script that runs 5 s without writing
+//!   is stopped with an error (one that wrote runs to its end, keeping atomicity); SCRIPT KILL
+//!   and FUNCTION KILL answer `NOTBUSY`. Needs connections that park asynchronously on the gate.
+//! - FUNCTION DUMP / RESTORE: they need the RDB codec (#14).
+//! - SCRIPT DEBUG (the Lua debugger); `redis.breakpoint`/`redis.debug` are no-ops.
+//! - The backing store's write-through does not group a script's writes into one commit
+//!   before the reply (its loads for absent keys are not made either); write-back journals
+//!   them like any write.
+//! - INFO's `used_memory_lua`/`used_memory_vm_*` stay 0 (one interpreter per thread).
+//! - Redis's `errorstats` for script errors (the node has no errorstats section yet).
 
 pub mod api;
 pub mod bit;
