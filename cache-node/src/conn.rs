@@ -405,7 +405,11 @@ pub(crate) fn run_batch(
             // A script runs alone too, like EXEC.
             drop(gate.take());
             let exclusive = shared.gate.write();
-            crate::scripting::run(&mut ctx, *script);
+            if shared.backing.is_none() {
+                crate::scripting::run(&mut ctx, *script);
+            } else {
+                step = backing::run_script(&mut ctx, *script);
+            }
             drop(exclusive);
             gate = Some(shared.gate.read());
             blocking::serve_ready(shared, now);

@@ -470,3 +470,43 @@ fn script_writes_abort_watchers_like_redis() {
     }
     theirs.cmd_str(&["FLUSHDB"]);
 }
+
+/// A script's writes reach the backing store like a client's: after a restart on the same
+/// SQLite file the node reads them back (write-through and write-back).
+#[test]
+fn script_writes_reach_the_backing_store() {
+    for mode in ["write-through", "write-back"] {
+        let dir = std::env::temp_dir().join(format!(
+            "ferrocache-lua-{mode}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let d = dir.display().to_string();
+        let args = ["--backing-mode", mode, "--dir", &d];
+        let mut first = node(&args);
+        let mut c = first.raw();
+        let script = "redis.call('set', KEYS[1], ARGV[1]) redis.call('hset', 'lua:undeclared', 'f', ARGV[1]) return redis.call('get', KEYS[1])";
+        assert_eq!(
+            c.cmd_str(&["EVAL", script, "1", "lua:declared", mode]),
+            format!("${}\r\n{mode}\r\n", mode.len()).into_bytes()
+        );
+        first.terminate();
+        assert!(first.wait_exit(std::time::Duration::from_secs(20)));
+        let second = node(&args);
+        let mut c = second.raw();
+        assert_eq!(
+            c.cmd_str(&["GET", "lua:declared"]),
+            format!("${}\r\n{mode}\r\n", mode.len()).into_bytes(),
+            "{mode}"
+        );
+        assert_eq!(
+            c.cmd_str(&["HGET", "lua:undeclared", "f"]),
+            format!("${}\r\n{mode}\r\n", mode.len()).into_bytes(),
+            "{mode}"
+        );
+        drop(second);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -20,9 +20,9 @@
 //!   and FUNCTION KILL answer `NOTBUSY`. Needs connections that park asynchronously on the gate.
 //! - FUNCTION DUMP / RESTORE: they need the RDB codec (#14).
 //! - SCRIPT DEBUG (the Lua debugger); `redis.breakpoint`/`redis.debug` are no-ops.
-//! - The backing store's write-through does not group a script's writes into one commit
-//!   before the reply (its loads for absent keys are not made either); write-back journals
-//!   them like any write.
+//! - With a backing store, only the declared keys (KEYS) are loaded before a script runs;
+//!   an undeclared absent key reads as missing. (Its writes, declared or not, commit as one
+//!   group before the reply under write-through, as a transaction's: `backing::run_script`.)
 //! - INFO's `used_memory_lua`/`used_memory_vm_*` stay 0 (one interpreter per thread).
 //! - Redis's `errorstats` for script errors (the node has no errorstats section yet).
 
