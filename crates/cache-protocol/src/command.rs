@@ -950,133 +950,6 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-// scripting
-static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!(
-        "script|load",
-        3,
-        NOSCRIPT | STALE,
-        0,
-        0,
-        0,
-        "scripting",
-        "Loads a server-side Lua script to the script cache."
-    ),
-    spec!(
-        "script|exists",
-        -3,
-        NOSCRIPT | STALE,
-        0,
-        0,
-        0,
-        "scripting",
-        "Determines whether server-side Lua scripts exist in the script cache."
-    ),
-    spec!(
-        "script|flush",
-        -2,
-        NOSCRIPT,
-        0,
-        0,
-        0,
-        "scripting",
-        "Removes all server-side Lua scripts from the script cache."
-    ),
-    spec!(
-        "script|kill",
-        2,
-        NOSCRIPT,
-        0,
-        0,
-        0,
-        "scripting",
-        "Terminates a server-side Lua script during execution."
-    ),
-    spec!(
-        "script|help",
-        2,
-        LOADING | STALE,
-        0,
-        0,
-        0,
-        "scripting",
-        "Returns helpful text about the different subcommands."
-    ),
-];
-
-static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!(
-        "function|load",
-        -3,
-        NOSCRIPT | WRITE | DENYOOM,
-        0,
-        0,
-        0,
-        "scripting",
-        "Creates a library."
-    ),
-    spec!(
-        "function|delete",
-        3,
-        NOSCRIPT | WRITE,
-        0,
-        0,
-        0,
-        "scripting",
-        "Deletes a library and its functions."
-    ),
-    spec!(
-        "function|flush",
-        -2,
-        NOSCRIPT | WRITE,
-        0,
-        0,
-        0,
-        "scripting",
-        "Deletes all libraries and functions."
-    ),
-    spec!(
-        "function|kill",
-        2,
-        NOSCRIPT,
-        0,
-        0,
-        0,
-        "scripting",
-        "Terminates a function during execution."
-    ),
-    spec!(
-        "function|list",
-        -2,
-        NOSCRIPT,
-        0,
-        0,
-        0,
-        "scripting",
-        "Returns information about all libraries."
-    ),
-    spec!(
-        "function|stats",
-        2,
-        NOSCRIPT,
-        0,
-        0,
-        0,
-        "scripting",
-        "Returns information about a function during execution."
-    ),
-    spec!(
-        "function|help",
-        2,
-        LOADING | STALE,
-        0,
-        0,
-        0,
-        "scripting",
-        "Returns helpful text about the different subcommands."
-    ),
-];
-
 /// The longest command name, to bound the lookup's stack buffer.
 const MAX_NAME: usize = 32;
 
@@ -1246,6 +1119,133 @@ pub fn all_specs() -> impl Iterator<Item = &'static CommandSpec> {
         .iter()
         .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
 }
+
+// scripting
+static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!(
+        "script|load",
+        3,
+        NOSCRIPT | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Loads a server-side Lua script to the script cache."
+    ),
+    spec!(
+        "script|exists",
+        -3,
+        NOSCRIPT | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Determines whether server-side Lua scripts exist in the script cache."
+    ),
+    spec!(
+        "script|flush",
+        -2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Removes all server-side Lua scripts from the script cache."
+    ),
+    spec!(
+        "script|kill",
+        2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Terminates a server-side Lua script during execution."
+    ),
+    spec!(
+        "script|help",
+        2,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!(
+        "function|load",
+        -3,
+        NOSCRIPT | WRITE | DENYOOM,
+        0,
+        0,
+        0,
+        "scripting",
+        "Creates a library."
+    ),
+    spec!(
+        "function|delete",
+        3,
+        NOSCRIPT | WRITE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Deletes a library and its functions."
+    ),
+    spec!(
+        "function|flush",
+        -2,
+        NOSCRIPT | WRITE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Deletes all libraries and functions."
+    ),
+    spec!(
+        "function|kill",
+        2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Terminates a function during execution."
+    ),
+    spec!(
+        "function|list",
+        -2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns information about all libraries."
+    ),
+    spec!(
+        "function|stats",
+        2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns information about a function during execution."
+    ),
+    spec!(
+        "function|help",
+        2,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns helpful text about the different subcommands."
+    ),
+];
 
 #[cfg(test)]
 mod tests {
