@@ -473,6 +473,29 @@ pub fn run_exec(ctx: &mut Ctx<'_>, queue: Vec<Vec<Bytes>>) -> Step {
     step(engine.mode(), before, outcome, pending)
 }
 
+/// Runs an accepted script (the caller holds the gate exclusively) with the backing store on.
+/// Its declared keys were loaded before EVAL/FCALL ran (`before_run`); its writes commit as
+/// one group before the reply under write-through, or are journaled under write-back, like a
+/// transaction's.
+pub fn run_script(ctx: &mut Ctx<'_>, script: crate::scripting::Invocation) -> Step {
+    let shared = ctx.shared;
+    let engine = shared.backing.as_ref().expect("backing is on");
+    let before = ctx.out.len();
+    let db = ctx.db() as u32;
+    let keys: Vec<(u32, Bytes)> = script.keys.iter().map(|k| (db, k.clone())).collect();
+    let (outcome, pending) = engine.write(|| {
+        let snapshot = if engine.mode() == Mode::WriteThrough {
+            take_snapshot(shared, &keys, ctx.now)
+        } else {
+            Vec::new()
+        };
+        let ((), changes) = collect(|| crate::scripting::run(ctx, script));
+        let (writes, changed) = to_writes(shared, &changes, ctx.now);
+        (Ok((snapshot, changed)), writes)
+    });
+    step(engine.mode(), before, outcome, pending)
+}
+
 /// After a failed write-through commit: puts the command's keys back as they were (keys it
 /// changed that were not in the snapshot are dropped; the next read loads them).
 pub fn restore(shared: &Shared, commit: &Commit) {

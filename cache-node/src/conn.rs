@@ -401,6 +401,19 @@ pub(crate) fn run_batch(
             gate = Some(shared.gate.read());
             blocking::serve_ready(shared, now);
         }
+        if let Some(script) = ctx.conn.script.take() {
+            // A script runs alone too, like EXEC.
+            drop(gate.take());
+            let exclusive = shared.gate.write();
+            if shared.backing.is_none() {
+                crate::scripting::run(&mut ctx, *script);
+            } else {
+                step = backing::run_script(&mut ctx, *script);
+            }
+            drop(exclusive);
+            gate = Some(shared.gate.read());
+            blocking::serve_ready(shared, now);
+        }
         match step {
             Step::Done => {}
             Step::Journaled(seq) => {

@@ -20,6 +20,7 @@ mod conn;
 pub mod gate;
 pub mod memory;
 pub mod metrics;
+pub mod scripting;
 pub mod stats;
 #[doc(hidden)]
 pub mod testing;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub backing: Option<cache_backing::Engine>,
     pub slowlog: cmd::slowlog::SlowLog,
     pub latency: cmd::latency::Latency,
+    /// EVAL's script cache and FUNCTION's libraries.
+    pub scripts: scripting::Scripts,
 }
 
 impl Shared {
@@ -109,6 +112,7 @@ impl Shared {
                 backing,
                 slowlog: Default::default(),
                 latency: Default::default(),
+                scripts: Default::default(),
             }
         });
         shared.apply_eviction_config();

@@ -121,7 +121,8 @@ pub fn before_write(
     args: &[bytes::Bytes],
 ) -> Result<Admission, CmdError> {
     let maxmemory = ctx.shared.config.maxmemory.load(Relaxed);
-    if maxmemory == 0 {
+    // A script's commands were admitted with the script (see `scripting::admit`).
+    if maxmemory == 0 || ctx.conn.in_script {
         return Ok(Admission::Done);
     }
     let used = counted(ctx.shared, ctx.now);
@@ -168,4 +169,11 @@ pub fn after_write(ctx: &Ctx<'_>, admission: Admission) {
             ctx.shared.notify(db, Notify::EVICTED, "evicted", &key);
         }
     }
+}
+
+/// Whether the node is over maxmemory even after evicting what the policy allows: Redis's
+/// `pre_command_oom_state`, which a script that may write is refused under.
+pub fn over_limit(ctx: &Ctx<'_>) -> bool {
+    let maxmemory = ctx.shared.config.maxmemory.load(Relaxed);
+    maxmemory != 0 && make_room(ctx.shared, maxmemory, ctx.now).is_err()
 }

@@ -18,6 +18,7 @@ pub mod lists;
 pub mod memory;
 pub mod multi;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod slowlog;
@@ -75,6 +76,11 @@ pub struct ConnState {
     pub subs: Option<pubsub::Subscriptions>,
     /// The backing store's view of this connection (waits, write-through snapshots).
     pub backing: crate::backing::ConnBacking,
+    /// EVAL/FCALL accepted a script: the connection runs it holding the gate exclusively.
+    pub script: Option<Box<crate::scripting::Invocation>>,
+    /// A script is running on this connection: its commands skip the OOM check and eviction
+    /// (Redis decides OOM once, when the script starts).
+    pub in_script: bool,
 }
 
 impl ConnState {
@@ -95,6 +101,8 @@ impl ConnState {
             blocked: None,
             subs: None,
             backing: Default::default(),
+            script: None,
+            in_script: false,
         }
     }
 
@@ -971,6 +979,11 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Geosearch => geo::search(ctx, args, geo::Variant::Search),
         Geosearchstore => geo::search(ctx, args, geo::Variant::SearchStore),
         Memory => memory::memory(ctx, args),
+        Eval | EvalRo => scripting::eval(ctx, args, false),
+        Evalsha | EvalshaRo => scripting::eval(ctx, args, true),
+        Script => scripting::script(ctx, args),
+        Fcall | FcallRo => scripting::fcall(ctx, args),
+        Function => scripting::function(ctx, args),
     }
 }
 

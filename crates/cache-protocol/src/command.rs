@@ -201,6 +201,10 @@ impl CommandSpec {
                 c |= cat;
             }
         }
+        // As Redis's setImplicitACLCategories: a read-only script command is not @read.
+        if self.group == "scripting" {
+            c &= !READ;
+        }
         if c & FAST == 0 {
             c |= SLOW;
         }
@@ -227,6 +231,7 @@ impl CommandSpec {
             ("generic", _) => KEYSPACE,
             ("connection", _) => CONNECTION,
             ("transactions", _) => TRANSACTION,
+            ("scripting", _) => SCRIPTING,
             _ => 0,
         };
         c | EXTRA_CATEGORIES
@@ -487,6 +492,15 @@ commands! {
     Geosearch => "geosearch", -7, READONLY, 1, 1, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle.";
     Geosearchstore => "geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
     Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
+    // scripting
+    Eval => "eval", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a server-side Lua script.";
+    Evalsha => "evalsha", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a server-side Lua script by SHA1 digest.";
+    EvalRo => "eval_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script.";
+    EvalshaRo => "evalsha_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest.";
+    Script => "script", -2, 0, 0, 0, 0, "scripting", "A container for Lua scripts management commands.", subs = SCRIPT_SUBCOMMANDS;
+    Fcall => "fcall", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Invokes a function.";
+    FcallRo => "fcall_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Invokes a read-only function.";
+    Function => "function", -2, 0, 0, 0, 0, "scripting", "A container for function commands.", subs = FUNCTION_SUBCOMMANDS;
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
@@ -1037,6 +1051,8 @@ impl Cmd {
                 Cmd::Zunion | Cmd::Zinter | Cmd::Zdiff => (1, false),
                 Cmd::Blmpop | Cmd::Bzmpop => (2, false),
                 Cmd::Zunionstore | Cmd::Zinterstore | Cmd::Zdiffstore => (2, true),
+                Cmd::Eval | Cmd::Evalsha | Cmd::EvalRo | Cmd::EvalshaRo => (2, false),
+                Cmd::Fcall | Cmd::FcallRo => (2, false),
                 _ => return Vec::new(),
             };
             let Some(n) = args
@@ -1264,6 +1280,133 @@ static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("memory|help", 2, LOADING | STALE, 0, 0, 0, "server", "Returns helpful text about the different subcommands."),
 ];
 
+// scripting
+static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!(
+        "script|load",
+        3,
+        NOSCRIPT | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Loads a server-side Lua script to the script cache."
+    ),
+    spec!(
+        "script|exists",
+        -3,
+        NOSCRIPT | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Determines whether server-side Lua scripts exist in the script cache."
+    ),
+    spec!(
+        "script|flush",
+        -2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Removes all server-side Lua scripts from the script cache."
+    ),
+    spec!(
+        "script|kill",
+        2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Terminates a server-side Lua script during execution."
+    ),
+    spec!(
+        "script|help",
+        2,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!(
+        "function|load",
+        -3,
+        NOSCRIPT | WRITE | DENYOOM,
+        0,
+        0,
+        0,
+        "scripting",
+        "Creates a library."
+    ),
+    spec!(
+        "function|delete",
+        3,
+        NOSCRIPT | WRITE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Deletes a library and its functions."
+    ),
+    spec!(
+        "function|flush",
+        -2,
+        NOSCRIPT | WRITE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Deletes all libraries and functions."
+    ),
+    spec!(
+        "function|kill",
+        2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Terminates a function during execution."
+    ),
+    spec!(
+        "function|list",
+        -2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns information about all libraries."
+    ),
+    spec!(
+        "function|stats",
+        2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns information about a function during execution."
+    ),
+    spec!(
+        "function|help",
+        2,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "scripting",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1292,6 +1435,10 @@ mod tests {
         assert_eq!(Cmd::Object.keys(&args), vec![2]);
         let args: Vec<&[u8]> = vec![b"ping"];
         assert!(Cmd::Ping.keys(&args).is_empty());
+        let args: Vec<&[u8]> = vec![b"evalsha", b"abc", b"2", b"k1", b"k2", b"arg"];
+        assert_eq!(Cmd::Evalsha.keys(&args), vec![3, 4]);
+        let args: Vec<&[u8]> = vec![b"fcall", b"f", b"0", b"arg"];
+        assert!(Cmd::Fcall.keys(&args).is_empty());
     }
 
     #[test]

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""redis-py's Lock against a cache-node: its release, extend and reacquire run Lua scripts
+(EVALSHA, falling back to EVAL on NOSCRIPT), as Celery, RQ and many applications use them.
+
+    python3 tests/clients/redis_py_lock.py HOST:PORT
+
+Runs under RESP2 and RESP3. Prints one line per check and exits 1 if any failed; exit 3
+with "SKIPPED" when the `redis` module is missing.
+"""
+
+import sys
+import threading
+import time
+import uuid
+
+try:
+    import redis
+    from redis.exceptions import LockError, LockNotOwnedError
+except ImportError:
+    print("SKIPPED redis-py lock: python module 'redis' is not installed")
+    sys.exit(3)
+
+
+def check_acquire_release(r, name):
+    lock = r.lock(name, timeout=10)
+    assert lock.acquire(blocking=False) is True
+    assert lock.owned() is True
+    assert lock.locked() is True
+    token = r.get(name)
+    assert token is not None
+    lock.release()
+    assert r.get(name) is None
+    assert lock.locked() is False
+
+
+def check_contention(r, name):
+    first = r.lock(name, timeout=10)
+    # Acquired in another thread, released here: the token must not be thread-local.
+    second = r.lock(name, timeout=10, thread_local=False)
+    assert first.acquire(blocking=False) is True
+    assert second.acquire(blocking=False) is False
+    # A waiting acquirer gets the lock once the holder releases it.
+    got = []
+
+    def wait_for_it():
+        got.append(second.acquire(blocking=True, blocking_timeout=5))
+
+    t = threading.Thread(target=wait_for_it)
+    t.start()
+    time.sleep(0.2)
+    first.release()
+    t.join(6)
+    assert got == [True], got
+    second.release()
+
+
+def check_extend(r, name):
+    lock = r.lock(name, timeout=2)
+    assert lock.acquire(blocking=False) is True
+    assert lock.extend(10) is True
+    assert 10_000 < r.pttl(name) <= 12_000, r.pttl(name)
+    assert lock.extend(5, replace_ttl=True) is True
+    assert 4_000 < r.pttl(name) <= 5_000, r.pttl(name)
+    assert lock.reacquire() is True
+    assert 1_000 < r.pttl(name) <= 2_000, r.pttl(name)
+    lock.release()
+
+
+def check_not_owned(r, name):
+    lock = r.lock(name, timeout=10)
+    assert lock.acquire(blocking=False) is True
+    # Someone else takes the key over: our release and extend must refuse.
+    r.set(name, "someone-else")
+    try:
+        lock.release()
+        raise AssertionError("release of a lock we do not own succeeded")
+    except LockNotOwnedError:
+        pass
+    try:
+        lock.extend(10)
+        raise AssertionError("extend of a lock we do not own succeeded")
+    except LockError:
+        pass
+    r.delete(name)
+
+
+def check_script_cache(r, name):
+    # After SCRIPT FLUSH the client's EVALSHA gets NOSCRIPT and falls back to EVAL.
+    lock = r.lock(name, timeout=10)
+    assert lock.acquire(blocking=False) is True
+    r.script_flush()
+    lock.release()
+    assert r.get(name) is None
+
+
+CHECKS = [check_acquire_release, check_contention, check_extend, check_not_owned,
+          check_script_cache]
+
+
+def main():
+    host, port = sys.argv[1].rsplit(":", 1)
+    failed = 0
+    for protocol in (2, 3):
+        r = redis.Redis(host=host, port=int(port), protocol=protocol)
+        for check in CHECKS:
+            name = f"lua:lock:{uuid.uuid4().hex}"
+            try:
+                check(r, name)
+                print(f"ok   resp{protocol} {check.__name__}")
+            except Exception as e:  # noqa: BLE001 - report every failure
+                failed += 1
+                print(f"FAIL resp{protocol} {check.__name__}: {e!r}")
+    print(f"{2 * len(CHECKS) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
