@@ -248,6 +248,23 @@ static PARAMS: &[Param] = &[
         help: "entries SLOWLOG keeps (the oldest go first)",
     },
     Param {
+        name: "stream-node-max-entries",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        default: "100",
+        mutable: true,
+        help: "entries per packed block of a stream (0 = no limit)",
+    },
+    Param {
+        name: "stream-node-max-bytes",
+        kind: Kind::Memory,
+        default: "4096",
+        mutable: true,
+        help: "bytes per packed block of a stream (0 = no limit)",
+    },
+    Param {
         name: "latency-monitor-threshold",
         kind: Kind::Int {
             min: 0,
@@ -426,6 +443,8 @@ pub struct Config {
     pub slowlog_max_len: AtomicU64,
     /// `latency-monitor-threshold` in milliseconds; 0 = off.
     pub latency_threshold_ms: AtomicU64,
+    /// `stream-node-max-entries` and `stream-node-max-bytes`.
+    pub stream_node_max: [AtomicU64; 2],
 }
 
 impl std::fmt::Debug for Config {
@@ -451,6 +470,7 @@ impl Default for Config {
             slowlog_slower_than: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            stream_node_max: [AtomicU64::new(0), AtomicU64::new(0)],
         };
         let defaults: Vec<String> = PARAMS
             .iter()
@@ -599,6 +619,8 @@ impl Config {
                 .store(value.parse().unwrap_or(-1), Relaxed),
             "slowlog-max-len" => self.slowlog_max_len.store(number(), Relaxed),
             "latency-monitor-threshold" => self.latency_threshold_ms.store(number(), Relaxed),
+            "stream-node-max-entries" => self.stream_node_max[0].store(number(), Relaxed),
+            "stream-node-max-bytes" => self.stream_node_max[1].store(number(), Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),
