@@ -17,7 +17,7 @@ const XINFO_HELP: &[&str] = &[
     "STREAM <key> [FULL [COUNT <count>]",
     "    Show information about the stream.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 fn field(out: &mut ReplyBuf, name: &[u8], value: &[u8]) {
@@ -115,8 +115,7 @@ fn stream_info(out: &mut ReplyBuf, s: &Stream, opts: &[Bytes], args: &[Bytes]) -
     out.map(if full { 9 } else { 10 });
     int_field(out, b"length", s.len() as i64);
     int_field(out, b"radix-tree-keys", s.block_count() as i64);
-    // Redis counts its radix tree's inner nodes; one per block is our nearest figure.
-    int_field(out, b"radix-tree-nodes", s.block_count().max(1) as i64);
+    int_field(out, b"radix-tree-nodes", s.radix_nodes() as i64);
     field(out, b"last-generated-id", id_text(s.last_id).as_bytes());
     field(
         out,
