@@ -523,3 +523,56 @@ fn blocked_readgroup_sees_key_and_group_go() {
         "#,
     );
 }
+
+/// Keyspace events of stream commands, as Redis 7.0's t_stream.c raises them (class `t`).
+/// The reference cannot take part: its configuration is not ours to change.
+#[test]
+fn stream_commands_raise_redis_events() {
+    let node = node(&["--notify-keyspace-events", "E$t"]);
+    let mut sub = node.raw();
+    sub.cmd_str(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    let mut c = node.raw();
+    let steps: &[(&str, &[&str])] = &[
+        ("XADD s 1-0 a 1", &["xadd"]),
+        ("XADD s MAXLEN 1 2-0 a 2", &["xadd", "xtrim"]),
+        ("XADD s MAXLEN 5 3-0 a 3", &["xadd"]),
+        ("XTRIM s MAXLEN 1", &["xtrim"]),
+        ("XTRIM s MAXLEN 1", &[]),
+        ("XDEL s 1-0", &[]),
+        ("XDEL s 3-0", &["xdel"]),
+        ("XGROUP CREATE s g 0", &["xgroup-create"]),
+        ("XGROUP CREATECONSUMER s g c1", &["xgroup-createconsumer"]),
+        ("XGROUP CREATECONSUMER s g c1", &[]),
+        ("XADD s 4-0 a 4", &["xadd"]),
+        (
+            "XREADGROUP GROUP g c2 STREAMS s >",
+            &["xgroup-createconsumer"],
+        ),
+        ("XCLAIM s g c3 0 4-0", &["xgroup-createconsumer"]),
+        ("XGROUP SETID s g 0", &["xgroup-setid"]),
+        ("XGROUP DELCONSUMER s g c1", &["xgroup-delconsumer"]),
+        ("XSETID s 9-0", &["xsetid"]),
+        ("XGROUP DESTROY s g", &["xgroup-destroy"]),
+        ("XGROUP CREATE m g $ MKSTREAM", &["xgroup-create"]),
+    ];
+    for (line, events) in steps {
+        c.cmd(&words(line));
+        // A marker after each step: everything before it belongs to this step.
+        c.cmd_str(&["SET", "marker", "x"]);
+        let mut got = Vec::new();
+        loop {
+            let msg = String::from_utf8_lossy(&sub.read_reply()).to_string();
+            let event = msg
+                .split("\r\n")
+                .filter_map(|l| l.strip_prefix("__keyevent@0__:"))
+                .find(|e| *e != "*")
+                .unwrap_or_default()
+                .to_string();
+            if event == "set" {
+                break;
+            }
+            got.push(event);
+        }
+        assert_eq!(got, *events, "events of {line}");
+    }
+}
