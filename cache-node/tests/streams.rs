@@ -311,6 +311,36 @@ fn claims_match_redis() {
 }
 
 #[test]
+fn streams_go_where_other_types_go() {
+    run_script(
+        "streams_go_where_other_types_go",
+        r#"
+        XADD st:a 1-0 a 1
+        XGROUP CREATE st:a g 0
+        XREADGROUP GROUP g c STREAMS st:a >
+        COPY st:a st:b
+        XPENDING st:b g
+        XINFO STREAM st:b
+        RENAME st:b st:c
+        TYPE st:c
+        EXISTS st:b
+        SCAN 0 TYPE stream MATCH st:c
+        OBJECT ENCODING st:c
+        EXPIRE st:c 100
+        TTL st:c
+        PERSIST st:c
+        DEL st:c
+        XADD st:a 2-0 b 2
+        XDEL st:a 1-0 2-0
+        EXISTS st:a
+        TYPE st:a
+        XLEN st:a
+        XINFO STREAM st:a
+        "#,
+    );
+}
+
+#[test]
 fn resp3_stream_replies_match_redis() {
     run_script(
         "resp3_stream_replies_match_redis",
