@@ -177,6 +177,10 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+fn varint_len(v: u64) -> usize {
+    (64 - v.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// Reads a varint written by [`put_varint`]; the data is ours, so it is well formed.
 fn get_varint(data: &[u8], at: &mut usize) -> u64 {
     let mut v = 0u64;
@@ -276,26 +280,34 @@ impl Block {
 
     fn push(&mut self, master_id: StreamId, id: StreamId, fields: &[(&[u8], &[u8])]) {
         let same = self.same_fields(fields);
-        self.data.push(if same { SAME_FIELDS } else { 0 });
-        put_varint(&mut self.data, id.ms - master_id.ms);
-        put_varint(&mut self.data, id.seq);
+        let data = &mut self.data;
+        data.push(if same { SAME_FIELDS } else { 0 });
+        put_varint(data, id.ms - master_id.ms);
+        put_varint(data, id.seq);
+        // Each part is written with its length first; the lengths are known up front, so
+        // no temporary buffer is needed.
         if !same {
-            let mut names = Vec::new();
-            put_varint(&mut names, fields.len() as u64);
+            let names = varint_len(fields.len() as u64)
+                + fields
+                    .iter()
+                    .map(|(f, _)| varint_len(f.len() as u64) + f.len())
+                    .sum::<usize>();
+            put_varint(data, names as u64);
+            put_varint(data, fields.len() as u64);
             for (f, _) in fields {
-                put_varint(&mut names, f.len() as u64);
-                names.extend_from_slice(f);
+                put_varint(data, f.len() as u64);
+                data.extend_from_slice(f);
             }
-            put_varint(&mut self.data, names.len() as u64);
-            self.data.extend_from_slice(&names);
         }
-        let mut values = Vec::new();
+        let values: usize = fields
+            .iter()
+            .map(|(_, v)| varint_len(v.len() as u64) + v.len())
+            .sum();
+        put_varint(data, values as u64);
         for (_, v) in fields {
-            put_varint(&mut values, v.len() as u64);
-            values.extend_from_slice(v);
+            put_varint(data, v.len() as u64);
+            data.extend_from_slice(v);
         }
-        put_varint(&mut self.data, values.len() as u64);
-        self.data.extend_from_slice(&values);
         self.total += 1;
         self.live += 1;
     }
@@ -806,6 +818,15 @@ mod tests {
         assert_eq!(s.block_count(), 2);
         assert_eq!(s.last_valid_id(), StreamId::new(20, 0));
         assert_eq!(s.last_id, StreamId::new(25, 0));
+    }
+
+    #[test]
+    fn varint_len_matches_put_varint() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
     }
 
     #[test]
