@@ -748,6 +748,8 @@ fn config_get_with_globs_and_several_patterns() {
             "maxmemory-samples",
             "proto-max-bulk-len",
             "slowlog-max-len",
+            "stream-node-max-bytes",
+            "stream-node-max-entries",
             "tracking-table-max-keys"
         ])
     );
@@ -771,6 +773,8 @@ fn config_get_with_globs_and_several_patterns() {
             "maxmemory-samples",
             "proto-max-bulk-len",
             "slowlog-max-len",
+            "stream-node-max-bytes",
+            "stream-node-max-entries",
             "tracking-table-max-keys"
         ]),
         "patterns ignore case"
@@ -781,7 +785,7 @@ fn config_get_with_globs_and_several_patterns() {
     assert_eq!(two["timeout"], "0");
     // A parameter matched by several patterns comes back once.
     let reply = parse(&c.cmd_str(&["CONFIG", "GET", "*max*", "maxclients", "max*"]));
-    assert_eq!(reply.pairs().len(), 7, "{reply:?}");
+    assert_eq!(reply.pairs().len(), 9, "{reply:?}");
     assert_eq!(c.cmd_str(&["CONFIG", "GET", "nosuch*"]), b"*0\r\n");
     assert_eq!(c.cmd_str(&["CONFIG", "GET", "nosuch"]), b"*0\r\n");
     // A direct (glob-free) lookup answers with the name as asked, as Redis does.
