@@ -1194,6 +1194,24 @@ mod tests {
         assert_eq!(Cmd::Object.keys(&args), vec![2]);
         let args: Vec<&[u8]> = vec![b"ping"];
         assert!(Cmd::Ping.keys(&args).is_empty());
+        // XREAD's keys follow STREAMS, after options (a group named "streams" included).
+        let args: Vec<&[u8]> = vec![b"xread", b"COUNT", b"2", b"STREAMS", b"a", b"b", b"0", b"$"];
+        assert_eq!(Cmd::Xread.keys(&args), vec![4, 5]);
+        let args: Vec<&[u8]> = vec![
+            b"xreadgroup",
+            b"GROUP",
+            b"streams",
+            b"c",
+            b"NOACK",
+            b"streams",
+            b"k",
+            b">",
+        ];
+        assert_eq!(Cmd::Xreadgroup.keys(&args), vec![6]);
+        let args: Vec<&[u8]> = vec![b"xread", b"STREAMS", b"a", b"b", b"0"];
+        assert!(Cmd::Xread.keys(&args).is_empty());
+        let args: Vec<&[u8]> = vec![b"xgroup", b"create", b"k", b"g", b"$"];
+        assert_eq!(Cmd::Xgroup.keys(&args), vec![2]);
     }
 
     #[test]
