@@ -189,6 +189,7 @@ impl cache_store::KeyObserver for Observer {
     fn flushed(&self, db: Option<usize>) {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.flushed(db);
+            shared.blocking.flushed(db);
             if shared.backing.is_some() {
                 backing::record_flush(db);
             }

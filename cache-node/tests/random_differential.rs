@@ -42,9 +42,16 @@ const TIME_CAP: Duration = Duration::from_secs(20);
 const HISTORY: usize = 40;
 
 /// Shared by every family: each family prefers two of them (strings k0,k1, hashes k2,k3,
-/// lists k4,k5, sets k6,k7, sorted sets k8,k9) but picks any key at times, so WRONGTYPE and
-/// cross-type RENAME/COPY happen often, and valid operations more often.
-const KEYS: [&str; 10] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"];
+/// lists k4,k5, sets k6,k7, sorted sets k8,k9, streams k10,k11) but picks any key at times,
+/// so WRONGTYPE and cross-type RENAME/COPY happen often, and valid operations more often.
+const KEYS: [&str; 12] = [
+    "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11",
+];
+/// Stream IDs: small, so explicit and `ms-*` IDs collide with the top item often.
+const STREAM_IDS: &[&str] = &["1", "2-1", "3", "5-*", "7", "9-*", "12", "0-1", "15-*"];
+const STREAM_BOUNDS: &[&str] = &["-", "+", "0", "2", "(2-1", "5", "(7", "9-0", "20", "(0-0"];
+const GROUPS: &[&str] = &["g1", "g2"];
+const CONSUMERS: &[&str] = &["alice", "bob"];
 const VALUES: &[&str] = &["a", "b", "c", "1", "2", "10", "-3", "1.5", "abc", ""];
 const LETTERS: &[&str] = &["a", "b", "xyz", ""];
 const FIELDS: &[&str] = &["f1", "f2", "f3", "f4", "f5"];
@@ -208,8 +215,13 @@ struct Gen {
 impl Gen {
     /// A key, usually one of the family's two (see [`KEYS`]).
     fn key(&mut self, family: usize) -> String {
-        if family < 5 && self.rng.chance(85) {
-            s(KEYS[2 * family + self.rng.below(2)])
+        let own = match family {
+            0..=4 => Some(2 * family),
+            6 => Some(10),
+            _ => None,
+        };
+        if let Some(first) = own.filter(|_| self.rng.chance(85)) {
+            s(KEYS[first + self.rng.below(2)])
         } else {
             s(KEYS[self.rng.below(KEYS.len())])
         }
@@ -243,8 +255,9 @@ impl Gen {
     }
 
     fn op(&mut self) -> Op {
-        let family = self.rng.below(6);
+        let family = self.rng.below(7);
         let mut op = match family {
+            6 => self.streams(),
             0 => self.strings(),
             1 => self.hashes(),
             2 => self.lists(),
@@ -399,6 +412,108 @@ impl Gen {
                 let (k2, v1, v2) = (self.key(0), self.val(), self.val());
                 vec![s("MSETNX"), k, v1, k2, v2]
             }
+        };
+        Self::exact(a)
+    }
+
+    /// Stream commands with explicit IDs (`*` would differ); none that report times
+    /// (XPENDING's extended form, XINFO CONSUMERS) or block.
+    fn streams(&mut self) -> Op {
+        let k = self.key(6);
+        let g = s(self.rng.pick(GROUPS));
+        let c = s(self.rng.pick(CONSUMERS));
+        let r = &mut self.rng;
+        let id = s(r.pick(STREAM_IDS));
+        let bound = |r: &mut Rng| s(r.pick(STREAM_BOUNDS));
+        let a = match r.below(20) {
+            0..=3 => {
+                let mut a = vec![s("XADD"), k];
+                if r.chance(10) {
+                    a.push(s("NOMKSTREAM"));
+                }
+                if r.chance(25) {
+                    let (what, arg) = if r.chance(50) {
+                        ("MAXLEN", s(r.int(0, 4)))
+                    } else {
+                        ("MINID", bound(r))
+                    };
+                    a.extend([s(what), s(r.pick(&["=", "~", "="])), arg]);
+                }
+                a.extend([id, s(r.pick(FIELDS)), s(r.pick(VALUES))]);
+                if r.chance(30) {
+                    a.extend([s(r.pick(FIELDS)), s(r.pick(VALUES))]);
+                }
+                a
+            }
+            4 => vec![s("XLEN"), k],
+            5 => vec![
+                s("XRANGE"),
+                k,
+                bound(r),
+                bound(r),
+                s("COUNT"),
+                s(r.int(-1, 4)),
+            ],
+            6 => vec![s("XREVRANGE"), k, bound(r), bound(r)],
+            7 => vec![s("XDEL"), k, bound(r), id],
+            8 => {
+                let (what, arg) = if r.chance(50) {
+                    ("MAXLEN", s(r.int(0, 4)))
+                } else {
+                    ("MINID", bound(r))
+                };
+                vec![s("XTRIM"), k, s(what), arg]
+            }
+            9 => {
+                let mut a = vec![s("XGROUP"), s("CREATE"), k, g, s(r.pick(&["$", "0", "3"]))];
+                if r.chance(50) {
+                    a.push(s("MKSTREAM"));
+                }
+                a
+            }
+            10 => match r.below(4) {
+                0 => vec![s("XGROUP"), s("DESTROY"), k, g],
+                1 => vec![s("XGROUP"), s("CREATECONSUMER"), k, g, c],
+                2 => vec![s("XGROUP"), s("DELCONSUMER"), k, g, c],
+                _ => vec![s("XGROUP"), s("SETID"), k, g, s(r.pick(&["$", "0", "5"]))],
+            },
+            11..=13 => {
+                let mut a = vec![s("XREADGROUP"), s("GROUP"), g, c];
+                if r.chance(40) {
+                    a.extend([s("COUNT"), s(r.int(0, 3))]);
+                }
+                if r.chance(15) {
+                    a.push(s("NOACK"));
+                }
+                a.extend([s("STREAMS"), k, s(r.pick(&[">", ">", "0", "5"]))]);
+                a
+            }
+            14 => vec![s("XACK"), k, g, bound(r), id],
+            15 => vec![s("XPENDING"), k, g],
+            16 => vec![s("XCLAIM"), k, g, c, s("0"), bound(r), id, s("JUSTID")],
+            17 => vec![
+                s("XAUTOCLAIM"),
+                k,
+                g,
+                c,
+                s("0"),
+                bound(r),
+                s("COUNT"),
+                s(r.int(1, 3)),
+            ],
+            18 => vec![
+                s("XREAD"),
+                s("COUNT"),
+                s(r.int(1, 3)),
+                s("STREAMS"),
+                k,
+                bound(r),
+            ],
+            _ => match r.below(3) {
+                0 => vec![s("XINFO"), s("GROUPS"), k],
+                1 => vec![s("XINFO"), s("STREAM"), k],
+                _ => vec![s("XSETID"), k, s(r.pick(&["9", "20", "1"]))],
+            },
         };
         Self::exact(a)
     }

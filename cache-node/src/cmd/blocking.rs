@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,11 +45,17 @@ pub enum BlockOp {
         max: bool,
         count: usize,
     },
+    /// XREAD / XREADGROUP.
+    XRead(Box<super::streams::BlockedRead>),
 }
 
 impl BlockOp {
     fn pops_zset(&self) -> bool {
         matches!(self, BlockOp::ZPop { .. } | BlockOp::ZMPop { .. })
+    }
+
+    fn reads_stream(&self) -> bool {
+        matches!(self, BlockOp::XRead(_))
     }
 }
 
@@ -119,6 +125,22 @@ impl Blocking {
         }
     }
 
+    /// A database (None: all) was flushed: its blocked keys are ready, so that XREADGROUP
+    /// waiters learn their stream is gone, as Redis tells them.
+    pub fn flushed(&self, db: Option<usize>) {
+        let waiters = lock(&self.waiters);
+        let keys: Vec<KeyId> = waiters
+            .keys()
+            .filter(|(d, _)| db.is_none_or(|want| want == *d))
+            .cloned()
+            .collect();
+        drop(waiters);
+        if !keys.is_empty() {
+            lock(&self.ready).extend(keys);
+            self.has_ready.store(true, Relaxed);
+        }
+    }
+
     fn register(&self, shared: &Shared, waiter: &Arc<Waiter>) {
         let mut waiters = lock(&self.waiters);
         for k in &waiter.keys {
@@ -183,7 +205,6 @@ pub fn block_or_serve(
     timeout: Option<Duration>,
     op: BlockOp,
 ) -> CmdResult {
-    let db = ctx.db();
     if serve_first(ctx, &keys, &op)? {
         return Ok(());
     }
@@ -197,6 +218,13 @@ pub fn block_or_serve(
         }
         return Ok(());
     }
+    park(ctx, keys, timeout, op);
+    Ok(())
+}
+
+/// Parks the connection on `keys` until one of them can serve `op` or `timeout` passes.
+pub fn park(ctx: &mut Ctx<'_>, keys: Vec<Bytes>, timeout: Option<Duration>, op: BlockOp) {
+    let db = ctx.db();
     let blocking = &ctx.shared.blocking;
     let waiter = Arc::new(Waiter {
         id: blocking.next_id.fetch_add(1, Relaxed),
@@ -215,7 +243,6 @@ pub fn block_or_serve(
         blocking.key_modified(db, &k);
     }
     ctx.conn.blocked = Some((waiter, timeout));
-    Ok(())
 }
 
 /// Serves blocked clients whose keys received data. Runs after every command while anything
@@ -237,6 +264,9 @@ pub fn serve_ready(shared: &Shared, now: u64) {
                 // As Redis, a key is served only to waiters of its type (list pops from a list,
                 // zset pops from a sorted set): one that became a string (SET) or another type
                 // leaves them blocked instead of answering them WRONGTYPE.
+                // Streams serve every reader that has news, not just the first; a key that is
+                // no stream any more answers XREADGROUP waiters with an error.
+                serve_stream_readers(shared, db, &key, now);
                 let is_zset = match shared.store.lock(&key).peek(db, &key, now) {
                     Some(e) if e.value.as_list().is_some() => false,
                     Some(e) if e.value.as_zset().is_some() => true,
@@ -245,40 +275,97 @@ pub fn serve_ready(shared: &Shared, now: u64) {
                 };
                 let front = lock(&blocking.waiters)
                     .get(&(db, key.clone()))
-                    .and_then(|q| q.iter().find(|w| w.op.pops_zset() == is_zset).cloned());
+                    .and_then(|q| {
+                        q.iter()
+                            .find(|w| !w.op.reads_stream() && w.op.pops_zset() == is_zset)
+                            .cloned()
+                    });
                 let Some(waiter) = front else {
                     break;
                 };
-                let mut state = lock(&waiter.state);
-                if !matches!(*state, State::Waiting) {
-                    // Timed out while we looked; it unregisters itself.
-                    drop(state);
-                    blocking.unregister(shared, &waiter);
+                let Some(state) = still_waiting(shared, &waiter) else {
                     continue;
-                }
-                let mut out = ReplyBuf {
-                    buf: bytes::BytesMut::new(),
-                    protocol: waiter.protocol,
                 };
-                let served = match serve_op(shared, waiter.db, now, &key, &waiter.op, &mut out) {
-                    Ok(served) => served,
-                    Err(e) => {
-                        out.error(&e.to_string());
-                        true
-                    }
-                };
-                if !served {
+                let mut out = waiter.reply_buf();
+                let result = serve_op(shared, waiter.db, now, &key, &waiter.op, &mut out);
+                if !hand_over(shared, &waiter, state, out, result) {
                     break;
                 }
-                *state = State::Done(out.buf.to_vec());
-                drop(state);
-                blocking.unregister(shared, &waiter);
-                waiter.wake.notify_one();
             }
         }
         // Serving a BLMOVE pushes to its destination, which may make more keys ready.
         blocking.has_ready.store(false, Relaxed);
     }
+}
+
+/// Serves, in arrival order, the XREAD/XREADGROUP waiters of `key` that it can answer now.
+fn serve_stream_readers(shared: &Shared, db: usize, key: &[u8], now: u64) {
+    let blocking = &shared.blocking;
+    let readers: Vec<Arc<Waiter>> = match lock(&blocking.waiters).get(&(db, key.into())) {
+        Some(q) => q.iter().filter(|w| w.op.reads_stream()).cloned().collect(),
+        None => return,
+    };
+    for waiter in readers {
+        let BlockOp::XRead(read) = &waiter.op else {
+            continue;
+        };
+        let Some(state) = still_waiting(shared, &waiter) else {
+            continue;
+        };
+        let mut out = waiter.reply_buf();
+        let result = super::streams::serve_blocked(
+            shared,
+            waiter.db,
+            now,
+            key,
+            &waiter.keys,
+            read,
+            &mut out,
+        );
+        hand_over(shared, &waiter, state, out, result);
+    }
+}
+
+impl Waiter {
+    fn reply_buf(&self) -> ReplyBuf {
+        ReplyBuf {
+            buf: bytes::BytesMut::new(),
+            protocol: self.protocol,
+        }
+    }
+}
+
+/// The waiter's state, locked, if it is still waiting; one that timed out while we looked
+/// is unregistered here.
+fn still_waiting<'w>(shared: &Shared, waiter: &'w Waiter) -> Option<MutexGuard<'w, State>> {
+    let state = lock(&waiter.state);
+    if matches!(*state, State::Waiting) {
+        return Some(state);
+    }
+    drop(state);
+    shared.blocking.unregister(shared, waiter);
+    None
+}
+
+/// Gives a waiter what serving it produced (an error reply counts); false when there was
+/// nothing for it, and it stays blocked.
+fn hand_over(
+    shared: &Shared,
+    waiter: &Waiter,
+    mut state: MutexGuard<'_, State>,
+    mut out: ReplyBuf,
+    result: Result<bool, CmdError>,
+) -> bool {
+    match result {
+        Ok(false) => return false,
+        Ok(true) => {}
+        Err(e) => out.error(&e.to_string()),
+    }
+    *state = State::Done(out.buf.to_vec());
+    drop(state);
+    shared.blocking.unregister(shared, waiter);
+    waiter.wake.notify_one();
+    true
 }
 
 /// The outcome of waiting, for the connection loop.

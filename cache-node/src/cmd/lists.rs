@@ -587,6 +587,8 @@ pub fn serve(
         BlockOp::ZPop { .. } | BlockOp::ZMPop { .. } => {
             super::zsets::serve(shared, db, now, key, op, out)
         }
+        // Served by serve_ready's stream path, never as a pop.
+        BlockOp::XRead(_) => Ok(false),
     }
 }
 

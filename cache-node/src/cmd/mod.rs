@@ -23,6 +23,9 @@ pub mod server;
 pub mod sets;
 pub mod slowlog;
 pub mod sort;
+pub mod stream_groups;
+pub mod stream_info;
+pub mod streams;
 pub mod strings;
 pub mod tracking;
 pub mod zsets;
@@ -984,6 +987,21 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Script => scripting::script(ctx, args),
         Fcall | FcallRo => scripting::fcall(ctx, args),
         Function => scripting::function(ctx, args),
+        Xadd => streams::xadd(ctx, args),
+        Xrange => streams::xrange(ctx, args, false),
+        Xrevrange => streams::xrange(ctx, args, true),
+        Xlen => streams::xlen(ctx, args),
+        Xdel => streams::xdel(ctx, args),
+        Xtrim => streams::xtrim(ctx, args),
+        Xsetid => streams::xsetid(ctx, args),
+        Xread => streams::xread(ctx, args, false),
+        Xreadgroup => streams::xread(ctx, args, true),
+        Xgroup => stream_groups::xgroup(ctx, args),
+        Xack => stream_groups::xack(ctx, args),
+        Xpending => stream_groups::xpending(ctx, args),
+        Xclaim => stream_groups::xclaim(ctx, args),
+        Xautoclaim => stream_groups::xautoclaim(ctx, args),
+        Xinfo => stream_info::xinfo(ctx, args),
     }
 }
 

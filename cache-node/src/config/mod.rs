@@ -49,6 +49,8 @@ pub struct Config {
     pub slowlog_max_len: AtomicU64,
     /// `latency-monitor-threshold` in milliseconds; 0 = off.
     pub latency_threshold_ms: AtomicU64,
+    /// `stream-node-max-entries` and `stream-node-max-bytes`.
+    pub stream_node_max: [AtomicU64; 2],
 }
 
 impl std::fmt::Debug for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             slowlog_slower_than: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            stream_node_max: [AtomicU64::new(0), AtomicU64::new(0)],
         };
         for (name, value) in config.values.matching(|_| true) {
             config.publish(name, &value);
@@ -179,6 +182,8 @@ impl Config {
                 .store(value.parse().unwrap_or(-1), Relaxed),
             "slowlog-max-len" => self.slowlog_max_len.store(number(), Relaxed),
             "latency-monitor-threshold" => self.latency_threshold_ms.store(number(), Relaxed),
+            "stream-node-max-entries" => self.stream_node_max[0].store(number(), Relaxed),
+            "stream-node-max-bytes" => self.stream_node_max[1].store(number(), Relaxed),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),

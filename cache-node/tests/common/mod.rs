@@ -50,3 +50,12 @@ pub fn words(line: &str) -> Vec<&[u8]> {
     }
     out
 }
+
+/// The commands of a test script: one per line, blank lines and `#` comments skipped.
+pub fn script(text: &str) -> Vec<Vec<&[u8]>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(words)
+        .collect()
+}

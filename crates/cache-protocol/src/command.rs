@@ -232,6 +232,7 @@ impl CommandSpec {
             ("connection", _) => CONNECTION,
             ("transactions", _) => TRANSACTION,
             ("scripting", _) => SCRIPTING,
+            ("stream", _) => STREAM,
             _ => 0,
         };
         c | EXTRA_CATEGORIES
@@ -501,6 +502,22 @@ commands! {
     Fcall => "fcall", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Invokes a function.";
     FcallRo => "fcall_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Invokes a read-only function.";
     Function => "function", -2, 0, 0, 0, 0, "scripting", "A container for function commands.", subs = FUNCTION_SUBCOMMANDS;
+    // streams
+    Xadd => "xadd", -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "Appends a new message to a stream. Creates the key if it doesn't exist.";
+    Xrange => "xrange", -4, READONLY, 1, 1, 1, "stream", "Returns the messages from a stream within a range of IDs.";
+    Xrevrange => "xrevrange", -4, READONLY, 1, 1, 1, "stream", "Returns the messages from a stream within a range of IDs in reverse order.";
+    Xlen => "xlen", 2, READONLY | FAST, 1, 1, 1, "stream", "Return the number of messages in a stream.";
+    Xdel => "xdel", -3, WRITE | FAST, 1, 1, 1, "stream", "Returns the number of messages after removing them from a stream.";
+    Xtrim => "xtrim", -4, WRITE, 1, 1, 1, "stream", "Deletes messages from the beginning of a stream.";
+    Xread => "xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, 0, 0, 0, "stream", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.";
+    Xreadgroup => "xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, 0, 0, 0, "stream", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.";
+    Xgroup => "xgroup", -2, 0, 0, 0, 0, "stream", "A container for consumer groups commands.", subs = XGROUP_SUBCOMMANDS;
+    Xack => "xack", -4, WRITE | FAST, 1, 1, 1, "stream", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.";
+    Xpending => "xpending", -3, READONLY, 1, 1, 1, "stream", "Returns the information and entries from a stream consumer group's pending entries list.";
+    Xclaim => "xclaim", -6, WRITE | FAST, 1, 1, 1, "stream", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.";
+    Xautoclaim => "xautoclaim", -6, WRITE | FAST, 1, 1, 1, "stream", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.";
+    Xinfo => "xinfo", -2, 0, 0, 0, 0, "stream", "A container for stream introspection commands.", subs = XINFO_SUBCOMMANDS;
+    Xsetid => "xsetid", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "An internal command for replicating stream values.";
     // transactions
     Multi => "multi", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "Starts a transaction.";
     Exec => "exec", 1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "transactions", "Executes all commands in a transaction.";
@@ -1053,6 +1070,7 @@ impl Cmd {
                 Cmd::Zunionstore | Cmd::Zinterstore | Cmd::Zdiffstore => (2, true),
                 Cmd::Eval | Cmd::Evalsha | Cmd::EvalRo | Cmd::EvalshaRo => (2, false),
                 Cmd::Fcall | Cmd::FcallRo => (2, false),
+                Cmd::Xread | Cmd::Xreadgroup => return xread_keys(args),
                 _ => return Vec::new(),
             };
             let Some(n) = args
@@ -1406,6 +1424,49 @@ static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
         "Returns helpful text about the different subcommands."
     ),
 ];
+// streams
+#[rustfmt::skip]
+static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("xgroup|create", -5, WRITE | DENYOOM, 2, 2, 1, "stream", "Creates a consumer group."),
+    spec!("xgroup|setid", -5, WRITE, 2, 2, 1, "stream", "Sets the last-delivered ID of a consumer group."),
+    spec!("xgroup|destroy", 4, WRITE, 2, 2, 1, "stream", "Destroys a consumer group."),
+    spec!("xgroup|createconsumer", 5, WRITE | DENYOOM, 2, 2, 1, "stream", "Creates a consumer in a consumer group."),
+    spec!("xgroup|delconsumer", 5, WRITE, 2, 2, 1, "stream", "Deletes a consumer from a consumer group."),
+    spec!("xgroup|help", 2, LOADING | STALE, 0, 0, 0, "stream", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("xinfo|consumers", 4, READONLY, 2, 2, 1, "stream", "Returns a list of the consumers in a consumer group."),
+    spec!("xinfo|groups", 3, READONLY, 2, 2, 1, "stream", "Returns a list of the consumer groups of a stream."),
+    spec!("xinfo|stream", -3, READONLY, 2, 2, 1, "stream", "Returns information about a stream."),
+    spec!("xinfo|help", 2, LOADING | STALE, 0, 0, 0, "stream", "Returns helpful text about the different subcommands."),
+];
+
+/// Key positions of XREAD and XREADGROUP: the first half of what follows `STREAMS`, found
+/// by skipping options as Redis's `xreadGetKeys` does. Empty when the call is malformed.
+fn xread_keys(args: &[impl AsRef<[u8]>]) -> Vec<usize> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_ref();
+        if a.eq_ignore_ascii_case(b"block") || a.eq_ignore_ascii_case(b"count") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"group") {
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"noack") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"streams") {
+            let rest = args.len() - i - 1;
+            if rest == 0 || !rest.is_multiple_of(2) {
+                return Vec::new();
+            }
+            return (i + 1..i + 1 + rest / 2).collect();
+        } else {
+            return Vec::new();
+        }
+    }
+    Vec::new()
+}
 
 #[cfg(test)]
 mod tests {
@@ -1439,6 +1500,24 @@ mod tests {
         assert_eq!(Cmd::Evalsha.keys(&args), vec![3, 4]);
         let args: Vec<&[u8]> = vec![b"fcall", b"f", b"0", b"arg"];
         assert!(Cmd::Fcall.keys(&args).is_empty());
+        // XREAD's keys follow STREAMS, after options (a group named "streams" included).
+        let args: Vec<&[u8]> = vec![b"xread", b"COUNT", b"2", b"STREAMS", b"a", b"b", b"0", b"$"];
+        assert_eq!(Cmd::Xread.keys(&args), vec![4, 5]);
+        let args: Vec<&[u8]> = vec![
+            b"xreadgroup",
+            b"GROUP",
+            b"streams",
+            b"c",
+            b"NOACK",
+            b"streams",
+            b"k",
+            b">",
+        ];
+        assert_eq!(Cmd::Xreadgroup.keys(&args), vec![6]);
+        let args: Vec<&[u8]> = vec![b"xread", b"STREAMS", b"a", b"b", b"0"];
+        assert!(Cmd::Xread.keys(&args).is_empty());
+        let args: Vec<&[u8]> = vec![b"xgroup", b"create", b"k", b"g", b"$"];
+        assert_eq!(Cmd::Xgroup.keys(&args), vec![2]);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 pub mod evict;
 pub mod key;
 pub mod pattern;
+pub mod stream;
 pub mod table;
 pub mod value;
 pub mod zset;
@@ -36,6 +37,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use cache_routing::{hash_tag, key_slot, SLOTS};
 pub use evict::Policy;
+pub use stream::{Stream, StreamId};
 pub use value::{Entry, HashValue, Key, ListValue, SetValue, Value};
 pub use zset::ZSet;
 

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use indexmap::{IndexMap, IndexSet};
 
+use crate::stream::Stream;
 use crate::zset::ZSet;
 
 pub use crate::key::Key;
@@ -37,6 +38,7 @@ pub enum Complex {
     Hash(HashValue),
     Set(SetValue),
     ZSet(ZSet),
+    Stream(Box<Stream>),
 }
 
 /// A borrowed look at a value, for code that handles every kind.
@@ -47,6 +49,7 @@ enum View<'a> {
     Hash(&'a HashValue),
     Set(&'a SetValue),
     ZSet(&'a ZSet),
+    Stream(&'a Stream),
 }
 
 macro_rules! accessors {
@@ -90,6 +93,7 @@ accessors! {
     Hash, HashValue, new_hash, from_hash, as_hash, as_hash_mut;
     Set, SetValue, new_set, from_set, as_set, as_set_mut;
     ZSet, ZSet, new_zset, from_zset, as_zset, as_zset_mut;
+    Stream, Box<Stream>, new_stream, from_stream, as_stream, as_stream_mut;
 }
 
 impl Value {
@@ -112,6 +116,7 @@ impl Value {
                 Complex::Hash(h) => View::Hash(h),
                 Complex::Set(s) => View::Set(s),
                 Complex::ZSet(z) => View::ZSet(z),
+                Complex::Stream(s) => View::Stream(s),
             },
         }
     }
@@ -149,6 +154,7 @@ impl Value {
             View::Hash(_) => "hash",
             View::Set(_) => "set",
             View::ZSet(_) => "zset",
+            View::Stream(_) => "stream",
         }
     }
 
@@ -184,6 +190,7 @@ impl Value {
                     * z.len().max(1)
                     / z.len().clamp(1, 8)
             }
+            View::Stream(s) => s.approx_bytes(),
         }
     }
 
@@ -195,6 +202,8 @@ impl Value {
             View::Hash(h) => h.is_empty(),
             View::Set(s) => s.is_empty(),
             View::ZSet(z) => z.is_empty(),
+            // An empty stream is a value of its own (XADD then XDEL, XGROUP CREATE MKSTREAM).
+            View::Stream(_) => false,
         }
     }
 
@@ -239,6 +248,7 @@ impl Value {
                     "skiplist"
                 }
             }
+            View::Stream(_) => "stream",
         }
     }
 }
