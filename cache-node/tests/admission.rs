@@ -153,3 +153,64 @@ fn random_counts_from_the_wire_are_bounded() {
     }
     theirs.cmd_str(&["DEL", key]);
 }
+
+#[test]
+fn client_unblock_wakes_a_blocked_client() {
+    let node = node(&[]);
+    let mut blocked = node.raw();
+    let id = text(&blocked.cmd_str(&["CLIENT", "ID"]));
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    let mut admin = node.raw();
+    for (how, reply) in [
+        (None, "*-1\r\n"),
+        (Some("TIMEOUT"), "*-1\r\n"),
+        (
+            Some("ERROR"),
+            "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+        ),
+    ] {
+        blocked.send(&RawConn::encode(&[b"BLPOP", b"l", b"0"]));
+        // Wait for the positive signal: the node counts the client as blocked.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !text(&admin.cmd_str(&["INFO", "clients"])).contains("blocked_clients:1") {
+            assert!(std::time::Instant::now() < deadline, "never blocked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut args = vec!["CLIENT", "UNBLOCK", id.as_str()];
+        args.extend(how);
+        assert_eq!(text(&admin.cmd_str(&args)), ":1\r\n", "{how:?}");
+        assert_eq!(text(&blocked.read_reply()), reply, "{how:?}");
+    }
+    assert_eq!(text(&admin.cmd_str(&["CLIENT", "UNBLOCK", &id])), ":0\r\n");
+    assert_eq!(
+        text(&admin.cmd_str(&["CLIENT", "UNBLOCK", "asd"])),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        text(&admin.cmd_str(&["CLIENT", "UNBLOCK", &id, "MAYBE"])),
+        "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"
+    );
+}
+
+#[test]
+fn keyspace_new_events_report_created_keys() {
+    let node = node(&[]);
+    let mut c = node.raw();
+    let mut sub = node.raw();
+    assert_eq!(
+        text(&c.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "En"])),
+        "+OK\r\n"
+    );
+    assert!(text(&sub.cmd_str(&["PSUBSCRIBE", "*"])).contains("psubscribe"));
+    c.cmd_str(&["SET", "foo", "bar"]);
+    c.cmd_str(&["SET", "foo", "baz"]);
+    c.cmd_str(&["SET", "bar", "bar"]);
+    for key in ["foo", "bar"] {
+        let msg = text(&sub.read_reply());
+        assert!(
+            msg.contains("__keyevent@0__:new")
+                && msg.ends_with(&format!("${}\r\n{key}\r\n", key.len())),
+            "{msg}"
+        );
+    }
+}

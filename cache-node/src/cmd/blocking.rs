@@ -84,6 +84,8 @@ enum State {
 /// One blocked client.
 pub struct Waiter {
     id: u64,
+    /// The blocked connection's CLIENT ID (for CLIENT UNBLOCK).
+    client: u64,
     db: usize,
     keys: Vec<Bytes>,
     op: BlockOp,
@@ -103,6 +105,8 @@ pub struct Blocking {
     waiters: Mutex<HashMap<KeyId, VecDeque<Arc<Waiter>>>>,
     ready: Mutex<Vec<KeyId>>,
     has_ready: AtomicBool,
+    /// Blocked clients by CLIENT ID.
+    by_client: Mutex<HashMap<u64, Arc<Waiter>>>,
     pub blocked_clients: AtomicUsize,
 }
 
@@ -150,7 +154,29 @@ impl Blocking {
                 .or_default()
                 .push_back(waiter.clone());
         }
+        lock(&self.by_client).insert(waiter.client, waiter.clone());
         self.blocked_clients.fetch_add(1, Relaxed);
+    }
+
+    /// CLIENT UNBLOCK: wakes the client `client` if it is blocked, as if it timed out, or
+    /// with Redis's `-UNBLOCKED` error. Whether it was blocked.
+    pub fn unblock(&self, shared: &Shared, client: u64, with_error: bool) -> bool {
+        let Some(waiter) = lock(&self.by_client).get(&client).cloned() else {
+            return false;
+        };
+        let mut state = lock(&waiter.state);
+        if !matches!(*state, State::Waiting) {
+            return false;
+        }
+        *state = if with_error {
+            State::Done(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec())
+        } else {
+            State::TimedOut
+        };
+        drop(state);
+        self.unregister(shared, &waiter);
+        waiter.wake.notify_one();
+        true
     }
 
     fn unregister(&self, shared: &Shared, waiter: &Waiter) {
@@ -168,6 +194,15 @@ impl Blocking {
             }
         }
         drop(waiters);
+        {
+            let mut by_client = lock(&self.by_client);
+            if by_client
+                .get(&waiter.client)
+                .is_some_and(|w| w.id == waiter.id)
+            {
+                by_client.remove(&waiter.client);
+            }
+        }
         for k in &waiter.keys {
             shared.store.observe(k, -1);
         }
@@ -228,6 +263,7 @@ pub fn park(ctx: &mut Ctx<'_>, keys: Vec<Bytes>, timeout: Option<Duration>, op: 
     let blocking = &ctx.shared.blocking;
     let waiter = Arc::new(Waiter {
         id: blocking.next_id.fetch_add(1, Relaxed),
+        client: ctx.conn.info.id,
         db,
         keys,
         op,

@@ -252,6 +252,24 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         super::tracking::tracking(ctx, args)?;
     } else if is(sub, "caching") {
         super::tracking::caching(ctx, args)?;
+    } else if is(sub, "unblock") {
+        let id = super::int_arg(&args[2])?;
+        let with_error = match args.get(3) {
+            None => false,
+            Some(r) if is(r, "timeout") => false,
+            Some(r) if is(r, "error") => true,
+            Some(_) => {
+                return Err(CmdError::Msg(
+                    "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                ))
+            }
+        };
+        if args.len() > 4 {
+            return Err(CmdError::Syntax);
+        }
+        let done = u64::try_from(id)
+            .is_ok_and(|id| ctx.shared.blocking.unblock(ctx.shared, id, with_error));
+        ctx.out.int(i64::from(done));
     } else if is(sub, "reply") {
         // OFF and SKIP are not answered; `dispatch` silences what follows.
         let mode = &args[2];

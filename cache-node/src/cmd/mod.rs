@@ -743,7 +743,25 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     if tracking {
         crate::tracking::before_command(ctx, cmd, spec, args);
     }
+    // Keyspace `new` events (class `n`): keys this write creates. Redis raises them in
+    // dbAdd, before the command's own event; here they follow it.
+    let absent: Vec<usize> =
+        if spec.is_write() && ctx.shared.config.notify_flags.load(Relaxed) & Notify::NEW != 0 {
+            let (db, now) = (ctx.db(), ctx.now);
+            cmd.keys(args)
+                .into_iter()
+                .filter(|&i| !ctx.shared.store.lock(&args[i]).contains(db, &args[i], now))
+                .collect()
+        } else {
+            Vec::new()
+        };
     let result = run(ctx, cmd, args);
+    for i in absent {
+        let (db, now) = (ctx.db(), ctx.now);
+        if ctx.shared.store.lock(&args[i]).contains(db, &args[i], now) {
+            ctx.notify(Notify::NEW, "new", &args[i]);
+        }
+    }
     if tracking {
         crate::tracking::after_command(ctx, cmd);
     }

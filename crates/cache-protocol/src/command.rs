@@ -784,6 +784,16 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "Returns information about server-assisted client-side caching for the connection."
     ),
     spec!(
+        "client|unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        0,
+        0,
+        0,
+        "connection",
+        "Unblocks a client blocked by a blocking command from a different connection."
+    ),
+    spec!(
         "client|reply",
         3,
         NOSCRIPT | LOADING | STALE,
