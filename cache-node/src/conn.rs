@@ -405,11 +405,13 @@ pub(crate) fn run_batch(
             // A script runs alone too, like EXEC.
             drop(gate.take());
             let exclusive = shared.gate.write();
+            let keys = script.keys.clone();
             if shared.backing.is_none() {
                 crate::scripting::run(&mut ctx, *script);
             } else {
                 step = backing::run_script(&mut ctx, *script);
             }
+            crate::tracking::after_script(&mut ctx, &keys);
             drop(exclusive);
             gate = Some(shared.gate.read());
             blocking::serve_ready(shared, now);

@@ -72,6 +72,11 @@ thread_local! {
     /// together when the batch ends ([`flush_pending`]), one queue operation (and at most one
     /// wake-up of the target's task) per target and batch instead of one per key.
     static PENDING: RefCell<Vec<(Arc<Outbox>, BytesMut)>> = const { RefCell::new(Vec::new()) };
+    /// BCAST invalidations of the current batch, per target, message kind and prefix: one
+    /// message carries a prefix's keys, as Redis broadcasts them (an MSET's keys, a MULTI's).
+    /// (target, RESP3, BCAST prefix or empty, keys).
+    #[allow(clippy::type_complexity)]
+    static PENDING_KEYS: RefCell<Vec<(Arc<Outbox>, bool, Bytes, Vec<Bytes>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Queues `frame` for `target`: at once outside a command (expiry cycle, backing store feed),
@@ -93,6 +98,26 @@ fn queue(target: &Arc<Outbox>, frame: BytesMut) {
 /// Sends the invalidations the batch just run has made. The connection calls this once per
 /// batch, after its commands ran and before it writes their replies or awaits anything.
 pub fn flush_pending() {
+    PENDING_KEYS.with(|k| {
+        for (target, resp3, _, keys) in k.borrow_mut().drain(..) {
+            let mut out = ReplyBuf {
+                buf: BytesMut::new(),
+                protocol: target.protocol(),
+            };
+            invalidation_header(&mut out, resp3);
+            out.array(keys.len());
+            for key in &keys {
+                out.bulk(key);
+            }
+            PENDING.with(|p| {
+                let mut p = p.borrow_mut();
+                match p.iter_mut().find(|(o, _)| Arc::ptr_eq(o, &target)) {
+                    Some((_, buf)) => buf.extend_from_slice(&out.buf),
+                    None => p.push((target, out.buf)),
+                }
+            });
+        }
+    });
     PENDING.with(|p| {
         if p.borrow().is_empty() {
             return;
@@ -363,8 +388,9 @@ impl Tracking {
             if t.noloop && t.id == by {
                 continue;
             }
-            if t.prefixes.iter().any(|p| key.starts_with(p)) {
-                deliver(shared, t, Payload::Keys(&[key]));
+            // One message per prefix and batch, as Redis's broadcast per prefix.
+            for p in t.prefixes.iter().filter(|p| key.starts_with(p)) {
+                deliver(shared, t, Some(p), Payload::Keys(&[key]));
             }
         }
     }
@@ -400,7 +426,7 @@ impl Tracking {
             if t.bcast || (t.noloop && *id == by) {
                 continue;
             }
-            deliver(shared, t, Payload::Keys(&[key]));
+            deliver(shared, t, None, Payload::Keys(&[key]));
         }
     }
 
@@ -419,13 +445,26 @@ impl Tracking {
         }
         let trackers = read(&self.trackers);
         for t in trackers.values() {
-            deliver(shared, t, Payload::All);
+            deliver(shared, t, None, Payload::All);
         }
     }
 }
 
+/// The start of an invalidation: a RESP3 `invalidate` push, or a RESP2 message on the
+/// `__redis__:invalidate` channel of a subscribed redirect target.
+fn invalidation_header(out: &mut ReplyBuf, resp3: bool) {
+    if resp3 {
+        out.push(2);
+        out.bulk(b"invalidate");
+    } else {
+        out.array(3);
+        out.bulk(b"message");
+        out.bulk(CHANNEL);
+    }
+}
+
 /// Encodes and queues one invalidation for `t`, at its REDIRECT target if it has one.
-fn deliver(shared: &Shared, t: &Tracker, payload: Payload<'_>) {
+fn deliver(shared: &Shared, t: &Tracker, prefix: Option<&[u8]>, payload: Payload<'_>) {
     let (target, redirected) = if t.redirect == 0 {
         (t.own.clone(), false)
     } else {
@@ -454,21 +493,39 @@ fn deliver(shared: &Shared, t: &Tracker, payload: Payload<'_>) {
         }
     };
     let protocol = target.protocol();
+    let resp3 = protocol == Protocol::Resp3;
+    if !(resp3 || redirected && target.subscribed()) {
+        // RESP2 without a subscribed redirect target: RESP2 has no pushes.
+        return;
+    }
+    // A BCAST prefix's keys go out together, one message per prefix and batch (Redis's
+    // broadcast in beforeSleep); a tracked key read by the client, one message per key.
+    if let (Payload::Keys(keys), Some(group)) = (payload, prefix) {
+        if CURRENT.with(Cell::get) != 0 {
+            PENDING_KEYS.with(|k| {
+                let mut k = k.borrow_mut();
+                let more = keys.iter().map(|key| Bytes::copy_from_slice(key));
+                match k
+                    .iter_mut()
+                    .find(|(o, r, g, _)| Arc::ptr_eq(o, &target) && *r == resp3 && g == group)
+                {
+                    Some((_, _, _, list)) => list.extend(more),
+                    None => k.push((
+                        target.clone(),
+                        resp3,
+                        Bytes::copy_from_slice(group),
+                        more.collect(),
+                    )),
+                }
+            });
+            return;
+        }
+    }
     let mut out = ReplyBuf {
         buf: BytesMut::new(),
         protocol,
     };
-    if protocol == Protocol::Resp3 {
-        out.push(2);
-        out.bulk(b"invalidate");
-    } else if redirected && target.subscribed() {
-        out.array(3);
-        out.bulk(b"message");
-        out.bulk(CHANNEL);
-    } else {
-        // RESP2 without a subscribed redirect target: RESP2 has no pushes.
-        return;
-    }
+    invalidation_header(&mut out, resp3);
     match payload {
         Payload::Keys(keys) => {
             out.array(keys.len());
@@ -484,22 +541,40 @@ fn deliver(shared: &Shared, t: &Tracker, payload: Payload<'_>) {
 /// Called by dispatch before a command runs, while some client tracks: notes who is running
 /// (for NOLOOP) and records the keys a tracking client is about to read.
 pub fn before_command(ctx: &mut Ctx<'_>, cmd: Cmd, spec: &CommandSpec, args: &[Bytes]) {
+    CURRENT.with(|c| c.set(ctx.conn.info.id));
+    if ctx.conn.in_script {
+        // A script's own reads are not tracked: the script's declared keys are, once it
+        // has read something ([`after_script`]), as Redis does.
+        ctx.conn.script_read |= spec.has(READONLY);
+        return;
+    }
+    remember_reads(ctx, spec.has(READONLY), &cmd.keys(args), args);
+}
+
+/// After a script ran: if it called a read command, its declared keys are tracked.
+pub fn after_script(ctx: &mut Ctx<'_>, keys: &[Bytes]) {
+    if std::mem::take(&mut ctx.conn.script_read) {
+        let positions: Vec<usize> = (0..keys.len()).collect();
+        remember_reads(ctx, true, &positions, keys);
+    }
+}
+
+/// Records for a tracking client the keys at `positions` of a read.
+fn remember_reads(ctx: &mut Ctx<'_>, read: bool, positions: &[usize], args: &[Bytes]) {
     let info = &ctx.conn.info;
-    CURRENT.with(|c| c.set(info.id));
     let mut f = info.tracking.load(Relaxed);
     if f & flags::CACHING_SPENT != 0 && !ctx.conn.in_exec {
         info.tracking
             .fetch_and(!(flags::CACHING | flags::CACHING_SPENT), Relaxed);
         f &= !(flags::CACHING | flags::CACHING_SPENT);
     }
-    if f & flags::ON == 0 || f & flags::BCAST != 0 || !spec.has(READONLY) {
+    if f & flags::ON == 0 || f & flags::BCAST != 0 || !read {
         return;
     }
     let caching = f & flags::CACHING != 0;
     if (f & flags::OPTIN != 0 && !caching) || (f & flags::OPTOUT != 0 && caching) {
         return;
     }
-    let positions = cmd.keys(args);
     if positions.is_empty() {
         return;
     }

@@ -33,12 +33,12 @@ free_port() {
 # Groups of units from floors.txt: "unit floor" lines, blank lines between groups.
 mapfile -t LINES < <(sed -e 's/#.*//' "$FLOORS"; echo)
 declare -A FLOOR
-GROUPS=()
+UNIT_GROUPS=()
 group=""
 for line in "${LINES[@]}"; do
   set -- $line
   if [ $# -eq 0 ]; then
-    [ -n "$group" ] && GROUPS+=("$group")
+    [ -n "$group" ] && UNIT_GROUPS+=("$group")
     group=""
     continue
   fi
@@ -48,7 +48,7 @@ done
 
 failed=0
 total=0
-for group in "${GROUPS[@]}"; do
+for group in "${UNIT_GROUPS[@]}"; do
   port=$(free_port)
   dir=$(mktemp -d)
   "$NODE_BIN" --port "$port" --dir "$dir" --loglevel warning >"$dir/node.log" 2>&1 &

@@ -84,6 +84,8 @@ pub struct ConnState {
     /// A script is running on this connection: its commands skip the OOM check and eviction
     /// (Redis decides OOM once, when the script starts).
     pub in_script: bool,
+    /// The running script called a read command (its declared keys are then tracked).
+    pub script_read: bool,
 }
 
 impl ConnState {
@@ -106,6 +108,7 @@ impl ConnState {
             backing: Default::default(),
             script: None,
             in_script: false,
+            script_read: false,
         }
     }
 
