@@ -58,7 +58,7 @@ for group in "${UNIT_GROUPS[@]}"; do
     sleep 0.1
   done
   # shellcheck disable=SC2086
-  out=$(TCL_LOG_DIR="$LOGS" TCL_BASEPORT=$(free_port) "$SUITE/run.sh" 127.0.0.1 "$port" $group 2>&1)
+  out=$(TCL_LOG_DIR="$LOGS" TCL_BASEPORT=${FERROCACHE_SUITE_BASEPORT:-21079} "$SUITE/run.sh" 127.0.0.1 "$port" $group 2>&1)
   kill "$node" 2>/dev/null
   wait "$node" 2>/dev/null
   rm -rf "$dir"
