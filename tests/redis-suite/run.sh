@@ -12,6 +12,8 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SUITE=${FERROCACHE_REDIS_SUITE:-$ROOT/../shared/redis-suite}
+# A clone elsewhere on the development machine still finds the shared copy.
+[ -x "$SUITE/run.sh" ] || SUITE=/work/shared/redis-suite
 NODE_BIN=${1:-$ROOT/target/debug/cache-node}
 FLOORS=$HERE/floors.txt
 LOGS=${TMPDIR:-/tmp}/ferrocache-redis-suite-$$
