@@ -12,19 +12,19 @@
 //!
 //! `main.rs` only parses the command line; tests and benches call [`Node::start`].
 
-pub mod backing;
-pub mod client;
-pub mod cmd;
-pub mod config;
+mod backing;
+mod client;
+mod cmd;
+mod config;
 mod conn;
-pub mod gate;
-pub mod memory;
-pub mod metrics;
-pub mod scripting;
-pub mod stats;
+mod gate;
+mod memory;
+mod metrics;
+mod scripting;
+mod stats;
 #[doc(hidden)]
 pub mod testing;
-pub mod tracking;
+mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;

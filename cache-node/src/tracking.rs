@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use cache_protocol::command::flags::READONLY;
+use cache_protocol::glob::glob_match;
 use cache_protocol::{Cmd, CommandSpec, Protocol, ReplyBuf};
-use cache_store::pattern::glob_match;
 use cache_store::Key;
 use hashbrown::{DefaultHashBuilder, HashMap};
 use indexmap::IndexMap;

@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_backing::feed::Follower;
-use cache_backing::BackingError;
+use cache_feed::{FeedError, Follower};
 use tokio::sync::mpsc;
 
 use crate::cluster::Cluster;
@@ -71,7 +70,7 @@ impl Follower for ProxyFollower {
     fn set_connected(&self, up: bool) {
         self.stats.connected.store(up, Relaxed);
     }
-    fn failed(&self, e: &BackingError) {
+    fn failed(&self, e: &FeedError) {
         tracing::warn!(error = %e, "change feed failed");
     }
     fn stopping(&self) -> bool {
@@ -91,7 +90,7 @@ pub fn start(cluster: Arc<Cluster>, url: String) {
         changes,
         stats: cluster.feed.clone(),
     };
-    tokio::spawn(async move { cache_backing::feed::follow(&follower).await });
+    tokio::spawn(async move { cache_feed::follow(&follower).await });
     tokio::spawn(forward(cluster, queue));
 }
 

@@ -4,6 +4,7 @@
 //! CACHE INVALIDATE, the explicit invalidation by pattern (deploys, schema changes).
 
 use bytes::Bytes;
+use cache_protocol::glob::glob_match;
 use cache_store::SLOTS;
 
 use super::connection::help;
@@ -96,7 +97,11 @@ pub fn cache(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if is(&args[1], "help") {
         help(ctx, CACHE_HELP);
     } else if is(&args[1], "invalidate") {
-        let removed = ctx.shared.store.drop_matching(ctx.db(), &args[2]);
+        let pattern = &args[2][..];
+        let removed = ctx
+            .shared
+            .store
+            .drop_matching(ctx.db(), |k| glob_match(pattern, k, false));
         ctx.shared
             .tracking
             .invalidate_matching(ctx.shared, &args[2]);

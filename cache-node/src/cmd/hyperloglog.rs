@@ -7,7 +7,7 @@ pub mod hll;
 use bytes::Bytes;
 use cache_store::{Entry, Value};
 
-use super::{is, random_below, CmdError, CmdResult, Ctx, Notify};
+use super::{is, CmdError, CmdResult, Ctx, Notify};
 
 const INVALID: CmdError = CmdError::Msg("INVALIDOBJ Corrupted HLL object detected");
 const NOT_HLL: CmdError = CmdError::Msg("WRONGTYPE Key is not a valid HyperLogLog string value.");
@@ -228,7 +228,7 @@ pub fn pfdebug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn pfselftest(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let max_bytes = sparse_max_bytes(ctx);
-    hll::selftest(|| random_below(usize::MAX) as u64, max_bytes).map_err(CmdError::Owned)?;
+    hll::selftest(|| fastrand::u64(..), max_bytes).map_err(CmdError::Owned)?;
     ctx.out.simple("OK");
     Ok(())
 }

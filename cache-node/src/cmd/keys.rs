@@ -2,8 +2,8 @@
 //! RANDOMKEY, the EXPIRE family, TTL family, PERSIST, OBJECT.
 
 use bytes::Bytes;
+use cache_protocol::glob::glob_match;
 use cache_store::evict;
-use cache_store::pattern::glob_match;
 
 use super::connection::{db_index, help};
 use super::{int_arg, is, CmdError, CmdResult, Ctx, Notify};
@@ -150,7 +150,9 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let keys = ctx.shared.store.keys(ctx.db(), &args[1], ctx.now);
+    let pattern = &args[1][..];
+    let matches = |k: &[u8]| pattern == b"*" || glob_match(pattern, k, false);
+    let keys = ctx.shared.store.keys(ctx.db(), matches, ctx.now);
     ctx.out.array(keys.len());
     for k in keys {
         ctx.out.bulk(&k);

@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cache_protocol::admit::{admit, Admission, Resolved};
-use cache_protocol::command::{all_specs, Role};
+use cache_protocol::command::Role;
 use cache_protocol::{parse_i64, Cmd, ReplyBuf};
 
 use crate::client::ClientInfo;
@@ -341,7 +341,7 @@ pub struct ScanArgs<'a> {
 impl ScanArgs<'_> {
     pub fn matches(&self, item: &[u8]) -> bool {
         self.pattern
-            .is_none_or(|p| cache_store::pattern::glob_match(p, item, false))
+            .is_none_or(|p| cache_protocol::glob::glob_match(p, item, false))
     }
 }
 
@@ -530,22 +530,9 @@ pub fn store_result(
     ctx.out.int(len as i64);
 }
 
-/// A random number below `n` (n > 0), from a per-thread xorshift.
+/// A random number below `n` (n > 0), from the per-thread generator.
 pub fn random_below(n: usize) -> usize {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(
-            crate::now_ms() ^ (std::process::id() as u64) << 20 | 1,
-        );
-    }
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        (x % n as u64) as usize
-    })
+    fastrand::usize(..n)
 }
 
 /// Most members a negative HRANDFIELD/SRANDMEMBER/ZRANDMEMBER count may ask for. Redis
@@ -594,11 +581,6 @@ pub fn random_indices(len: usize, count: i64) -> Vec<usize> {
     }
     all.truncate(count);
     all
-}
-
-/// The name used in `cmdstat_...` and CLIENT LIST for a stat index.
-pub fn stat_name(index: usize) -> Option<&'static str> {
-    all_specs().nth(index).map(|s| s.name)
 }
 
 /// The node's side of admission: its connection state, ACL user and memory.
@@ -1023,14 +1005,6 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Xclaim => stream_groups::xclaim(ctx, args),
         Xautoclaim => stream_groups::xautoclaim(ctx, args),
         Xinfo => stream_info::xinfo(ctx, args),
-    }
-}
-
-/// Writes one RESP reply for a list of byte strings.
-pub fn reply_bulks<'a>(out: &mut ReplyBuf, items: impl ExactSizeIterator<Item = &'a [u8]>) {
-    out.array(items.len());
-    for item in items {
-        out.bulk(item);
     }
 }
 

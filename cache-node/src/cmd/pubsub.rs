@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use cache_protocol::glob::glob_match;
 use cache_protocol::{Protocol, ReplyBuf};
-use cache_store::pattern::glob_match;
 use hashbrown::HashMap;
 use tokio::sync::mpsc;
 

@@ -322,7 +322,7 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .libraries()
         .into_iter()
         .filter(|l| {
-            pattern.is_none_or(|p| cache_store::pattern::glob_match(p, l.name.as_bytes(), true))
+            pattern.is_none_or(|p| cache_protocol::glob::glob_match(p, l.name.as_bytes(), true))
         })
         .collect();
     ctx.out.array(libraries.len());

@@ -601,7 +601,7 @@ fn command_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .flatten()
                 .is_some_and(|c| spec.categories() & c != 0),
             Some((_, pattern)) => {
-                cache_store::pattern::glob_match(pattern, spec.name.as_bytes(), true)
+                cache_protocol::glob::glob_match(pattern, spec.name.as_bytes(), true)
             }
         })
         .map(|spec| spec.name)

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use cache_config::Values;
 pub use cache_config::{CommandLine, ConfigError};
-use cache_store::pattern::glob_match;
+use cache_protocol::glob::glob_match;
 
 pub(crate) const POLICIES: &[&str] = &[
     "noeviction",
@@ -83,11 +83,6 @@ impl Default for Config {
         }
         config
     }
-}
-
-/// Parses a size with Redis's units: `1k` = 1000, `1kb` = 1024, likewise m/mb, g/gb.
-pub fn parse_memory(text: &str) -> Option<u64> {
-    cache_config::parse_memory(text)
 }
 
 /// The node's own rule on top of the table: keyspace-event classes are checked and shown in

@@ -4,7 +4,7 @@
 use cache_protocol::command::{
     all_specs, categories, flags, spec_count, spec_id, Cmd, CommandSpec,
 };
-use cache_store::pattern::glob_match;
+use cache_protocol::glob::glob_match;
 use sha2::{Digest, Sha256};
 
 /// A key pattern may be read (`%R~`), written (`%W~`) or both (`~`, `%RW~`).

@@ -75,17 +75,8 @@ fn from_time(t: Option<SystemTime>) -> u64 {
 /// # Errors
 /// When the URL does not parse.
 pub(crate) fn config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, BackingError> {
-    let mut cfg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| BackingError::refused(format!("backing-url: {e}")))?;
-    cfg.connect_timeout(timeout);
-    cfg.options(format!(
-        "-c statement_timeout={} -c lock_timeout={}",
-        timeout.as_millis(),
-        timeout.as_millis()
-    ));
-    cfg.application_name("ferrocache");
-    Ok(cfg)
+    cache_feed::connect_config(url, timeout)
+        .map_err(|e| BackingError::refused(format!("backing-url: {e}")))
 }
 
 /// A JSON string literal of `bytes` (lossy for non-UTF-8), for `jsonb_populate_record`.

@@ -13,6 +13,7 @@
 pub mod admit;
 pub mod command;
 pub mod decode;
+pub mod glob;
 pub mod reply;
 pub mod scan;
 

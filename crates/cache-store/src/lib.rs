@@ -25,7 +25,6 @@
 
 pub mod evict;
 pub mod key;
-pub mod pattern;
 pub mod stream;
 pub mod table;
 pub mod value;
@@ -156,7 +155,7 @@ pub trait KeyObserver: Send + Sync {
 /// One lock's worth of the keyspace.
 pub struct Shard {
     dbs: Box<[Db]>,
-    rng: u64,
+    rng: fastrand::Rng,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired_keys: u64,
     /// Keys of this shard someone observes (WATCH, a blocked client); while non-zero, every
@@ -192,7 +191,7 @@ impl Shard {
     fn new(databases: usize, seed: u64) -> Self {
         Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
-            rng: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
             expired_keys: 0,
             observed: 0,
             report_expiries: false,
@@ -229,13 +228,7 @@ impl Shard {
     }
 
     fn random(&mut self) -> u64 {
-        // xorshift64*: plenty for sampling, one multiply.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.u64(..)
     }
 
     pub fn db(&self, db: usize) -> &Db {
@@ -536,27 +529,9 @@ fn sketch_hash(key: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
-/// A per-thread xorshift for sampling: no lock and no shared cache line.
+/// A per-thread generator for sampling: no lock and no shared cache line.
 fn thread_random() -> u64 {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = const { Cell::new(0) };
-    }
-    STATE.with(|s| {
-        let mut x = s.get();
-        if x == 0 {
-            // Seeded from the clock and the thread, distinct per thread.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64);
-            x = (t ^ (s as *const Cell<u64> as u64).rotate_left(32)) | 1;
-        }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        x
-    })
+    fastrand::u64(..)
 }
 
 /// An entry freed by eviction.
@@ -968,14 +943,13 @@ impl Store {
         true
     }
 
-    /// All live keys matching `pattern` (KEYS).
-    pub fn keys(&self, db: usize, pattern: &[u8], now_ms: u64) -> Vec<Key> {
-        let match_all = pattern == b"*";
+    /// All live keys of `db` that `matches` accepts (KEYS passes its glob).
+    pub fn keys(&self, db: usize, matches: impl Fn(&[u8]) -> bool, now_ms: u64) -> Vec<Key> {
         let mut out = Vec::new();
         for i in 0..SHARDS {
             let shard = self.lock_shard(i);
             for (k, e) in shard.dbs[db].map.iter() {
-                if !e.is_expired(now_ms) && (match_all || pattern::glob_match(pattern, k, false)) {
+                if !e.is_expired(now_ms) && matches(k) {
                     out.push(k.clone());
                 }
             }
@@ -983,16 +957,11 @@ impl Store {
         out
     }
 
-    /// Removes from memory every key of `db` matching the glob `pattern`; observers see
+    /// Removes from memory every key of `db` that `matches` accepts; observers see
     /// evictions (forgotten, not deleted); returns the keys.
-    pub fn drop_matching(&self, db: usize, pattern: &[u8]) -> Vec<Key> {
-        let match_all = pattern == b"*";
+    pub fn drop_matching(&self, db: usize, matches: impl Fn(&[u8]) -> bool) -> Vec<Key> {
         let mut removed = Vec::new();
-        self.forget_where(
-            |d, _, _| d == db,
-            |k| match_all || pattern::glob_match(pattern, k, false),
-            |k| removed.push(k.clone()),
-        );
+        self.forget_where(|d, _, _| d == db, matches, |k| removed.push(k.clone()));
         removed
     }
 

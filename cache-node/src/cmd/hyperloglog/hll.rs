@@ -634,10 +634,12 @@ fn tau(mut x: f64) -> f64 {
     }
 }
 
-/// Adds `ele`; whether a register changed.
+/// Adds `ele`; whether a register changed (PFADD goes through its batched form; the tests
+/// add one at a time).
 ///
 /// # Errors
 /// A corrupt sparse value.
+#[cfg(test)]
 pub fn add(s: &mut Vec<u8>, ele: &[u8], max_bytes: u64) -> Result<bool, Corrupt> {
     let (index, count) = pat_len(ele);
     set_register(s, index, count, max_bytes, &mut Marks::default())
