@@ -35,30 +35,17 @@ pub fn spawn(
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
-    let stats = &shared.stats;
-    stats.connections_received.fetch_add(1, Relaxed);
-    if shared.clients.len() as u64 >= shared.config.maxclients.load(Relaxed) {
-        stats.rejected_connections.fetch_add(1, Relaxed);
-        tokio::spawn(async move {
-            let mut stream = stream;
-            let _ = stream
-                .write_all(b"-ERR max number of clients reached\r\n")
-                .await;
-        });
-        return;
-    }
-    if shared.config.protected_mode.load(Relaxed)
-        && !is_loopback(peer.ip())
-        && shared.acl.default_nopass()
-    {
-        stats.rejected_connections.fetch_add(1, Relaxed);
-        tokio::spawn(async move {
-            let mut stream = stream;
-            let _ = stream.write_all(PROTECTED_MODE_DENIED).await;
-            let _ = stream.shutdown().await;
-        });
-        return;
-    }
+    let policy = cache_net::admission::Policy {
+        maxclients: shared.config.maxclients.load(Relaxed),
+        loopback_only: shared.config.protected_mode.load(Relaxed) && shared.acl.default_nopass(),
+    };
+    let slot = match shared.admission.admit(peer.ip(), policy) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tokio::spawn(cache_net::admission::refuse(stream, refusal));
+            return;
+        }
+    };
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
     let info = shared.clients.register(id, peer, local);
@@ -73,6 +60,7 @@ pub fn spawn(
             shared: &shared,
             id,
         };
+        let _slot = slot;
         let served = match tls {
             None => serve(stream, info, &shared).await,
             Some(acceptor) => match cache_net::tls::handshake(acceptor, stream).await {
@@ -85,18 +73,6 @@ pub fn spawn(
         }
     };
     tokio::spawn(client.instrument(span));
-}
-
-/// Redis 7.0.15's reply to a non-loopback client in protected mode (its typo included).
-const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
-
-fn is_loopback(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
 }
 
 struct Registration<'a> {

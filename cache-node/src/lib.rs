@@ -53,6 +53,8 @@ pub struct Shared {
     pub acl: cache_acl::Acl,
     pub stats: Stats,
     pub clients: Clients,
+    /// maxclients and protected mode at accept time; connection totals for INFO.
+    pub admission: std::sync::Arc<cache_net::admission::Admission>,
     pub blocking: cmd::blocking::Blocking,
     pub watches: cmd::multi::Watches,
     pub pubsub: cmd::pubsub::PubSub,
@@ -98,6 +100,7 @@ impl Shared {
                 acl,
                 stats: Stats::new(histograms),
                 clients: Clients::default(),
+                admission: cache_net::admission::Admission::new(),
                 blocking: Default::default(),
                 watches: Default::default(),
                 pubsub: Default::default(),

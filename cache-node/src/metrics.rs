@@ -28,8 +28,8 @@ pub fn render(shared: &Shared) -> String {
     m.connections(
         "ferrocache",
         shared.clients.len() as u64,
-        stats.connections_received.load(Relaxed),
-        stats.rejected_connections.load(Relaxed),
+        shared.admission.received(),
+        shared.admission.rejected(),
     );
     #[rustfmt::skip]
     let scalars: [(&str, &str, &str, u64); 12] = [

@@ -51,9 +51,6 @@ impl Stripe {
 /// Server-wide statistics.
 pub struct Stats {
     stripes: Box<[Stripe]>,
-    pub connections_received: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub connected_clients: AtomicU64,
     /// INFO's `instantaneous_*` rates, sampled by the cron.
     pub instantaneous: Mutex<Instantaneous>,
 }
@@ -128,9 +125,6 @@ impl Stats {
         let n = all_specs().count();
         Stats {
             stripes: (0..STRIPES).map(|_| Stripe::new(n, histograms)).collect(),
-            connections_received: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            connected_clients: AtomicU64::new(0),
             instantaneous: Mutex::default(),
         }
     }
@@ -200,7 +194,5 @@ impl Stats {
                 h.reset();
             }
         }
-        self.connections_received.store(0, Relaxed);
-        self.rejected_connections.store(0, Relaxed);
     }
 }

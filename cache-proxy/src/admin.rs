@@ -104,15 +104,15 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
     let _ = write!(
         text,
         "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
-        stats.connected_clients.load(Relaxed),
+        stats.admission.connected(),
         config.maxclients,
     );
     let _ = write!(
         text,
         "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
-        stats.connections_received.load(Relaxed),
+        stats.admission.received(),
         stats.commands.load(Relaxed),
-        stats.rejected_connections.load(Relaxed),
+        stats.admission.rejected(),
     );
     let _ = write!(
         text,
@@ -167,9 +167,9 @@ pub fn metrics_text(cluster: &Cluster) -> String {
     let mut m = Exposition::new();
     m.connections(
         "ferrocache_proxy",
-        stats.connected_clients.load(Relaxed),
-        stats.connections_received.load(Relaxed),
-        stats.rejected_connections.load(Relaxed),
+        stats.admission.connected(),
+        stats.admission.received(),
+        stats.admission.rejected(),
     );
     #[rustfmt::skip]
     let scalars: [(&str, &str, &str, u64); 3] = [

@@ -226,7 +226,6 @@ pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, 
         }
     }
     client.worker.tracking.disable(client.id);
-    cluster.stats.connected_clients.fetch_sub(1, Relaxed);
 }
 
 /// The proxy's side of admission: its own login and ACL users (not the nodes').

@@ -133,10 +133,9 @@ impl Routing {
 
 #[derive(Default)]
 pub struct Stats {
-    pub connections_received: AtomicU64,
-    pub connected_clients: AtomicU64,
+    /// maxclients and protected mode at accept time; the connection counts INFO reports.
+    pub admission: Arc<cache_net::admission::Admission>,
     pub commands: AtomicU64,
-    pub rejected_connections: AtomicU64,
 }
 
 pub struct Cluster {

@@ -22,7 +22,6 @@ mod tracking;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,22 +126,21 @@ async fn accept(
             _ = shutdown.wait() => break,
         };
         match accepted {
-            Ok((mut stream, _peer)) => {
-                cluster.stats.connections_received.fetch_add(1, Relaxed);
-                if cluster.stats.connected_clients.load(Relaxed) as usize
-                    >= cluster.config.maxclients
-                {
-                    cluster.stats.rejected_connections.fetch_add(1, Relaxed);
-                    use tokio::io::AsyncWriteExt;
-                    let _ = stream
-                        .write_all(b"-ERR max number of clients reached\r\n")
-                        .await;
-                    continue;
-                }
-                cluster.stats.connected_clients.fetch_add(1, Relaxed);
+            Ok((stream, peer)) => {
+                let policy = cache_net::admission::Policy {
+                    maxclients: cluster.config.maxclients as u64,
+                    loopback_only: cluster.config.protected_mode && cluster.acl.default_nopass(),
+                };
+                let slot = match cluster.stats.admission.admit(peer.ip(), policy) {
+                    Ok(slot) => slot,
+                    Err(refusal) => {
+                        tokio::spawn(cache_net::admission::refuse(stream, refusal));
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 if let Ok(stream) = stream.into_std() {
-                    workers.hand_off((stream, next_id, acceptor));
+                    workers.hand_off((stream, next_id, acceptor, slot));
                 }
                 next_id += 1;
             }
@@ -157,7 +155,12 @@ async fn accept(
 
 /// An accepted socket on its way to a worker: with the TLS acceptor if it came in on the TLS
 /// port.
-type Workers = cache_net::Workers<(std::net::TcpStream, u64, Option<tls::TlsAcceptor>)>;
+type Workers = cache_net::Workers<(
+    std::net::TcpStream,
+    u64,
+    Option<tls::TlsAcceptor>,
+    cache_net::admission::Slot,
+)>;
 
 /// Worker threads, each a single-threaded runtime with a LocalSet: clients and node
 /// connections of one worker share state through `Rc`, with no locks or atomics on the way.
@@ -168,7 +171,7 @@ fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
         let local = tokio::task::LocalSet::new();
         local.block_on(&cache_net::worker_runtime(), async move {
             let worker = client::Worker::new(cluster);
-            while let Some((stream, id, acceptor)) = rx.recv().await {
+            while let Some((stream, id, acceptor, slot)) = rx.recv().await {
                 match tokio::net::TcpStream::from_std(stream) {
                     Ok(stream) => {
                         let worker = Rc::clone(&worker);
@@ -177,13 +180,14 @@ fn start_workers(cluster: &Arc<Cluster>) -> std::io::Result<Workers> {
                         let peer = stream.peer_addr().ok();
                         let span = tracing::debug_span!("client", id, peer = ?peer);
                         let client = async move {
+                            // Counts against maxclients until this task ends, however it ends.
+                            let _slot = slot;
                             let Some(acceptor) = acceptor else {
                                 return client::serve(worker, stream, id).await;
                             };
                             match tls::handshake(acceptor, stream).await {
                                 Ok(stream) => client::serve(worker, stream, id).await,
                                 Err(e) => {
-                                    worker.cluster.stats.connected_clients.fetch_sub(1, Relaxed);
                                     tracing::debug!(id, error = %e, "TLS handshake failed");
                                 }
                             }

@@ -178,6 +178,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.out.ok();
     } else if is(sub, "resetstat") {
         ctx.shared.stats.reset();
+        ctx.shared.admission.reset_stats();
         ctx.out.ok();
     } else if is(sub, "rewrite") {
         config
@@ -374,14 +375,14 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
             write!(
                 t,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{errors}\r\ndump_payload_sanitizations:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\n",
-                stats.connections_received.load(Relaxed),
+                shared.admission.received(),
                 stats.commands_processed(),
                 ops.round() as u64,
                 sum(stats, |s| &s.net_input_bytes),
                 sum(stats, |s| &s.net_output_bytes),
                 input / 1024.0,
                 output / 1024.0,
-                stats.rejected_connections.load(Relaxed),
+                shared.admission.rejected(),
                 shared.store.expired_keys(),
                 shared.store.evicted_keys(),
                 sum(stats, |s| &s.keyspace_hits),

@@ -6,6 +6,7 @@
 //!  SIGINT/SIGTERM ──► Shutdown::trigger ──► accept loop stops ──► connections finish their batch
 //! ```
 
+pub mod admission;
 pub mod busy_poll;
 pub mod metrics;
 pub mod tls;
