@@ -6,8 +6,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, UdpSocket};
 
+use cache_testkit::local_address;
 use common::{node, reference_redis, RawConn};
 
 fn text(reply: &[u8]) -> String {
@@ -441,14 +441,6 @@ fn command_info_categories_match_the_reference() {
         }
     }
     assert!(checked > 200, "only {checked} commands compared");
-}
-
-/// A non-loopback address of this machine, found without sending anything.
-fn local_address() -> Option<IpAddr> {
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 #[test]

@@ -10,21 +10,13 @@
 
 mod common;
 
-use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
 
+use cache_testkit::local_address;
 use common::{eventually, node, proxy_for, RawConn};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A non-loopback address of this machine, found without sending anything.
-fn local_address() -> Option<IpAddr> {
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 fn info_field(conn: &mut RawConn, section: &str, field: &str) -> u64 {
