@@ -507,6 +507,7 @@ async fn cron(shared: Arc<Shared>) {
         // A bounded amount per shard per tick keeps each lock hold short; a backlog drains
         // over the following ticks.
         let removed = shared.store.expire_cycle(now_ms(), 256);
+        shared.tracking.limit(&shared);
         shared.memory.record(cmd::server::memory_stats().0);
         let totals = [
             shared.stats.commands_processed(),

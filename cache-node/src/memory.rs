@@ -112,9 +112,9 @@ pub enum Admission {
     Reject(usize, bytes::Bytes),
 }
 
-/// Called before a write command while a maxmemory is set: evicts to make room, or refuses a
+/// Called before every command while a maxmemory is set: evicts to make room, or refuses a
 /// DENYOOM command with Redis's OOM error when nothing can be evicted.
-pub fn before_write(
+pub fn before_command(
     ctx: &Ctx<'_>,
     cmd: Cmd,
     spec: &CommandSpec,

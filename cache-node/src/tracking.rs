@@ -128,6 +128,50 @@ pub fn flush_pending() {
     });
 }
 
+/// Moves the invalidations queued for this connection itself into its reply stream, where
+/// Redis puts them: after the reply of the command that changed the keys (a transaction's or
+/// a script's after the whole reply), and before the reply of a command whose admission
+/// evicted them. Others' invalidations keep going through their queues.
+pub fn deliver_own(ctx: &mut Ctx<'_>) {
+    if ctx.conn.in_exec || ctx.conn.in_script {
+        return;
+    }
+    let Some(own) = ctx.conn.info.outbox() else {
+        return;
+    };
+    // What reached the queue before this point (others' invalidations, evictions made
+    // outside a command) comes first, as it would sit first in a Redis client's buffer.
+    if let Some(subs) = ctx.conn.subs.as_mut() {
+        while let Ok(frame) = subs.rx.try_recv() {
+            subs.outbox.pending.fetch_sub(frame.len(), Relaxed);
+            ctx.out.buf.extend_from_slice(&frame);
+        }
+    }
+    PENDING_KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        let mut i = 0;
+        while i < k.len() {
+            if Arc::ptr_eq(&k[i].0, &own) {
+                let (_, resp3, _, keys) = k.remove(i);
+                invalidation_header(ctx.out, resp3);
+                ctx.out.array(keys.len());
+                for key in &keys {
+                    ctx.out.bulk(key);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    });
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if let Some(i) = p.iter().position(|(o, _)| Arc::ptr_eq(o, &own)) {
+            let (_, frames) = p.swap_remove(i);
+            ctx.out.buf.extend_from_slice(&frames);
+        }
+    });
+}
+
 /// One tracking client's settings, replaced as a whole by each CLIENT TRACKING ON.
 struct Tracker {
     id: u64,
@@ -331,6 +375,12 @@ impl Tracking {
                 }
             }
         }
+        self.limit(shared);
+    }
+
+    /// Forgets keys while the table is over `tracking-table-max-keys` (after a read, and
+    /// from the cron, as Redis's serverCron does: a lowered limit applies without a read).
+    pub fn limit(&self, shared: &Shared) {
         let max = shared.config.tracking_table_max_keys.load(Relaxed) as usize;
         if max > 0 && self.keys.load(Relaxed) > max {
             self.trim(shared, max);
@@ -340,14 +390,11 @@ impl Tracking {
     /// Forgets random keys until the table is within `max` (or the effort is spent; the next
     /// read continues), telling their readers: they can no longer be told of a change.
     fn trim(&self, shared: &Shared, max: usize) {
-        let mut seed = crate::now_ms() ^ (self as *const Self as u64);
         for _ in 0..TRIM_EFFORT {
             if self.keys.load(Relaxed) <= max {
                 return;
             }
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            let seed = fastrand::u64(..);
             let start = seed as usize;
             for step in 0..TABLE_SHARDS {
                 let mut shard = lock(&self.table[(start + step) % TABLE_SHARDS]);
@@ -433,7 +480,9 @@ impl Tracking {
     /// A database was flushed or swapped: every tracking client drops everything (a null
     /// invalidation), and the table is emptied.
     pub fn flushed(&self, shared: &Shared) {
-        if !self.active() {
+        // Keys read by clients that since turned tracking off are still in the table (as in
+        // Redis, which empties it on a flush as well).
+        if !self.active() && self.keys.load(Relaxed) == 0 {
             return;
         }
         for shard in self.table.iter() {
@@ -548,7 +597,10 @@ pub fn before_command(ctx: &mut Ctx<'_>, cmd: Cmd, spec: &CommandSpec, args: &[B
         ctx.conn.script_read |= spec.has(READONLY);
         return;
     }
-    remember_reads(ctx, spec.has(READONLY), &cmd.keys(args), args);
+    // A read-only script (EVAL_RO, FCALL_RO) is not a read itself: its declared keys are
+    // tracked only once it ran a read command, like any script's.
+    let read = spec.has(READONLY) && spec.group != "scripting";
+    remember_reads(ctx, read, &cmd.keys(args), args);
 }
 
 /// After a script ran: if it called a read command, its declared keys are tracked.

@@ -599,3 +599,147 @@ fn invalidate_keys_drops_and_notifies() {
     assert_eq!(text(&a.cmd(&["EXISTS", "db:row"])), ":0\r\n");
     runtime.block_on(handle.shutdown());
 }
+
+/// Sends `args` on a RESP3 tracking connection and returns the next two frames as they
+/// arrive (push or reply), to check their order.
+fn two_frames(c: &mut Client, args: &[&str]) -> (String, String) {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    c.conn.send(&RawConn::encode(&args));
+    (text(&c.conn.read_reply()), text(&c.conn.read_reply()))
+}
+
+/// Redis's order on the tracking connection itself: the invalidation of a key its own command
+/// changed follows that command's reply (a transaction's follows the whole EXEC reply); one
+/// sent by another client's write before this command comes first.
+#[test]
+fn invalidations_are_ordered_around_replies_as_redis_orders_them() {
+    let node = node(&[]);
+    let mut targets = vec![("node", Client::resp3(&node), Client::new(&node))];
+    if let Some(addr) = cache_testkit::reference_redis("tracking order") {
+        let connect = || {
+            let mut c = Client {
+                conn: RawConn::connect(&addr),
+                pushes: VecDeque::new(),
+            };
+            c.ok(&["SELECT", "14"]);
+            c
+        };
+        let mut c = connect();
+        c.cmd(&["HELLO", "3"]);
+        targets.push(("redis", c, connect()));
+    }
+    for (name, mut c, mut w) in targets {
+        c.cmd(&["DEL", "ord:h", "ord:a{t}", "ord:b{t}", "ord:k"]);
+        c.ok(&["CLIENT", "TRACKING", "ON"]);
+        c.cmd(&["HSET", "ord:h", "f", "1"]);
+        c.cmd(&["HGET", "ord:h", "f"]);
+        let (first, second) = two_frames(&mut c, &["HDEL", "ord:h", "f"]);
+        assert_eq!(
+            (first.as_str(), second),
+            (":1\r\n", invalidate(&["ord:h"])),
+            "{name}: HDEL"
+        );
+
+        c.ok(&["MSET", "ord:a{t}", "1", "ord:b{t}", "2"]);
+        c.cmd(&["GET", "ord:a{t}"]);
+        c.ok(&["MULTI"]);
+        assert_eq!(text(&c.cmd(&["INCR", "ord:a{t}"])), "+QUEUED\r\n");
+        let (first, second) = two_frames(&mut c, &["EXEC"]);
+        assert_eq!(
+            (first.as_str(), second),
+            ("*1\r\n:2\r\n", invalidate(&["ord:a{t}"])),
+            "{name}: EXEC"
+        );
+
+        w.ok(&["SET", "ord:k", "1"]);
+        c.cmd(&["GET", "ord:k"]);
+        // The other client's write is done (its reply read) before PING is sent.
+        w.ok(&["SET", "ord:k", "2"]);
+        let (first, second) = two_frames(&mut c, &["PING"]);
+        assert_eq!(
+            (first, second.as_str()),
+            (invalidate(&["ord:k"]), "+PONG\r\n"),
+            "{name}: PING after another client's write"
+        );
+        c.ok(&["CLIENT", "TRACKING", "OFF"]);
+        c.cmd(&["DEL", "ord:h", "ord:a{t}", "ord:b{t}", "ord:k"]);
+    }
+}
+
+/// A key evicted to make room for a command is invalidated before that command's reply, and
+/// eviction runs before every command over maxmemory, reads included (Redis's processCommand).
+#[test]
+fn eviction_for_a_command_is_invalidated_before_its_reply() {
+    let node = node(&["--maxmemory-policy", "volatile-random"]);
+    let mut c = Client::resp3(&node);
+    c.ok(&["CLIENT", "TRACKING", "ON"]);
+    let used: u64 = info_field(&mut c, "memory", "used_memory")
+        .parse()
+        .expect("used_memory");
+    c.ok(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        &(used + 100 * 1024).to_string(),
+    ]);
+    c.ok(&["SETEX", "volatile-key", "10000", "x"]);
+    c.cmd(&["GET", "volatile-key"]);
+    // SETBIT grows one key by 200 KB in one go, over the limit; the next command evicts.
+    assert_eq!(
+        text(&c.cmd(&["SETBIT", "big-key", "1600000", "0"])),
+        ":0\r\n"
+    );
+    let (first, second) = two_frames(&mut c, &["GETBIT", "big-key", "0"]);
+    assert_eq!(
+        (first, second.as_str()),
+        (invalidate(&["volatile-key"]), ":0\r\n")
+    );
+    c.ok(&["CONFIG", "SET", "maxmemory", "0"]);
+}
+
+/// EVAL_RO is not a read by itself: a script's declared keys are tracked only once it ran a
+/// read command (Redis 7.0's rule for every script).
+#[test]
+fn read_only_script_without_a_read_tracks_nothing() {
+    let node = node(&[]);
+    let mut c = Client::resp3(&node);
+    let mut w = Client::new(&node);
+    c.ok(&["CLIENT", "TRACKING", "ON"]);
+    c.cmd(&["EVAL_RO", "redis.call('ping')", "2", "k1{t}", "k2{t}"]);
+    w.ok(&["MSET", "k2{t}", "2", "k1{t}", "2"]);
+    c.cmd(&[
+        "EVAL_RO",
+        "redis.call('get', 'k1{t}')",
+        "2",
+        "k1{t}",
+        "k2{t}",
+    ]);
+    w.ok(&["MSET", "k2{t}", "3", "k1{t}", "3"]);
+    // Only the second script tracked: its keys' pushes are the first ones, in write order.
+    assert_eq!(text(&c.push()), invalidate(&["k2{t}"]));
+    assert_eq!(text(&c.push()), invalidate(&["k1{t}"]));
+}
+
+/// FLUSHALL empties the key table even when nobody tracks any more (the keys read before
+/// CLIENT TRACKING OFF stayed in it), and a lowered tracking-table-max-keys applies without a
+/// further read (the cron trims, as Redis's serverCron).
+#[test]
+fn table_is_emptied_by_flushall_and_trimmed_by_a_lowered_limit() {
+    let node = node(&[]);
+    let mut c = Client::resp3(&node);
+    c.ok(&["CLIENT", "TRACKING", "ON"]);
+    c.cmd(&["GET", "stale1"]);
+    c.cmd(&["GET", "stale2"]);
+    c.ok(&["CLIENT", "TRACKING", "OFF"]);
+    c.ok(&["FLUSHALL"]);
+    assert_eq!(info_field(&mut c, "stats", "tracking_total_keys"), "0");
+
+    c.ok(&["CLIENT", "TRACKING", "ON"]);
+    c.ok(&["MSET", "t1", "1", "t2", "2"]);
+    c.cmd(&["MGET", "t1", "t2"]);
+    c.ok(&["CONFIG", "SET", "tracking-table-max-keys", "1"]);
+    // No command is sent: the push comes from the cron.
+    let key = pushed_key(&c.push());
+    assert!(key == "t1" || key == "t2", "{key}");
+    assert_eq!(info_field(&mut c, "stats", "tracking_total_keys"), "1");
+}

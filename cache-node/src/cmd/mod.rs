@@ -623,8 +623,8 @@ impl cache_protocol::admit::Session for NodeSession<'_, '_> {
     }
 
     fn out_of_memory(&mut self, call: Resolved, _args: &[Bytes]) -> bool {
-        // A command that runs now is admitted by `memory::before_write` (which also evicts
-        // for writes that are not `denyoom`); queueing, and EXEC of a queue that may grow
+        // A command that runs now is admitted by `memory::before_command` (which also evicts
+        // for every command); queueing, and EXEC of a queue that may grow
         // memory, are decided here.
         (self.queueing() || call.cmd == Cmd::Exec)
             && crate::memory::out_of_memory(self.ctx.shared, self.ctx.now)
@@ -644,7 +644,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         })
     };
     if mode == ReplyMode::On || pushes() {
-        return run_admitted(ctx, args);
+        run_admitted(ctx, args);
+        return deliver_own_invalidations(ctx);
     }
     let before = ctx.out.len();
     run_admitted(ctx, args);
@@ -658,6 +659,15 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
                 ctx.conn.reply = ReplyMode::On;
             }
         }
+    }
+    deliver_own_invalidations(ctx);
+}
+
+/// Invalidations of keys this connection's own command changed follow its reply, as Redis
+/// sends them (pushes, so whatever CLIENT REPLY says).
+fn deliver_own_invalidations(ctx: &mut Ctx<'_>) {
+    if ctx.shared.tracking.active() {
+        crate::tracking::deliver_own(ctx);
     }
 }
 
@@ -703,18 +713,21 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         "command"
     );
     ctx.conn.info.set_last_command(stat);
-    let admission = if spec.is_write() {
-        match crate::memory::before_write(ctx, cmd, spec, args) {
-            Ok(a) => a,
-            Err(e) => {
-                stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
-                ctx.out.error(&e.to_string());
-                return;
-            }
+    // Over maxmemory, every command evicts first (Redis's processCommand); only a
+    // `denyoom` one is refused when nothing can be evicted.
+    let admission = match crate::memory::before_command(ctx, cmd, spec, args) {
+        Ok(a) => a,
+        Err(e) => {
+            stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
+            ctx.out.error(&e.to_string());
+            return;
         }
-    } else {
-        crate::memory::Admission::Done
     };
+    let tracking = ctx.shared.tracking.active();
+    if tracking {
+        // Keys evicted for this command: their invalidations precede its reply.
+        crate::tracking::deliver_own(ctx);
+    }
     // With a backing store: load the command's absent keys first (after eviction, so the
     // loaded keys are not what gets evicted), or wait for a write-through commit of them.
     if ctx.shared.backing.is_some()
@@ -724,7 +737,6 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         return;
     }
     let before = ctx.out.len();
-    let tracking = ctx.shared.tracking.active();
     if tracking {
         crate::tracking::before_command(ctx, cmd, spec, args);
     }
