@@ -1598,6 +1598,8 @@ fn pubsub_replies_match_reference() {
                 .to_string()
                 .into_bytes(),
         );
+        // A flat array in RESP3 too (redis-py's RESP3 pubsub_numsub() relies on it).
+        r.push(p.cmd_str(&["PUBSUB", "NUMSUB", &ch1, &unique("none")]));
         r.push(p.cmd_str(&["SUBSCRIBE", &ch1]));
         r.push(p.cmd_str(&["PSUBSCRIBE", &pat]));
         r.push(s.cmd_str(&["PUBLISH", &ch1, "three"]));

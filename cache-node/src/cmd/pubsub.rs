@@ -339,7 +339,9 @@ pub fn pubsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.bulk(&n);
         }
     } else if is(sub, "numsub") {
-        ctx.out.map(args.len() - 2);
+        // A flat array in both protocols: Redis 7.0 replies so (redis-py's RESP3 parser
+        // expects it), though its docs call it a map.
+        ctx.out.array(2 * (args.len() - 2));
         for c in &args[2..] {
             ctx.out.bulk(c);
             ctx.out.int(registry.numsub(c) as i64);
