@@ -92,8 +92,9 @@ impl ClientInfo {
         (f, self.redirect.load(Relaxed) as i64)
     }
 
-    /// One line of CLIENT LIST / CLIENT INFO, with Redis's field names.
-    pub fn describe(&self) -> String {
+    /// One line of CLIENT LIST / CLIENT INFO, with Redis's field names. `qbuf`: bytes in
+    /// the client's query buffer (the command being run, for the client asking).
+    pub fn describe(&self, qbuf: usize) -> String {
         let cmd = match self.last_cmd.load(Relaxed) {
             0 => "NULL".to_string(),
             i => cache_protocol::command::all_specs()
@@ -102,7 +103,7 @@ impl ClientInfo {
         };
         let (flags, redir) = self.flags_and_redir();
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -111,6 +112,7 @@ impl ClientInfo {
             self.idle().as_secs(),
             flags,
             self.db.load(Relaxed),
+            qbuf,
             cmd,
             lock(&self.user),
             redir,

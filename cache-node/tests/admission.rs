@@ -67,10 +67,12 @@ fn client_reply_off_skip_and_on() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(
         b"CLIENT REPLY OFF\r\nSET a 1\r\nGET a\r\nCLIENT REPLY ON\r\nGET a\r\n\
-          CLIENT REPLY SKIP\r\nGET a\r\nINCR a\r\nGET a\r\n",
+          CLIENT REPLY SKIP\r\nGET a\r\nINCR a\r\nGET a\r\n\
+          CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n",
     )
     .unwrap();
-    let expected = b"+OK\r\n$1\r\n1\r\n:2\r\n$1\r\n2\r\n";
+    // CLIENT REPLY ON right after SKIP clears the skip: its OK is sent (as Redis).
+    let expected = b"+OK\r\n$1\r\n1\r\n:2\r\n$1\r\n2\r\n+OK\r\n+PONG\r\n";
     let mut got = vec![0; expected.len()];
     s.read_exact(&mut got).expect("replies");
     assert_eq!(text(&got), text(expected));
@@ -213,4 +215,48 @@ fn keyspace_new_events_report_created_keys() {
             "{msg}"
         );
     }
+}
+
+/// CLIENT KILL's filters are checked as Redis checks them, and CLIENT INFO's `qbuf` shows the
+/// asking client's own command, as in Redis (the suite's CLIENT LIST pattern pins it).
+#[test]
+fn client_kill_filters_and_client_info_match_redis() {
+    let node = node(&[]);
+    let mut ours = RawConn::connect(&node.addr.to_string());
+    let Some(mut theirs) = reference("client_kill_filters_and_client_info_match_redis", 15) else {
+        return;
+    };
+    for cmd in [
+        &["CLIENT", "KILL", "TYPE", "wrong_type"][..],
+        &["CLIENT", "KILL", "USER", "wrong_user"],
+        &["CLIENT", "KILL", "TYPE", "master"],
+        &["CLIENT", "KILL", "SKIPME", "maybe"],
+        &["CLIENT", "KILL", "ID", "0"],
+        &["CLIENT", "KILL", "ID", "10", "extra"],
+    ] {
+        assert_eq!(
+            text(&ours.cmd_str(cmd)),
+            text(&theirs.cmd_str(cmd)),
+            "{cmd:?}"
+        );
+    }
+    let field = |info: &str, name: &str| {
+        info.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    let a = text(&ours.cmd_str(&["CLIENT", "INFO"]));
+    let b = text(&theirs.cmd_str(&["CLIENT", "INFO"]));
+    assert_eq!(field(&a, "qbuf"), field(&b, "qbuf"), "{a} / {b}");
+    assert_eq!(field(&a, "qbuf").as_deref(), Some("26"));
+    // A pub/sub client is of TYPE pubsub, not normal.
+    let mut sub = RawConn::connect(&node.addr.to_string());
+    sub.cmd_str(&["SUBSCRIBE", "kill-type-test"]);
+    assert_eq!(
+        text(&ours.cmd_str(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])),
+        ":0\r\n"
+    );
+    assert_eq!(
+        text(&ours.cmd_str(&["CLIENT", "KILL", "TYPE", "pubsub"])),
+        ":1\r\n"
+    );
 }

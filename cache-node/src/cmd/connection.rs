@@ -242,7 +242,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.bulk(name.as_bytes());
         }
     } else if is(sub, "info") {
-        let line = info.describe() + "\n";
+        let line = info.describe(query_len(args)) + "\n";
         ctx.out.verbatim("txt", line.as_bytes());
     } else if is(sub, "list") {
         client_list(ctx, args)?;
@@ -348,11 +348,36 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
             continue;
         }
-        text.push_str(&c.describe());
+        let qbuf = if c.id == ctx.conn.info.id {
+            query_len(args)
+        } else {
+            0
+        };
+        text.push_str(&c.describe(qbuf));
         text.push('\n');
     }
     ctx.out.verbatim("txt", text.as_bytes());
     Ok(())
+}
+
+/// The size of `args` as a RESP request: what Redis's `qbuf` shows for the client running
+/// CLIENT LIST / CLIENT INFO (its own command is still in its query buffer).
+fn query_len(args: &[Bytes]) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    3 + digits(args.len())
+        + args
+            .iter()
+            .map(|a| 5 + digits(a.len()) + a.len())
+            .sum::<usize>()
+}
+
+/// CLIENT KILL's `TYPE` filter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    PubSub,
+    /// `master`, `replica`/`slave`: no client of ours is one.
+    Replication,
 }
 
 fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -384,6 +409,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut laddr = None;
     let mut skipme = true;
     let mut user = None;
+    let mut kind = None;
     for pair in args[2..].chunks(2) {
         let (opt, value) = (&pair[0], &pair[1]);
         if is(opt, "id") {
@@ -406,13 +432,24 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 return Err(CmdError::Syntax);
             };
         } else if is(opt, "user") {
-            user = Some(String::from_utf8_lossy(value).into_owned());
-        } else if is(opt, "type") {
-            // One client type (normal): a filter that matches everyone when it names that,
-            // nobody otherwise.
-            if !is(value, "normal") {
-                id = Some(0);
+            let name = String::from_utf8_lossy(value).into_owned();
+            if ctx.shared.acl.get(&name).is_none() {
+                return Err(CmdError::Owned(format!("ERR No such user '{name}'")));
             }
+            user = Some(name);
+        } else if is(opt, "type") {
+            kind = Some(if is(value, "normal") {
+                ClientType::Normal
+            } else if is(value, "pubsub") {
+                ClientType::PubSub
+            } else if is(value, "master") || is(value, "replica") || is(value, "slave") {
+                ClientType::Replication
+            } else {
+                return Err(CmdError::Owned(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(value)
+                )));
+            });
         } else {
             return Err(CmdError::Syntax);
         }
@@ -422,7 +459,15 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let matches = id.is_none_or(|id| id == c.id)
             && addr.as_ref().is_none_or(|a| *a == c.peer.to_string())
             && laddr.as_ref().is_none_or(|a| *a == c.local.to_string())
-            && user.as_ref().is_none_or(|u| *u == c.user());
+            && user.as_ref().is_none_or(|u| *u == c.user())
+            && kind.is_none_or(|k| {
+                let subscribed = c.outbox().is_some_and(|o| o.subscribed());
+                match k {
+                    ClientType::Normal => !subscribed,
+                    ClientType::PubSub => subscribed,
+                    ClientType::Replication => false,
+                }
+            });
         if !matches || (skipme && c.id == me) {
             continue;
         }

@@ -648,17 +648,19 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         return deliver_own_invalidations(ctx);
     }
     let before = ctx.out.len();
+    if mode == ReplyMode::SkipNext {
+        // This command consumes the skip (it may set a new mode itself).
+        ctx.conn.reply = ReplyMode::On;
+    }
     run_admitted(ctx, args);
-    match mode {
-        // CLIENT REPLY ON turned replies back on: its OK is sent.
-        ReplyMode::Off if ctx.conn.reply == ReplyMode::On => {}
-        ReplyMode::Off => ctx.out.truncate(before),
-        _ => {
-            ctx.out.truncate(before);
-            if ctx.conn.reply == ReplyMode::SkipNext {
-                ctx.conn.reply = ReplyMode::On;
-            }
-        }
+    // CLIENT REPLY ON clears OFF and a pending SKIP alike: its OK is sent.
+    let turned_on = ctx.conn.reply == ReplyMode::On
+        && args.len() == 3
+        && is(&args[0], "client")
+        && is(&args[1], "reply")
+        && is(&args[2], "on");
+    if !turned_on {
+        ctx.out.truncate(before);
     }
     deliver_own_invalidations(ctx);
 }
