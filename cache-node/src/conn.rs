@@ -114,6 +114,7 @@ impl Drop for Cleanup<'_> {
 pub(crate) fn release(shared: &Shared, conn: &mut ConnState) {
     if let Some(subs) = &conn.subs {
         shared.pubsub.drop_client(conn.info.id, subs);
+        shared.monitors.remove(conn.info.id);
     }
     if let Some((waiter, _)) = conn.blocked.take() {
         blocking::abandon(shared, &waiter);
@@ -372,6 +373,9 @@ pub(crate) fn run_batch(
                 crate::cmd::multi::run(&mut ctx, queue);
             } else {
                 step = backing::run_exec(&mut ctx, queue);
+            }
+            if shared.monitors.active() {
+                crate::cmd::monitor::feed(&ctx, &args);
             }
             drop(exclusive);
             gate = Some(shared.gate.read());

@@ -1850,3 +1850,60 @@ fn command_table_matches_redis() {
     }
     assert!(checked > names.len(), "{checked}");
 }
+
+/// MONITOR shows each command once it ran, in Redis 7.0's line format and order: a script's
+/// commands after the script (as `lua`), a transaction's after MULTI and before EXEC,
+/// passwords redacted, @admin commands not at all.
+#[test]
+fn monitor_streams_executed_commands_in_redis_order() {
+    let node = node(&[]);
+    let mut m = node.raw();
+    assert_eq!(m.cmd_str(&["MONITOR"]), b"+OK\r\n");
+    let mut c = node.raw();
+    let addr = {
+        let info = String::from_utf8_lossy(&c.cmd_str(&["CLIENT", "INFO"])).into_owned();
+        info.split_whitespace()
+            .find_map(|f| f.strip_prefix("addr=").map(str::to_string))
+            .expect("addr")
+    };
+    c.cmd_str(&["SET", "mon \"k\"", "a\nb"]);
+    c.cmd_str(&[
+        "EVAL",
+        "return redis.call('get', KEYS[1])",
+        "1",
+        "mon \"k\"",
+    ]);
+    c.cmd_str(&["MULTI"]);
+    c.cmd_str(&["INCR", "mon:n"]);
+    c.cmd_str(&["EXEC"]);
+    c.cmd_str(&["CONFIG", "GET", "maxmemory"]);
+    c.cmd_str(&["AUTH", "nobody", "secret"]);
+    c.cmd_str(&["PING"]);
+    let expected = [
+        format!("[0 {addr}] \"CLIENT\" \"INFO\""),
+        format!("[0 {addr}] \"SET\" \"mon \\\"k\\\"\" \"a\\nb\""),
+        format!(
+            "[0 {addr}] \"EVAL\" \"return redis.call('get', KEYS[1])\" \"1\" \"mon \\\"k\\\"\""
+        ),
+        "[0 lua] \"get\" \"mon \\\"k\\\"\"".to_string(),
+        format!("[0 {addr}] \"MULTI\""),
+        format!("[0 {addr}] \"INCR\" \"mon:n\""),
+        format!("[0 {addr}] \"EXEC\""),
+        format!("[0 {addr}] \"AUTH\" \"(redacted)\" \"(redacted)\""),
+        format!("[0 {addr}] \"PING\""),
+    ];
+    for want in expected {
+        let line = String::from_utf8_lossy(&m.read_reply()).into_owned();
+        let (stamp, rest) = line
+            .strip_prefix('+')
+            .and_then(|l| l.split_once(' '))
+            .unwrap_or_else(|| panic!("not a monitor line: {line:?}"));
+        assert!(
+            stamp.split_once('.').is_some_and(|(s, us)| {
+                s.parse::<u64>().is_ok() && us.len() == 6 && us.parse::<u32>().is_ok()
+            }),
+            "{line:?}"
+        );
+        assert_eq!(rest, format!("{want}\r\n"));
+    }
+}

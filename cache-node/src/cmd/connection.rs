@@ -56,6 +56,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     }
     select_db(ctx, 0);
     ctx.shared.tracking.disable(ctx.shared, &ctx.conn.info);
+    ctx.shared.monitors.remove(ctx.conn.info.id);
     set_protocol(ctx, Protocol::Resp2);
     *ctx.conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = String::new();
     become_user(ctx, ctx.shared.acl.default_user());

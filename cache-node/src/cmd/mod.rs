@@ -16,6 +16,7 @@ pub mod latency;
 pub mod lcs;
 pub mod lists;
 pub mod memory;
+pub mod monitor;
 pub mod multi;
 pub mod pubsub;
 pub mod scripting;
@@ -754,7 +755,22 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         } else {
             Vec::new()
         };
+    // @admin commands (CONFIG GET, a subcommand's flags) are not shown.
+    let monitored = ctx.shared.monitors.active()
+        && !sub
+            .unwrap_or(spec)
+            .has(cache_protocol::command::flags::ADMIN);
+    if monitored && spec.has(cache_protocol::command::flags::SKIP_MONITOR) {
+        monitor::feed(ctx, args);
+    }
     let result = run(ctx, cmd, args);
+    // Shown once it ran (Redis 7.0's call()); an accepted EXEC once its queue ran (conn.rs).
+    if monitored
+        && !spec.has(cache_protocol::command::flags::SKIP_MONITOR)
+        && ctx.conn.exec_queue.is_none()
+    {
+        monitor::feed(ctx, args);
+    }
     for i in absent {
         let (db, now) = (ctx.db(), ctx.now);
         if ctx.shared.store.lock(&args[i]).contains(db, &args[i], now) {
@@ -813,6 +829,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Config => server::config(ctx, args),
         Time => server::time(ctx, args),
         Lastsave => server::lastsave(ctx, args),
+        Monitor => monitor::monitor(ctx, args),
         Shutdown => server::shutdown(ctx, args),
         Command => server::command(ctx, args),
         Acl => server::acl(ctx, args),

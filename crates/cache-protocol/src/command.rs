@@ -29,6 +29,9 @@ pub mod flags {
     pub const NODE_ONLY: u32 = 1 << 14;
     /// Served by cache-proxy only (`PROXY`): a node does not know it.
     pub const PROXY_ONLY: u32 = 1 << 15;
+    /// MONITOR does not show it after it ran: it shows itself first (EVAL, FCALL: so that a
+    /// script's commands follow it).
+    pub const SKIP_MONITOR: u32 = 1 << 16;
 
     /// Names as `COMMAND` reports them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -41,6 +44,7 @@ pub mod flags {
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MOVABLE_KEYS, "movablekeys"),
@@ -322,6 +326,7 @@ commands! {
     Config => "config", -2, 0, 0, 0, 0, "server", "A container for server configuration commands.", subs = CONFIG_SUBCOMMANDS;
     Time => "time", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the server time.";
     Lastsave => "lastsave", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk.";
+    Monitor => "monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE | NODE_ONLY, 0, 0, 0, "server", "Listens for all requests received by the server in real-time.";
     Shutdown => "shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     Command => "command", -1, LOADING | STALE, 0, 0, 0, "server", "Returns detailed information about all commands.", subs = COMMAND_SUBCOMMANDS;
     Acl => "acl", -2, 0, 0, 0, 0, "server", "A container for Access List Control commands.", subs = ACL_SUBCOMMANDS;
@@ -494,13 +499,13 @@ commands! {
     Geosearchstore => "geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
     Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
     // scripting
-    Eval => "eval", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a server-side Lua script.";
-    Evalsha => "evalsha", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a server-side Lua script by SHA1 digest.";
-    EvalRo => "eval_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script.";
-    EvalshaRo => "evalsha_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest.";
+    Eval => "eval", -3, NOSCRIPT | STALE | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a server-side Lua script.";
+    Evalsha => "evalsha", -3, NOSCRIPT | STALE | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a server-side Lua script by SHA1 digest.";
+    EvalRo => "eval_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script.";
+    EvalshaRo => "evalsha_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest.";
     Script => "script", -2, 0, 0, 0, 0, "scripting", "A container for Lua scripts management commands.", subs = SCRIPT_SUBCOMMANDS;
-    Fcall => "fcall", -3, NOSCRIPT | STALE | MOVABLE_KEYS, 0, 0, 0, "scripting", "Invokes a function.";
-    FcallRo => "fcall_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS, 0, 0, 0, "scripting", "Invokes a read-only function.";
+    Fcall => "fcall", -3, NOSCRIPT | STALE | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Invokes a function.";
+    FcallRo => "fcall_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Invokes a read-only function.";
     Function => "function", -2, 0, 0, 0, 0, "scripting", "A container for function commands.", subs = FUNCTION_SUBCOMMANDS;
     // streams
     Xadd => "xadd", -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "Appends a new message to a stream. Creates the key if it doesn't exist.";
