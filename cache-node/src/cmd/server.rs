@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use cache_protocol::command::{all_specs, flags, Role};
+use cache_protocol::command::{all_specs, flags, key_flags, Begin, Find, KeySpec, Role};
 use cache_protocol::{Cmd, CommandSpec};
 
 use super::connection::help;
@@ -502,43 +502,92 @@ fn write_command_info(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
     for name in categories {
         out.simple(&format!("@{name}"));
     }
-    out.set(0); // tips
-    if spec.first_key > 0 {
-        // One key spec in Redis 7's shape: a range from first_key to last_key.
-        out.array(1);
-        out.map(3);
-        out.bulk(b"flags");
-        out.set(0);
-        out.bulk(b"begin_search");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"index");
-        out.bulk(b"spec");
-        out.map(1);
-        out.bulk(b"index");
-        out.int(i64::from(spec.first_key));
-        out.bulk(b"find_keys");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"range");
-        out.bulk(b"spec");
-        out.map(3);
-        out.bulk(b"lastkey");
-        out.int(if spec.last_key < 0 {
-            i64::from(spec.last_key)
-        } else {
-            i64::from(spec.last_key - spec.first_key)
-        });
-        out.bulk(b"keystep");
-        out.int(i64::from(spec.step));
-        out.bulk(b"limit");
-        out.int(0);
-    } else {
-        out.array(0);
+    let tips = spec.tips();
+    out.set(tips.len());
+    for tip in tips {
+        out.bulk(tip.as_bytes());
     }
+    write_key_specs(out, spec.key_specs());
     out.array(spec.subcommands.len());
     for sub in spec.subcommands {
         write_command_info(ctx, sub);
+    }
+}
+
+/// Key specs in the shape of Redis 7's `addReplyCommandKeySpecs`.
+fn write_key_specs(out: &mut cache_protocol::ReplyBuf, specs: &[KeySpec]) {
+    out.set(specs.len());
+    for spec in specs {
+        out.map(3 + usize::from(spec.notes.is_some()));
+        if let Some(notes) = spec.notes {
+            out.bulk(b"notes");
+            out.bulk(notes.as_bytes());
+        }
+        out.bulk(b"flags");
+        let names: Vec<&str> = key_flags::NAMES
+            .iter()
+            .filter(|(f, _)| spec.flags & f != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        out.set(names.len());
+        for n in names {
+            out.simple(n);
+        }
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        match spec.begin {
+            Begin::Index(pos) => {
+                out.bulk(b"index");
+                out.bulk(b"spec");
+                out.map(1);
+                out.bulk(b"index");
+                out.int(i64::from(pos));
+            }
+            Begin::Keyword(keyword, startfrom) => {
+                out.bulk(b"keyword");
+                out.bulk(b"spec");
+                out.map(2);
+                out.bulk(b"keyword");
+                out.bulk(keyword.as_bytes());
+                out.bulk(b"startfrom");
+                out.int(i64::from(startfrom));
+            }
+            Begin::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map(0);
+            }
+        }
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        let fields: [(&[u8], i32); 3] = match spec.find {
+            Find::Range(lastkey, step, limit) => {
+                out.bulk(b"range");
+                [(b"lastkey", lastkey), (b"keystep", step), (b"limit", limit)]
+            }
+            Find::Keynum(keynumidx, firstkey, step) => {
+                out.bulk(b"keynum");
+                [
+                    (b"keynumidx", keynumidx),
+                    (b"firstkey", firstkey),
+                    (b"keystep", step),
+                ]
+            }
+            Find::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map(0);
+                continue;
+            }
+        };
+        out.bulk(b"spec");
+        out.map(3);
+        for (name, value) in fields {
+            out.bulk(name);
+            out.int(i64::from(value));
+        }
     }
 }
 

@@ -381,8 +381,8 @@ impl User {
             return Err(Denied::Command);
         }
         if !self.allkeys {
-            let need = key_access(cmd, spec);
-            for i in cmd.keys(args) {
+            for (i, key_flags) in cmd.key_flags(args) {
+                let need = key_access(key_flags);
                 let key = args[i].as_ref();
                 let ok = self
                     .keys
@@ -562,45 +562,15 @@ impl Default for User {
     }
 }
 
-/// What a command needs of each key: reads need `%R`, writes `%W`; a write that also reads
-/// or returns the old value needs both. Redis derives this per key from its key specs; this
-/// table keeps the write-only ("blind") writes, and treats every key of a command alike.
-fn key_access(cmd: Cmd, spec: &CommandSpec) -> u8 {
-    use Cmd::*;
-    if !spec.is_write() {
-        return READ;
-    }
-    let blind = matches!(
-        cmd,
-        Del | Unlink
-            | Mset
-            | Msetnx
-            | Setex
-            | Psetex
-            | Setnx
-            | Lpush
-            | Rpush
-            | Lpushx
-            | Rpushx
-            | Sadd
-            | Srem
-            | Hset
-            | Hmset
-            | Hsetnx
-            | Hdel
-            | Zadd
-            | Zrem
-            | Expire
-            | Pexpire
-            | Expireat
-            | Pexpireat
-            | Persist
-            | Append
-    );
-    if blind {
-        WRITE
-    } else {
-        READ | WRITE
+/// What a key needs, from its key-spec flags as Redis's `ACLSelectorCheckKey` derives it:
+/// `%R` when its data is accessed, `%W` when it is inserted, updated or deleted (so SET needs
+/// only `%W`, GETSET both, EXISTS neither).
+fn key_access(key_flags: u16) -> u8 {
+    match cache_protocol::command::keyspec::acl_needs(key_flags) {
+        (true, true) => READ | WRITE,
+        (true, false) => READ,
+        (false, true) => WRITE,
+        (false, false) => 0,
     }
 }
 

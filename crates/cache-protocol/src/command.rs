@@ -9,6 +9,11 @@ use std::sync::OnceLock;
 
 use hashbrown::HashMap;
 
+pub mod keyspec;
+mod redis_specs;
+
+pub use keyspec::{key_flags, Begin, Find, KeySpec, RequestPolicy, ResponsePolicy};
+
 pub mod flags {
     pub const WRITE: u32 = 1 << 0;
     pub const READONLY: u32 = 1 << 1;
