@@ -17,8 +17,15 @@ mod change_feed;
 mod client;
 pub mod cluster;
 pub mod config;
+pub mod error;
+mod merge;
+mod plan;
+mod pubsub;
 mod reply;
+mod scripts;
+mod session;
 mod tracking;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
