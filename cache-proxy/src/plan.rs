@@ -15,9 +15,13 @@
 //! The executor ([`crate::client`]) carries a plan out; nothing here touches a node, a
 //! counter or the clock, so every family of commands is unit-tested below.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use cache_protocol::admit::Resolved;
-use cache_protocol::command::{categories, flags, key_flags, Find, RequestPolicy, ResponsePolicy};
+use cache_protocol::command::{
+    all_specs, categories, flags, key_flags, Find, RequestPolicy, ResponsePolicy,
+};
 use cache_protocol::{Cmd, CommandSpec};
 
 use crate::cluster::Routing;
@@ -213,7 +217,8 @@ fn by_table(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
         }
         return plan;
     }
-    match (spec.request_policy(), spec.response_policy()) {
+    let policies = policies(call);
+    match (policies.request, policies.response) {
         (Some(RequestPolicy::MultiShard), None) => {
             return split(routing, spec, args, Merge::Values { total: 0 })
         }
@@ -230,9 +235,7 @@ fn by_table(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
                 Some(ResponsePolicy::AllSucceeded) => Some(Merge::AllSucceeded),
                 Some(ResponsePolicy::AggLogicalAnd) => Some(Merge::And),
                 Some(ResponsePolicy::OneSucceeded) => Some(Merge::OneSucceeded),
-                None if spec.tips().contains(&"nondeterministic_output_order") => {
-                    Some(Merge::Concat)
-                }
+                None if policies.any_order => Some(Merge::Concat),
                 None => {
                     // Any shard's answer will do (RANDOMKEY): spread them.
                     let live: Vec<usize> = routing.live_nodes().collect();
@@ -260,6 +263,28 @@ fn by_table(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
         _ => {}
     }
     keyed(routing, cmd, spec, args)
+}
+
+/// A command's tips, parsed once: the hot path indexes a table instead of reading strings.
+struct Policies {
+    request: Option<RequestPolicy>,
+    response: Option<ResponsePolicy>,
+    /// `nondeterministic_output_order`: the parts' arrays may be concatenated (KEYS).
+    any_order: bool,
+}
+
+fn policies(call: Resolved) -> &'static Policies {
+    static TABLE: OnceLock<Vec<Policies>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        all_specs()
+            .map(|spec| Policies {
+                request: spec.request_policy(),
+                response: spec.response_policy(),
+                any_order: spec.tips().contains(&"nondeterministic_output_order"),
+            })
+            .collect()
+    });
+    &table[call.id()]
 }
 
 /// Whether this call waits on the node: blocking commands, except XREAD/XREADGROUP without
