@@ -48,3 +48,64 @@ fn key_specs_and_tips_match_redis() {
     }
     assert!(compared > 200, "only {compared} commands compared");
 }
+
+/// COMMAND GETKEYS and GETKEYSANDFLAGS answer as Redis: the keys of each call with their
+/// key-spec flags (argument-dependent ones resolved), and Redis's errors.
+#[test]
+fn getkeys_and_flags_match_redis() {
+    let Some(addr) = reference_redis("command_info::getkeys_and_flags_match_redis") else {
+        return;
+    };
+    let mut theirs = common::RawConn::connect(&addr);
+    let ours = node(&[]);
+    let mut ours = ours.raw();
+    let calls = [
+        "set k v",
+        "set k v GET",
+        "setnx k v",
+        "mset a 1 b 2",
+        "msetnx a 1 b 2",
+        "lmove a b left right",
+        "sort s store d",
+        "sort_ro s",
+        "rename a b",
+        "copy a b",
+        "del a b",
+        "exists a b",
+        "getdel k",
+        "eval body 2 a b x",
+        "eval body 0",
+        "fcall f 1 a",
+        "xread count 1 streams a b 0 0",
+        "xreadgroup group g c streams a >",
+        "georadius g 0 0 1 km store d",
+        "bitfield k get u8 0",
+        "bitfield k set u8 0 1",
+        "zunionstore d 2 a b",
+        "zinter 2 a b",
+        "lmpop 2 a b left",
+        "blpop a b 0",
+        "object encoding k",
+        "memory usage k",
+        "xgroup create k g $",
+        "pfmerge d a b",
+        "bitop and d a b",
+        "smove a b m",
+        "incr k",
+        "ping",
+        "get",
+        "nosuchcommand k",
+    ];
+    for line in calls {
+        for sub in ["GETKEYS", "GETKEYSANDFLAGS"] {
+            let mut args: Vec<&[u8]> = vec![b"COMMAND", sub.as_bytes()];
+            args.extend(line.split(' ').map(str::as_bytes));
+            let (a, b) = (ours.cmd(&args), theirs.cmd(&args));
+            assert_eq!(
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b),
+                "COMMAND {sub} {line}"
+            );
+        }
+    }
+}

@@ -367,3 +367,56 @@ fn keys_on_many_nodes_and_absent_nodes() {
         "ERR no node is available"
     );
 }
+
+/// Every command and subcommand the proxy serves, at its arity (or one more argument for a
+/// variadic one), plans without panicking, and every plan names only live members.
+#[test]
+fn every_command_plans() {
+    let r = Routing::for_test(NODES, &[true, false, true]);
+    for &cmd in Cmd::ALL {
+        let spec = cmd.spec();
+        if !Role::Proxy.serves(spec) {
+            continue;
+        }
+        let mut calls: Vec<Vec<Bytes>> = Vec::new();
+        let with_arity = |name: &str, arity: i32, prefix: &[&str]| {
+            let n = arity.unsigned_abs() as usize + usize::from(arity < 0);
+            let mut args: Vec<Bytes> = prefix
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            if args.is_empty() {
+                args.push(Bytes::copy_from_slice(name.as_bytes()));
+            }
+            while args.len() < n {
+                args.push(Bytes::from(format!("k{}", args.len())));
+            }
+            args
+        };
+        if spec.subcommands.is_empty() {
+            calls.push(with_arity(spec.name, spec.arity, &[]));
+        } else {
+            for sub in spec.subcommands.iter().filter(|s| Role::Proxy.serves(s)) {
+                let (parent, child) = sub.name.split_once('|').expect("parent|child");
+                calls.push(with_arity(sub.name, sub.arity, &[parent, child]));
+            }
+        }
+        for args in calls {
+            let Ok((cmd, sub)) = resolve_for(Role::Proxy, &args) else {
+                continue; // a subcommand whose arity needs a shape we do not build
+            };
+            let plan = plan(&r, &View::default(), Resolved { cmd, sub }, &args);
+            let nodes: Vec<usize> = match &plan.action {
+                Action::Forward { node, .. } | Action::Scan { node, .. } => vec![*node],
+                Action::Alone(Alone::Blocking { node }) => vec![*node],
+                Action::Split { parts, .. } => parts.iter().map(|p| p.node).collect(),
+                Action::FanOut { nodes, .. } | Action::Info { nodes } => nodes.clone(),
+                _ => Vec::new(),
+            };
+            assert!(
+                nodes.iter().all(|&n| r.live[n]),
+                "{args:?} planned onto an absent node: {plan:?}"
+            );
+        }
+    }
+}

@@ -476,6 +476,8 @@ const COMMAND_HELP: &[&str] = &[
     "    Return documentation details about multiple commands.",
     "GETKEYS <full-command>",
     "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
     "HELP",
     "    Print this help.",
 ];
@@ -662,6 +664,55 @@ fn command_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// COMMAND GETKEYS / GETKEYSANDFLAGS `target...`: the keys of a command as the table finds
+/// them, with their key-spec flags for the second (Redis's `getKeysSubcommandImpl`).
+fn get_keys(ctx: &mut Ctx<'_>, target: &[Bytes], with_flags: bool) -> CmdResult {
+    let Some(cmd) = Cmd::lookup(&target[0]).filter(|c| Role::Node.serves(c.spec())) else {
+        return Err(CmdError::Msg("ERR Invalid command specified"));
+    };
+    let mut spec = cmd.spec();
+    if let Some(sub) = target.get(1).filter(|_| !spec.subcommands.is_empty()) {
+        spec = spec.subcommand(sub).unwrap_or(spec);
+    }
+    let has_keys = spec.first_key > 0
+        || spec.has(flags::MOVABLE_KEYS)
+        || spec
+            .key_specs()
+            .iter()
+            .any(|k| k.flags & key_flags::NOT_KEY == 0);
+    if !has_keys {
+        return Err(CmdError::Msg("ERR The command has no key arguments"));
+    }
+    if !spec.arity_ok(target.len()) {
+        return Err(CmdError::Msg(
+            "ERR Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = cmd.key_flags(target);
+    if keys.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
+        return Err(CmdError::Msg("ERR Invalid arguments specified for command"));
+    }
+    ctx.out.array(keys.len());
+    for (i, bits) in keys {
+        if !with_flags {
+            ctx.out.bulk(&target[i]);
+            continue;
+        }
+        ctx.out.array(2);
+        ctx.out.bulk(&target[i]);
+        let names: Vec<&str> = key_flags::NAMES
+            .iter()
+            .filter(|(f, _)| bits & f != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        ctx.out.set(names.len());
+        for name in names {
+            ctx.out.simple(name);
+        }
+    }
+    Ok(())
+}
+
 pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() == 1 {
         ctx.out.array(Role::Node.commands().count());
@@ -701,24 +752,8 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for spec in specs {
             write_command_docs(ctx, spec);
         }
-    } else if is(sub, "getkeys") {
-        let target = &args[2..];
-        let Some(cmd) = Cmd::lookup(&target[0]) else {
-            return Err(CmdError::Msg("ERR Invalid command specified"));
-        };
-        if !cmd.spec().arity_ok(target.len()) {
-            return Err(CmdError::Msg(
-                "ERR Invalid number of arguments specified for command",
-            ));
-        }
-        let keys = cmd.keys(target);
-        if keys.is_empty() {
-            return Err(CmdError::Msg("ERR The command has no key arguments"));
-        }
-        ctx.out.array(keys.len());
-        for i in keys {
-            ctx.out.bulk(&target[i]);
-        }
+    } else if is(sub, "getkeys") || is(sub, "getkeysandflags") {
+        get_keys(ctx, &args[2..], is(sub, "getkeysandflags"))?;
     } else {
         help(ctx, COMMAND_HELP);
     }

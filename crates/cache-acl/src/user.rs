@@ -625,6 +625,32 @@ mod tests {
         u.check(cmd, sub, &a)
     }
 
+    /// Per-key permissions follow Redis 7's key-spec flags, key by key.
+    #[test]
+    fn key_permissions_follow_the_key_specs() {
+        let u = user("on nopass +@all %R~r:* %W~w:* ~rw:*");
+        // Reads (access) need %R; writes (insert/update/delete) need %W.
+        assert_eq!(check(&u, "get r:1"), Ok(()));
+        assert_eq!(check(&u, "get w:1"), Err(Denied::Key(1)));
+        assert_eq!(check(&u, "set w:1 v"), Ok(()), "SET overwrites: write only");
+        assert_eq!(check(&u, "set r:1 v"), Err(Denied::Key(1)));
+        assert_eq!(
+            check(&u, "set w:1 v get"),
+            Err(Denied::Key(1)),
+            "SET ... GET reads too"
+        );
+        assert_eq!(check(&u, "del w:1"), Ok(()));
+        assert_eq!(check(&u, "getset w:1 v"), Err(Denied::Key(1)));
+        assert_eq!(check(&u, "getset rw:1 v"), Ok(()));
+        // EXISTS neither reads nor writes the data: any pattern will do.
+        assert_eq!(check(&u, "exists r:1 w:1"), Ok(()));
+        // Each key of a command on its own: RENAME reads and deletes its source, overwrites
+        // its destination.
+        assert_eq!(check(&u, "rename rw:1 w:2"), Ok(()));
+        assert_eq!(check(&u, "rename w:1 w:2"), Err(Denied::Key(1)));
+        assert_eq!(check(&u, "lmove rw:1 r:2 left left"), Err(Denied::Key(2)));
+    }
+
     #[test]
     fn default_user_is_unrestricted() {
         let d = User::new_default();
