@@ -348,13 +348,14 @@ impl Client {
             keys,
             write,
         } = plan::plan(routing, &view, call, args);
+        let keys = keys.as_slice();
         if write {
-            for key in &keys {
+            for key in keys {
                 routing.mark_write(key);
             }
         }
         if matches!(action, Action::Forward { .. } | Action::Split { .. }) && !keys.is_empty() {
-            self.track(call.spec(), &keys);
+            self.track(call.spec(), keys);
         }
         self.remember_scripts(call, args);
         match action {

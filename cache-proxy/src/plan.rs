@@ -41,9 +41,25 @@ pub struct View {
 #[derive(Debug)]
 pub struct Plan {
     pub action: Action,
-    pub keys: Vec<Bytes>,
+    pub keys: Keys,
     /// Whether it may change its keys (their slots are marked for absent nodes).
     pub write: bool,
+}
+
+/// The keys of a request; one key (the common case) without an allocation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Keys {
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl Keys {
+    pub fn as_slice(&self) -> &[Bytes] {
+        match self {
+            Keys::One(key) => std::slice::from_ref(key),
+            Keys::Many(keys) => keys,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -143,7 +159,7 @@ pub const SCAN_NODES: u64 = 1024;
 fn plan_of(action: Action) -> Plan {
     Plan {
         action,
-        keys: Vec::new(),
+        keys: Keys::Many(Vec::new()),
         write: false,
     }
 }
@@ -320,20 +336,25 @@ fn keyed(routing: &Routing, cmd: Cmd, spec: &CommandSpec, args: &[Bytes]) -> Pla
         && spec.last_key == 1
         && spec.subcommands.is_empty()
         && !spec.has(flags::MOVABLE_KEYS);
-    let (keys, write) = if simple {
-        (vec![args[1].clone()], spec.is_write())
-    } else {
-        let flagged = cmd.key_flags(args);
-        // Scripts are not flagged write, but their keys are RW (key specs say so).
-        let write = spec.is_write()
-            || flagged
-                .iter()
-                .any(|(_, f)| f & (key_flags::INSERT | key_flags::UPDATE | key_flags::DELETE) != 0);
-        (
-            flagged.iter().map(|&(i, _)| args[i].clone()).collect(),
-            write,
-        )
-    };
+    if simple {
+        let key = &args[1];
+        let action = match routing.route(key) {
+            Ok(node) => Action::Forward { node, reload },
+            Err(e) => Action::Error(e),
+        };
+        return Plan {
+            action,
+            keys: Keys::One(key.clone()),
+            write: spec.is_write(),
+        };
+    }
+    let flagged = cmd.key_flags(args);
+    // Scripts are not flagged write, but their keys are RW (key specs say so).
+    let write = spec.is_write()
+        || flagged
+            .iter()
+            .any(|(_, f)| f & (key_flags::INSERT | key_flags::UPDATE | key_flags::DELETE) != 0);
+    let keys: Vec<Bytes> = flagged.iter().map(|&(i, _)| args[i].clone()).collect();
     if keys.is_empty() {
         return match routing.live_nodes().next() {
             Some(node) => plan_of(Action::Forward { node, reload }),
@@ -348,7 +369,7 @@ fn keyed(routing: &Routing, cmd: Cmd, spec: &CommandSpec, args: &[Bytes]) -> Pla
     };
     Plan {
         action,
-        keys,
+        keys: Keys::Many(keys),
         write,
     }
 }
@@ -392,7 +413,7 @@ fn split(routing: &Routing, spec: &CommandSpec, args: &[Bytes], merge: Merge) ->
             Err(e) => {
                 return Plan {
                     action: Action::Error(e),
-                    keys,
+                    keys: Keys::Many(keys),
                     write,
                 }
             }
@@ -425,7 +446,7 @@ fn split(routing: &Routing, spec: &CommandSpec, args: &[Bytes], merge: Merge) ->
     };
     Plan {
         action,
-        keys,
+        keys: Keys::Many(keys),
         write,
     }
 }

@@ -83,7 +83,7 @@ fn one_key_goes_to_its_node() {
     let node = r.route(b"k").unwrap();
     assert!(matches!(plan.action, Action::Forward { node: n, reload: Reload::None } if n == node));
     assert!(plan.write);
-    assert_eq!(plan.keys, vec![Bytes::from_static(b"k")]);
+    assert_eq!(plan.keys.as_slice(), &[Bytes::from_static(b"k")]);
     assert!(!plan_line(&r, &View::default(), "GET k").write);
 }
 
