@@ -97,6 +97,8 @@ enum Item {
         merge: Merge,
         slots: Vec<u32>,
         positions: Vec<Vec<usize>>,
+        /// SCRIPT EXISTS: the scripts the proxy itself would restore on a node lacking them.
+        known: Vec<bool>,
     },
     Scan {
         slot: u32,
@@ -385,6 +387,7 @@ impl Client {
                     merge,
                     slots,
                     positions,
+                    known: Vec::new(),
                 });
             }
             Action::FanOut {
@@ -404,10 +407,23 @@ impl Client {
                     .into_iter()
                     .map(|n| self.forward(routing, n, args))
                     .collect();
+                // A script the proxy keeps exists for the cluster: EVALSHA of it succeeds on
+                // every node, loaded where missing.
+                let known = match call.sub.map(|s| s.name) {
+                    Some("script|exists") => {
+                        let scripts = &self.worker.cluster.scripts;
+                        args[2..]
+                            .iter()
+                            .map(|sha| scripts.script(sha).is_some())
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
                 self.items.push(Item::Merged {
                     merge,
                     slots,
                     positions: Vec::new(),
+                    known,
                 });
             }
             Action::Scan {
@@ -553,9 +569,15 @@ impl Client {
                 merge,
                 slots,
                 positions,
+                known,
             } => {
                 let parts = slots.iter().map(|s| batch.take(*s)).collect();
-                merge::merge(*merge, parts, positions, self.resp3)
+                let merged = merge::merge(*merge, parts, positions, self.resp3);
+                if known.is_empty() {
+                    merged
+                } else {
+                    merge::or_known(merged, known)
+                }
             }
             Item::Scan {
                 slot,

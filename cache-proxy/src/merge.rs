@@ -100,6 +100,20 @@ pub fn merge(merge: Merge, parts: Vec<Bytes>, positions: &[Vec<usize>], resp3: b
     }
 }
 
+/// An array of 0/1 (SCRIPT EXISTS) with 1 wherever `known` says so; other replies as they are.
+pub fn or_known(reply: Bytes, known: &[bool]) -> Bytes {
+    let Some(elements) = reply::elements(&reply) else {
+        return reply;
+    };
+    let mut out = BytesMut::new();
+    out.put_slice(format!("*{}\r\n", elements.len()).as_bytes());
+    for (i, element) in elements.iter().enumerate() {
+        let flag = reply::integer(element).unwrap_or(0) != 0 || known.get(i) == Some(&true);
+        out.put_slice(if flag { b":1\r\n" } else { b":0\r\n" });
+    }
+    out.freeze()
+}
+
 /// A SCAN page of member `node` (of `members`), with the proxy's composite cursor.
 pub fn scan_page(part: &Bytes, node: usize, members: &[bool]) -> Bytes {
     let Some((next, keys)) = reply::scan_page(part) else {
