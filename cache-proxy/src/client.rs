@@ -37,6 +37,10 @@ pub struct Worker {
     pub tracking: Tracking,
     routing: RefCell<Arc<Routing>>,
     backends: RefCell<HashMap<(u64, bool, usize), Rc<Backend>>>,
+    /// (node id, SHA) of scripts this worker has loaded on a node before an EVALSHA, so a
+    /// pipeline keeps its order: the SCRIPT LOAD goes ahead of the EVALSHA on the same
+    /// connection instead of a retry after the whole batch.
+    loaded: RefCell<hashbrown::HashSet<(u64, Bytes)>>,
 }
 
 impl Worker {
@@ -47,6 +51,7 @@ impl Worker {
             cluster,
             routing: RefCell::new(routing),
             backends: RefCell::new(HashMap::new()),
+            loaded: RefCell::default(),
             tracking: Tracking::new(cluster_tracking_limit),
         })
     }
@@ -85,6 +90,8 @@ impl Worker {
 enum Item {
     Ready(Bytes),
     Reply(u32),
+    /// A reply nobody asked for (the SCRIPT LOAD sent ahead of an EVALSHA).
+    Discard(u32),
     /// A reply that may need a script or library restored on `node` and a retry.
     Reload {
         slot: u32,
@@ -365,6 +372,9 @@ impl Client {
             Action::Error(e) => self.ready(e.reply()),
             Action::Local => self.local(call, args),
             Action::Forward { node, reload } => {
+                if let Reload::Script(sha) = &reload {
+                    self.preload(routing, node, sha);
+                }
                 let slot = self.forward(routing, node, args);
                 self.items.push(match reload {
                     Reload::None => Item::Reply(slot),
@@ -454,6 +464,33 @@ impl Client {
         None
     }
 
+    /// Sends SCRIPT LOAD ahead of the first EVALSHA of a script the proxy keeps to a node
+    /// (from this worker).
+    fn preload(&mut self, routing: &Routing, node: usize, sha: &Bytes) {
+        let key = (
+            routing.nodes[node].id,
+            Bytes::from(sha.to_ascii_lowercase()),
+        );
+        if self.worker.loaded.borrow().contains(&key) {
+            return;
+        }
+        let Some(body) = self.worker.cluster.scripts.script(sha) else {
+            return;
+        };
+        let load = [
+            Bytes::from_static(b"SCRIPT"),
+            Bytes::from_static(b"LOAD"),
+            body,
+        ];
+        let slot = self.forward(routing, node, &load);
+        self.items.push(Item::Discard(slot));
+        let mut loaded = self.worker.loaded.borrow_mut();
+        if loaded.len() >= crate::scripts::MAX_ENTRIES {
+            loaded.clear();
+        }
+        loaded.insert(key);
+    }
+
     /// Keeps the scripts and libraries that go by, for nodes that lack them later.
     fn remember_scripts(&self, call: Resolved, args: &[Bytes]) {
         let scripts = &self.worker.cluster.scripts;
@@ -461,7 +498,10 @@ impl Client {
         match (call.cmd, sub) {
             (Cmd::Eval | Cmd::EvalRo, _) => scripts.add_script(&args[1]),
             (Cmd::Script, Some("script|load")) => scripts.add_script(&args[2]),
-            (Cmd::Script, Some("script|flush")) => scripts.flush_scripts(),
+            (Cmd::Script, Some("script|flush")) => {
+                scripts.flush_scripts();
+                self.worker.loaded.borrow_mut().clear();
+            }
             (Cmd::Function, Some("function|load")) => {
                 if let Some(code) = args.last() {
                     scripts.add_library(code);
@@ -564,6 +604,10 @@ impl Client {
         let batch = self.batch.clone();
         let reply = match item {
             Item::Ready(bytes) => bytes.clone(),
+            Item::Discard(slot) => {
+                batch.take(*slot);
+                return;
+            }
             Item::Reply(slot) | Item::Reload { slot, .. } => batch.take(*slot),
             Item::Merged {
                 merge,

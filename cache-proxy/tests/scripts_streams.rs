@@ -183,6 +183,27 @@ fn a_node_that_lost_or_never_had_a_script_gets_it_invisibly() {
         script_exists(&mut cluster.nodes[2].client(), &[&sha]),
         vec![1]
     );
+    // Lost again after the proxy loaded it there: the node's NOSCRIPT is answered by a load
+    // and a retry, and the pipeline around it keeps its replies in order.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut cluster.nodes[2].client())
+        .unwrap();
+    let (got, after): (String, String) = redis::pipe()
+        .cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg(&keys[2])
+        .arg(1)
+        .cmd("GET")
+        .arg(&keys[0])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((got.as_str(), after.as_str()), ("3", "2"));
+    assert_eq!(
+        script_exists(&mut cluster.nodes[2].client(), &[&sha]),
+        vec![1]
+    );
     // A script first seen in an EVAL is known too.
     let body = "return redis.call('GET', KEYS[1])";
     let _: Value = redis::cmd("EVAL")
