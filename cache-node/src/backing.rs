@@ -22,6 +22,7 @@ use cache_backing::engine::LoadResult;
 use cache_backing::{
     BackingError, Engine, EngineConfig, Fsync, Installer, Mapping, Mode, Pending, Row, Write,
 };
+use cache_protocol::command::keyspec::overwrites;
 use cache_protocol::Cmd;
 use cache_store::{Entry, Key};
 
@@ -261,16 +262,21 @@ fn keys_of(db: usize, cmd: Cmd, args: &[Bytes]) -> Vec<(u32, Bytes)> {
     keys
 }
 
-/// Writes whose result does not depend on the old value: no need to load it first.
+/// Writes whose result does not depend on the old value, so nothing is loaded first: every
+/// key of the call is overwritten unread (its key spec is OW, not INSERT: SETEX, MSET, SET
+/// without GET). SET's NX/XX and KEEPTTL still look at the old entry's presence and TTL,
+/// which key specs do not express.
 fn is_blind(cmd: Cmd, args: &[Bytes]) -> bool {
-    match cmd {
-        Cmd::Set => !args
+    if cmd == Cmd::Set
+        && args
             .iter()
             .skip(3)
-            .any(|a| is(a, "nx") || is(a, "xx") || is(a, "get") || is(a, "keepttl")),
-        Cmd::Setex | Cmd::Psetex | Cmd::Mset => true,
-        _ => false,
+            .any(|a| is(a, "nx") || is(a, "xx") || is(a, "keepttl"))
+    {
+        return false;
     }
+    let keys = cmd.key_flags(args);
+    !keys.is_empty() && keys.iter().all(|&(_, flags)| overwrites(flags))
 }
 
 /// Claims and loads for `keys`; None when the command may run now.
@@ -595,4 +601,44 @@ pub fn info(shared: &Shared, t: &mut String) {
             "down"
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blind(line: &str) -> bool {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        is_blind(Cmd::lookup(&args[0]).expect("known"), &args)
+    }
+
+    #[test]
+    fn blind_writes_come_from_the_key_specs() {
+        for line in [
+            "set k v",
+            "set k v EX 10",
+            "setex k 10 v",
+            "psetex k 10 v",
+            "mset a 1 b 2",
+        ] {
+            assert!(blind(line), "{line}");
+        }
+        for line in [
+            "set k v GET",
+            "set k v NX",
+            "set k v KEEPTTL",
+            "setnx k v",
+            "msetnx a 1",
+            "getset k v",
+            "incr k",
+            "append k v",
+            "rename a b",
+            "get k",
+        ] {
+            assert!(!blind(line), "{line}");
+        }
+    }
 }

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, NodeState};
+use crate::error::ProxyError;
 
 /// The replies one client batch waits for, filled in by the node connections.
 #[derive(Default)]
@@ -413,8 +414,11 @@ impl Dedicated {
         cluster: &Cluster,
         node: Arc<NodeState>,
         resp3: bool,
-    ) -> Result<Dedicated, String> {
-        let stream = cluster.connect(&node.addr, resp3).await?;
+    ) -> Result<Dedicated, ProxyError> {
+        let stream = cluster
+            .connect(&node.addr, resp3)
+            .await
+            .map_err(|e| ProxyError::node_failed(&node.addr, e))?;
         Ok(Dedicated {
             node,
             stream,
@@ -423,27 +427,28 @@ impl Dedicated {
         })
     }
 
-    pub async fn send(&mut self, encoded: &[u8]) -> Result<(), String> {
+    pub async fn send(&mut self, encoded: &[u8]) -> Result<(), ProxyError> {
         send(&mut self.stream, encoded)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| ProxyError::node_failed(&self.node.addr, e))
     }
 
     /// The next whole reply (or push).
-    pub async fn next_reply(&mut self) -> Result<Bytes, String> {
+    pub async fn next_reply(&mut self) -> Result<Bytes, ProxyError> {
+        let failed = |e: String| ProxyError::node_failed(&self.node.addr, e);
         loop {
             match self.scanner.scan(&self.input) {
                 Ok(Some(len)) => return Ok(self.input.split_to(len).freeze()),
                 Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(failed(e.to_string())),
             }
             let n = self
                 .stream
                 .read_buf(&mut self.input)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| failed(e.to_string()))?;
             if n == 0 {
-                return Err("connection closed".to_string());
+                return Err(failed("connection closed".to_string()));
             }
         }
     }

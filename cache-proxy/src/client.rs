@@ -1,6 +1,14 @@
-//! One client connection: decode every complete request, route each to its node (or split it
-//! across nodes, or answer it here), wait for the batch's replies, write them back in the
-//! client's order with one write.
+//! One client connection, the executor of plans: decode every complete request, admit it,
+//! [`plan`](crate::plan::plan) it, send what the plan says into the batch, wait for the
+//! batch's replies and write them back in the client's order with one write.
+//!
+//! ```text
+//!  read ─► admit ─► plan ─► Reply/Error ─────────────────────────► items
+//!                         ├► Forward/Split/FanOut/Scan/Info ─► Backend (shared) ─► batch
+//!                         ├► Local ─► session.rs (AUTH, HELLO, CLIENT, ACL, MULTI)
+//!                         └► Alone ─► flush, then transaction.rs / pubsub.rs / admin.rs
+//!  flush: wait, restore missing scripts and retry, merge (merge.rs), write
+//! ```
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,16 +18,17 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use cache_protocol::admit::{admit, Admission, Resolved, Session};
-use cache_protocol::command::{flags, Role};
+use cache_protocol::command::Role;
 use cache_protocol::{Cmd, Decoder, Limits};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
-use crate::backend::{encode_command, Backend, Batch, Dedicated};
+use crate::backend::{Backend, Batch, Dedicated};
 use crate::cluster::{Cluster, Routing};
-use crate::reply::{bulk_bytes, error_bytes};
-use crate::tracking::{self, Mode, PushQueue, Tracked, Tracking};
-use crate::{admin, reply};
+use crate::plan::{self, Action, Alone, Merge, Plan, Reload, View};
+use crate::pubsub::PubSub;
+use crate::reply::error_bytes;
+use crate::tracking::{self, PushQueue, Tracking};
+use crate::{admin, merge};
 use cache_net::tls::send;
 
 /// A worker thread's view: its routing snapshot and its shared node connections.
@@ -28,6 +37,10 @@ pub struct Worker {
     pub tracking: Tracking,
     routing: RefCell<Arc<Routing>>,
     backends: RefCell<HashMap<(u64, bool, usize), Rc<Backend>>>,
+    /// (node id, SHA) of scripts this worker has loaded on a node before an EVALSHA, so a
+    /// pipeline keeps its order: the SCRIPT LOAD goes ahead of the EVALSHA on the same
+    /// connection instead of a retry after the whole batch.
+    loaded: RefCell<hashbrown::HashSet<(u64, Bytes)>>,
 }
 
 impl Worker {
@@ -38,6 +51,7 @@ impl Worker {
             cluster,
             routing: RefCell::new(routing),
             backends: RefCell::new(HashMap::new()),
+            loaded: RefCell::default(),
             tracking: Tracking::new(cluster_tracking_limit),
         })
     }
@@ -55,7 +69,13 @@ impl Worker {
         self.routing.borrow().clone()
     }
 
-    fn backend(&self, routing: &Routing, node: usize, resp3: bool, client: u64) -> Rc<Backend> {
+    pub(crate) fn backend(
+        &self,
+        routing: &Routing,
+        node: usize,
+        resp3: bool,
+        client: u64,
+    ) -> Rc<Backend> {
         let state = &routing.nodes[node];
         let index = (client % self.cluster.config.server_connections as u64) as usize;
         self.backends
@@ -66,30 +86,32 @@ impl Worker {
     }
 }
 
-const CROSSNODE: &str = "CROSSSLOT Keys in request don't hash to the same node; put them in one {hash tag} (e.g. {user42}:a and {user42}:b) to keep them together";
-
 /// How one request's reply is produced from the batch.
 enum Item {
     Ready(Bytes),
     Reply(u32),
-    /// MGET split per node: each part's slot and where its values go in the reply.
-    Mget {
-        parts: Vec<(u32, Vec<usize>)>,
-        total: usize,
+    /// A reply nobody asked for (the SCRIPT LOAD sent ahead of an EVALSHA).
+    Discard(u32),
+    /// A reply that may need a script or library restored on `node` and a retry.
+    Reload {
+        slot: u32,
+        node: usize,
+        args: Vec<Bytes>,
+        reload: Reload,
     },
-    /// DEL/UNLINK/EXISTS/TOUCH/DBSIZE: the sum of the parts' integers.
-    Sum(Vec<u32>),
-    /// MSET/FLUSHALL: OK when every part said OK.
-    AllOk(Vec<u32>),
-    /// KEYS: the parts' arrays end to end.
-    Concat(Vec<u32>),
-    /// SCAN on member `node` of `nodes` members.
+    /// The parts of a split or fan-out, merged by `merge`.
+    Merged {
+        merge: Merge,
+        slots: Vec<u32>,
+        positions: Vec<Vec<usize>>,
+        /// SCRIPT EXISTS: the scripts the proxy itself would restore on a node lacking them.
+        known: Vec<bool>,
+    },
     Scan {
         slot: u32,
         node: usize,
         members: Vec<bool>,
     },
-    /// INFO: the proxy's own text plus the nodes' summed keyspace.
     Info {
         text: String,
         parts: Vec<u32>,
@@ -97,48 +119,33 @@ enum Item {
 }
 
 pub struct Client {
-    worker: Rc<Worker>,
-    id: u64,
-    resp3: bool,
-    authenticated: bool,
+    pub(crate) worker: Rc<Worker>,
+    pub(crate) id: u64,
+    pub(crate) resp3: bool,
+    pub(crate) authenticated: bool,
     /// The proxy ACL user this client runs as (`default` until AUTH).
-    user: Arc<cache_acl::UserCell>,
-    name: Option<Bytes>,
+    pub(crate) user: Arc<cache_acl::UserCell>,
+    pub(crate) name: Option<Bytes>,
     /// Commands queued since MULTI; `None` outside a transaction.
-    multi: Option<Vec<Vec<Bytes>>>,
-    multi_failed: bool,
+    pub(crate) multi: Option<Vec<Vec<Bytes>>>,
+    pub(crate) multi_failed: bool,
     /// The connection WATCH pinned (WATCH needs a connection of its own until EXEC).
-    watch: Option<Dedicated>,
+    pub(crate) watch: Option<Dedicated>,
     /// A connection per node for blocking commands.
-    blocking: HashMap<u64, Dedicated>,
-    pubsub: Option<PubSub>,
+    pub(crate) blocking: HashMap<u64, Dedicated>,
+    pub(crate) pubsub: Option<PubSub>,
     /// Pub/sub messages and invalidations for this client, written between batches.
-    pushes: Option<PushQueue>,
+    pub(crate) pushes: Option<PushQueue>,
     /// `CLIENT CACHING yes|no`: applies to the next command only.
-    caching_next: Option<bool>,
+    pub(crate) caching_next: Option<bool>,
     /// What `CLIENT CACHING` said for the command being planned.
-    caching: Option<bool>,
+    pub(crate) caching: Option<bool>,
     /// Keys this batch read while tracking, recorded again when the replies are in.
-    tracked_reads: Vec<Bytes>,
+    pub(crate) tracked_reads: Vec<Bytes>,
     batch: Rc<Batch>,
     items: Vec<Item>,
-    out: BytesMut,
-    quit: bool,
-}
-
-struct PubSub {
-    channels: hashbrown::HashSet<Bytes>,
-    patterns: hashbrown::HashSet<Bytes>,
-    /// Write halves of the per-node subscription connections, by node id.
-    writers: HashMap<u64, tokio::io::WriteHalf<crate::backend::NodeStream>>,
-    /// One unit per confirmation a node sent (the proxy answers the client itself).
-    acks: (mpsc::UnboundedSender<()>, mpsc::UnboundedReceiver<()>),
-}
-
-impl PubSub {
-    fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
-    }
+    pub(crate) out: BytesMut,
+    pub(crate) quit: bool,
 }
 
 pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, id: u64) {
@@ -272,22 +279,22 @@ impl Client {
             if self.quit {
                 break;
             }
-            if self.plan(&routing, &args) {
+            let Some((alone, call)) = self.step(&routing, &args) else {
                 continue;
-            }
+            };
             // A command that waits on its own: finish the batch so far, then run it.
             self.flush(&routing).await;
-            self.run_alone(&routing, args).await;
+            self.run_alone(&routing, alone, call, args).await;
             routing = self.worker.routing();
         }
         self.flush(&routing).await;
     }
 
-    fn ready(&mut self, reply: Bytes) {
+    pub(crate) fn ready(&mut self, reply: Bytes) {
         self.items.push(Item::Ready(reply));
     }
 
-    fn error(&mut self, message: &str) {
+    pub(crate) fn error(&mut self, message: &str) {
         self.ready(error_bytes(message));
     }
 
@@ -299,9 +306,9 @@ impl Client {
         slot
     }
 
-    /// Plans one request into the batch. Returns false when it must run alone (it waits on
-    /// a connection of its own or changes the cluster).
-    fn plan(&mut self, routing: &Routing, args: &[Bytes]) -> bool {
+    /// Admits and plans one request, and sends what can go into the batch now. Returns what
+    /// must run alone (it waits on a connection of its own or changes the cluster).
+    fn step(&mut self, routing: &Routing, args: &[Bytes]) -> Option<(Alone, Resolved)> {
         // CLIENT CACHING applies to the next request, whatever becomes of that one.
         let caching = self.caching_next.take();
         if args[0].eq_ignore_ascii_case(b"client")
@@ -315,7 +322,7 @@ impl Client {
         if self.worker.cluster.acl.restricted() && self.user.is_deleted() {
             // ACL DELUSER on the proxy: its connections end, as Redis closes them.
             self.quit = true;
-            return true;
+            return None;
         }
         let call = match admit(Role::Proxy, args, self) {
             Admission::Run(call) => call,
@@ -324,7 +331,7 @@ impl Client {
                     queued.push(args.to_vec());
                 }
                 self.ready(Bytes::from_static(b"+QUEUED\r\n"));
-                return true;
+                return None;
             }
             Admission::Refuse { error, call } => {
                 let queueing = self.multi.is_some();
@@ -336,485 +343,197 @@ impl Client {
                     self.watch = None;
                 }
                 self.error(&error);
-                return true;
+                return None;
             }
         };
-        let (cmd, spec) = (call.cmd, call.cmd.spec());
         tracing::debug!(cmd = call.name(), args = args.len(), "request");
-        match cmd {
-            Cmd::Ping => {
-                match args.get(1) {
-                    Some(msg) => self.ready(bulk_bytes(msg)),
-                    None => self.ready(Bytes::from_static(b"+PONG\r\n")),
+        let view = View {
+            in_multi: self.multi.is_some(),
+            pick: self.id as usize + self.items.len(),
+        };
+        let Plan {
+            action,
+            keys,
+            write,
+        } = plan::plan(routing, &view, call, args);
+        let keys = keys.as_slice();
+        if write {
+            for key in keys {
+                routing.mark_write(key);
+            }
+        }
+        if matches!(action, Action::Forward { .. } | Action::Split { .. }) && !keys.is_empty() {
+            self.track(call.spec(), keys);
+        }
+        self.remember_scripts(call, args);
+        match action {
+            Action::Reply(bytes) => self.ready(bytes),
+            Action::Error(e) => self.ready(e.reply()),
+            Action::Local => self.local(call, args),
+            Action::Forward { node, reload } => {
+                if let Reload::Script(sha) = &reload {
+                    self.preload(routing, node, sha);
                 }
-                true
+                let slot = self.forward(routing, node, args);
+                self.items.push(match reload {
+                    Reload::None => Item::Reply(slot),
+                    reload => Item::Reload {
+                        slot,
+                        node,
+                        args: args.to_vec(),
+                        reload,
+                    },
+                });
             }
-            Cmd::Echo => {
-                self.ready(bulk_bytes(&args[1]));
-                true
-            }
-            Cmd::Quit => {
-                self.ready(Bytes::from_static(b"+OK\r\n"));
-                self.quit = true;
-                true
-            }
-            Cmd::Select => {
-                if &args[1][..] == b"0" {
-                    self.ready(Bytes::from_static(b"+OK\r\n"));
-                } else {
-                    self.error("ERR the proxy serves database 0 only");
+            Action::Split { parts, merge } => {
+                let mut slots = Vec::with_capacity(parts.len());
+                let mut positions = Vec::with_capacity(parts.len());
+                for part in parts {
+                    slots.push(self.forward(routing, part.node, &part.args));
+                    positions.push(part.positions);
                 }
-                true
+                self.items.push(Item::Merged {
+                    merge,
+                    slots,
+                    positions,
+                    known: Vec::new(),
+                });
             }
-            Cmd::Auth => {
-                self.auth(args);
-                true
-            }
-            Cmd::Acl => {
-                // The proxy's own users (not the nodes'): same implementation as cache-node.
-                let cluster = self.worker.cluster.clone();
-                let mut out = cache_protocol::ReplyBuf::new();
-                if self.resp3 {
-                    out.protocol = cache_protocol::Protocol::Resp3;
+            Action::FanOut {
+                nodes,
+                merge,
+                stale_absent,
+            } => {
+                if stale_absent {
+                    // Absent nodes cannot be flushed now: everything on them is stale.
+                    for (i, node) in routing.nodes.iter().enumerate() {
+                        if !routing.live[i] {
+                            node.mark_all_dirty();
+                        }
+                    }
                 }
-                match cache_acl::command::run(&cluster.acl, &self.user, args, &mut out) {
-                    Ok(_) => self.ready(out.buf.freeze()),
-                    Err(e) => self.error(&e),
-                }
-                true
-            }
-            Cmd::Hello => {
-                self.hello(args);
-                true
-            }
-            Cmd::Client => {
-                if args.len() > 1 && args[1].eq_ignore_ascii_case(b"tracking") {
-                    return false; // waits for the nodes' invalidation feeds
-                }
-                self.client_command(args);
-                true
-            }
-            Cmd::Info => {
-                let text = admin::info_text(&self.worker.cluster, routing);
-                let parts = routing
-                    .live_nodes()
-                    .collect::<Vec<_>>()
+                let slots = nodes
                     .into_iter()
-                    .map(|n| {
-                        self.forward(
-                            routing,
-                            n,
-                            &[Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")],
-                        )
-                    })
+                    .map(|n| self.forward(routing, n, args))
+                    .collect();
+                // A script the proxy keeps exists for the cluster: EVALSHA of it succeeds on
+                // every node, loaded where missing.
+                let known = match call.sub.map(|s| s.name) {
+                    Some("script|exists") => {
+                        let scripts = &self.worker.cluster.scripts;
+                        args[2..]
+                            .iter()
+                            .map(|sha| scripts.script(sha).is_some())
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                self.items.push(Item::Merged {
+                    merge,
+                    slots,
+                    positions: Vec::new(),
+                    known,
+                });
+            }
+            Action::Scan {
+                node,
+                cursor,
+                members,
+            } => {
+                let mut sub = args.to_vec();
+                sub[1] = Bytes::from(cursor.to_string());
+                let slot = self.forward(routing, node, &sub);
+                self.items.push(Item::Scan {
+                    slot,
+                    node,
+                    members,
+                });
+            }
+            Action::Info { nodes } => {
+                let text = admin::info_text(&self.worker.cluster, routing);
+                let keyspace = [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")];
+                let parts = nodes
+                    .into_iter()
+                    .map(|n| self.forward(routing, n, &keyspace))
                     .collect();
                 self.items.push(Item::Info { text, parts });
-                true
             }
-            Cmd::Dbsize => {
-                let parts = self.fan_out(routing, args);
-                self.items.push(Item::Sum(parts));
-                true
-            }
-            Cmd::Flushall | Cmd::Flushdb => {
-                // Absent nodes cannot be flushed now: everything on them is stale.
-                for (i, node) in routing.nodes.iter().enumerate() {
-                    if !routing.live[i] {
-                        node.mark_all_dirty();
-                    }
-                }
-                let parts = self.fan_out(routing, args);
-                self.items.push(Item::AllOk(parts));
-                true
-            }
-            Cmd::Keys => {
-                let parts = self.fan_out(routing, args);
-                self.items.push(Item::Concat(parts));
-                true
-            }
-            Cmd::Scan => {
-                self.scan(routing, args);
-                true
-            }
-            Cmd::Randomkey => {
-                let live: Vec<usize> = routing.live_nodes().collect();
-                if live.is_empty() {
-                    self.error("ERR no node is available");
-                } else {
-                    let pick = live[(self.id as usize + self.batch_len()) % live.len()];
-                    let slot = self.forward(routing, pick, args);
-                    self.items.push(Item::Reply(slot));
-                }
-                true
-            }
-            Cmd::Multi => {
-                if self.multi.is_some() {
-                    self.error("ERR MULTI calls can not be nested");
-                } else {
-                    self.multi = Some(Vec::new());
-                    self.multi_failed = false;
-                    self.ready(Bytes::from_static(b"+OK\r\n"));
-                }
-                true
-            }
-            Cmd::Discard => {
-                if self.multi.take().is_none() {
-                    self.error("ERR DISCARD without MULTI");
-                    return true;
-                }
-                false // releases the WATCH connection
-            }
-            Cmd::Exec | Cmd::Watch | Cmd::Unwatch | Cmd::Reset | Cmd::Proxy => false,
-            Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe => false,
-            Cmd::Publish => {
-                self.single(routing, args, &args[1..2]);
-                true
-            }
-            Cmd::Mget | Cmd::Mset | Cmd::Del | Cmd::Unlink | Cmd::Exists | Cmd::Touch => {
-                self.split_and_merge(routing, args, cmd);
-                true
-            }
-            Cmd::Swapdb
-            | Cmd::Move
-            | Cmd::Shutdown
-            | Cmd::Config
-            | Cmd::Pubsub
-            | Cmd::Cluster
-            | Cmd::Cache
-            // Per-node diagnostics: ask the node itself (PROXY NODES lists them); the
-            // proxy's own numbers are on its metrics endpoint.
-            | Cmd::Slowlog
-            | Cmd::Latency => {
-                self.error(&format!(
-                    "ERR '{}' is not supported by the proxy",
-                    spec.name
-                ));
-                true
-            }
-            _ if spec.has(flags::BLOCKING) => false,
-            // The common case (GET, SET, INCR, HSET…): one key, at argument 1. Not for
-            // movable keys: SORT/GEORADIUS ... STORE and ZUNIONSTORE name more keys than the
-            // table's 1 1 1 says (Cmd::keys finds them).
-            _ if spec.first_key == 1
-                && spec.last_key == 1
-                && spec.subcommands.is_empty()
-                && !spec.has(flags::MOVABLE_KEYS) =>
-            {
-                let key = &args[1];
-                if spec.has(flags::WRITE) {
-                    routing.mark_write(key);
-                }
-                self.track(spec, std::slice::from_ref(key));
-                match routing.route(key) {
-                    Ok(node) => {
-                        let slot = self.forward(routing, node, args);
-                        self.items.push(Item::Reply(slot));
-                    }
-                    Err(e) => self.error(&e),
-                }
-                true
-            }
-            _ => {
-                let keys: Vec<Bytes> = cmd
-                    .keys(args)
-                    .into_iter()
-                    .map(|i| args[i].clone())
-                    .collect();
-                if keys.is_empty() {
-                    // Keyless and stateless (TIME, COMMAND, LASTSAVE): any live node.
-                    match routing.live_nodes().next() {
-                        Some(n) => {
-                            let slot = self.forward(routing, n, args);
-                            self.items.push(Item::Reply(slot));
-                        }
-                        None => self.error("ERR no node is available"),
-                    }
-                    return true;
-                }
-                if spec.has(flags::WRITE) {
-                    for key in &keys {
-                        routing.mark_write(key);
-                    }
-                }
-                self.track(spec, &keys);
-                self.single(routing, args, &keys);
-                true
-            }
+            Action::Alone(alone) => return Some((alone, call)),
         }
+        None
     }
 
-    fn batch_len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Forwards a command whose keys must all live on one node.
-    fn single(&mut self, routing: &Routing, args: &[Bytes], keys: &[Bytes]) {
-        match same_node(routing, keys) {
-            Ok(node) => {
-                let slot = self.forward(routing, node, args);
-                self.items.push(Item::Reply(slot));
-            }
-            Err(e) => self.error(&e),
-        }
-    }
-
-    fn fan_out(&mut self, routing: &Routing, args: &[Bytes]) -> Vec<u32> {
-        let live: Vec<usize> = routing.live_nodes().collect();
-        live.into_iter()
-            .map(|n| self.forward(routing, n, args))
-            .collect()
-    }
-
-    /// Splits a multi-key command (the name, then keys each followed by `per_key - 1`
-    /// values) into one command per node, in first-seen order, with the positions of its
-    /// keys in the original. `None` when an error reply was queued instead.
-    fn split(
-        &mut self,
-        routing: &Routing,
-        args: &[Bytes],
-        per_key: usize,
-        write: bool,
-    ) -> Option<Vec<Part>> {
-        let mut parts: Vec<Part> = Vec::new();
-        for (position, group) in args[1..].chunks(per_key).enumerate() {
-            let node = match routing.route(&group[0]) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.error(&e);
-                    return None;
-                }
-            };
-            if write {
-                routing.mark_write(&group[0]);
-            }
-            match parts.iter_mut().find(|p| p.node == node) {
-                Some(p) => p.args.extend_from_slice(group),
-                None => {
-                    let mut sub = vec![args[0].clone()];
-                    sub.extend_from_slice(group);
-                    parts.push(Part {
-                        node,
-                        args: sub,
-                        positions: Vec::new(),
-                    });
-                }
-            }
-            let part = parts
-                .iter_mut()
-                .find(|p| p.node == node)
-                .expect("pushed above");
-            part.positions.push(position);
-        }
-        Some(parts)
-    }
-
-    /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: sent whole when one node holds every key,
-    /// else split per node and merged by `merge`.
-    fn split_and_merge(&mut self, routing: &Routing, args: &[Bytes], cmd: Cmd) {
-        let (per_key, write) = match cmd {
-            Cmd::Mset => (2, true),
-            Cmd::Mget | Cmd::Exists | Cmd::Touch => (1, false),
-            _ => (1, true),
-        };
-        if per_key == 2 && args.len().is_multiple_of(2) {
-            return self.error("ERR wrong number of arguments for 'mset' command");
-        }
-        let Some(parts) = self.split(routing, args, per_key, write) else {
-            return;
-        };
-        if self.worker.tracking.active() {
-            let keys: Vec<Bytes> = args[1..].iter().step_by(per_key).cloned().collect();
-            self.track(cmd.spec(), &keys);
-        }
-        if parts.len() == 1 {
-            let slot = self.forward(routing, parts[0].node, args);
-            self.items.push(Item::Reply(slot));
+    /// Sends SCRIPT LOAD ahead of the first EVALSHA of a script the proxy keeps to a node
+    /// (from this worker).
+    fn preload(&mut self, routing: &Routing, node: usize, sha: &Bytes) {
+        let key = (
+            routing.nodes[node].id,
+            Bytes::from(sha.to_ascii_lowercase()),
+        );
+        if self.worker.loaded.borrow().contains(&key) {
             return;
         }
-        let mut sent = Vec::with_capacity(parts.len());
-        for part in parts {
-            let slot = self.forward(routing, part.node, &part.args);
-            sent.push((slot, part.positions));
-        }
-        let item = match cmd {
-            Cmd::Mget => Item::Mget {
-                parts: sent,
-                total: args.len() - 1,
-            },
-            Cmd::Mset => Item::AllOk(sent.into_iter().map(|(slot, _)| slot).collect()),
-            _ => Item::Sum(sent.into_iter().map(|(slot, _)| slot).collect()),
+        let Some(body) = self.worker.cluster.scripts.script(sha) else {
+            return;
         };
-        self.items.push(item);
+        let load = [
+            Bytes::from_static(b"SCRIPT"),
+            Bytes::from_static(b"LOAD"),
+            body,
+        ];
+        let slot = self.forward(routing, node, &load);
+        self.items.push(Item::Discard(slot));
+        let mut loaded = self.worker.loaded.borrow_mut();
+        if loaded.len() >= crate::scripts::MAX_ENTRIES {
+            loaded.clear();
+        }
+        loaded.insert(key);
     }
 
-    /// SCAN with a cursor that carries the member index in its low 10 bits.
-    fn scan(&mut self, routing: &Routing, args: &[Bytes]) {
-        let Some(cursor) = std::str::from_utf8(&args[1])
-            .ok()
-            .and_then(|c| c.parse::<u64>().ok())
-        else {
-            return self.error("ERR invalid cursor");
-        };
-        let members: Vec<bool> = routing.live.clone();
-        let mut node = (cursor % SCAN_NODES) as usize;
-        let node_cursor = cursor / SCAN_NODES;
-        if cursor == 0 {
-            node = 0;
-        }
-        // Skip members that are out (their keys are served elsewhere meanwhile).
-        while node < members.len() && !members[node] {
-            node += 1;
-        }
-        if node >= members.len() {
-            return self.ready(scan_reply(b"0", &[]));
-        }
-        let mut sub = args.to_vec();
-        sub[1] = Bytes::from(node_cursor.to_string());
-        let slot = self.forward(routing, node, &sub);
-        self.items.push(Item::Scan {
-            slot,
-            node,
-            members,
-        });
-    }
-
-    /// Checks credentials against the proxy's users; the client runs as that user from now on.
-    fn login(&mut self, user: &[u8], pass: &[u8]) -> bool {
-        match self.worker.cluster.acl.authenticate(user, pass) {
-            Some(cell) => {
-                self.user = cell;
-                self.authenticated = true;
-                true
+    /// Keeps the scripts and libraries that go by, for nodes that lack them later.
+    fn remember_scripts(&self, call: Resolved, args: &[Bytes]) {
+        let scripts = &self.worker.cluster.scripts;
+        let sub = call.sub.map(|s| s.name);
+        match (call.cmd, sub) {
+            (Cmd::Eval | Cmd::EvalRo, _) => scripts.add_script(&args[1]),
+            (Cmd::Script, Some("script|load")) => scripts.add_script(&args[2]),
+            (Cmd::Script, Some("script|flush")) => {
+                scripts.flush_scripts();
+                self.worker.loaded.borrow_mut().clear();
             }
-            None => false,
-        }
-    }
-
-    fn auth(&mut self, args: &[Bytes]) {
-        let acl = &self.worker.cluster.acl;
-        let ok = match args.len() {
-            2 if acl.default_nopass() => return self.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-            2 => self.login(b"default", &args[1]),
-            3 => self.login(&args[1], &args[2]),
-            _ => return self.error("ERR syntax error"),
-        };
-        if ok {
-            self.ready(Bytes::from_static(b"+OK\r\n"));
-        } else {
-            self.error("WRONGPASS invalid username-password pair or user is disabled.");
-        }
-    }
-
-    fn hello(&mut self, args: &[Bytes]) {
-        let mut i = 1;
-        let mut version = if self.resp3 { 3 } else { 2 };
-        if let Some(v) = args.get(1) {
-            match std::str::from_utf8(v)
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-            {
-                Some(v @ 2..=3) => version = v,
-                Some(_) => return self.error("NOPROTO unsupported protocol version"),
-                None => {
-                    return self.error("ERR Protocol version is not an integer or out of range")
+            (Cmd::Function, Some("function|load")) => {
+                if let Some(code) = args.last() {
+                    scripts.add_library(code);
                 }
             }
-            i = 2;
-        }
-        while i < args.len() {
-            if args[i].eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
-                let (user, pass) = (args[i + 1].clone(), args[i + 2].clone());
-                if !self.login(&user, &pass) {
-                    return self
-                        .error("WRONGPASS invalid username-password pair or user is disabled.");
-                }
-                i += 3;
-            } else if args[i].eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
-                self.name = Some(args[i + 1].clone());
-                i += 2;
-            } else {
-                let opt = String::from_utf8_lossy(&args[i]).into_owned();
-                return self.error(&format!("ERR Syntax error in HELLO option '{opt}'"));
-            }
-        }
-        if !self.authenticated {
-            return self.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
-        }
-        self.resp3 = version == 3;
-        let id = self.id as i64;
-        self.ready(reply::encode(self.resp3, |o| {
-            o.hello(
-                b"ferrocache-proxy",
-                env!("CARGO_PKG_VERSION").as_bytes(),
-                id,
-                b"proxy",
-            )
-        }));
-    }
-
-    fn client_command(&mut self, args: &[Bytes]) {
-        let sub = args
-            .get(1)
-            .map(|s| s.to_ascii_lowercase())
-            .unwrap_or_default();
-        match (&sub[..], args.len()) {
-            (b"setname", 3) => {
-                if args[2].iter().any(|&b| b <= b' ' || b > b'~') {
-                    return self.error(
-                        "ERR Client names cannot contain spaces, newlines or special characters.",
-                    );
-                }
-                self.name = Some(args[2].clone()).filter(|n| !n.is_empty());
-                self.ready(Bytes::from_static(b"+OK\r\n"));
-            }
-            (b"getname", 2) => match self.name.clone() {
-                Some(name) => self.ready(bulk_bytes(&name)),
-                None => self.ready(null(self.resp3)),
-            },
-            (b"id", 2) => self.ready(Bytes::from(format!(":{}\r\n", self.id))),
-            // Client libraries send their name and version on connect; nothing to keep.
-            (b"setinfo", 4) => self.ready(Bytes::from_static(b"+OK\r\n")),
-            (b"caching", 3) => {
-                let yes = args[2].eq_ignore_ascii_case(b"yes");
-                if !yes && !args[2].eq_ignore_ascii_case(b"no") {
-                    return self.error("ERR syntax error");
-                }
-                match (self.worker.tracking.mode(self.id), yes) {
-                    (Some(Mode::OptIn), true) | (Some(Mode::OptOut), false) => {
-                        self.caching_next = Some(yes);
-                        self.ready(Bytes::from_static(b"+OK\r\n"));
-                    }
-                    (Some(Mode::OptOut), true) => self.error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."),
-                    (Some(Mode::OptIn), false) => self.error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."),
-                    _ => self.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"),
-                }
-            }
-            (b"getredir", 2) => {
-                let redir = if self.worker.tracking.mode(self.id).is_some() {
-                    0
-                } else {
-                    -1
-                };
-                self.ready(Bytes::from(format!(":{redir}\r\n")));
-            }
-            (b"trackinginfo", 2) => {
-                let info = self.worker.tracking.info(self.id);
-                self.ready(tracking_info(info, self.resp3));
-            }
-            _ => self.error(&format!(
-                "ERR CLIENT {} is not supported by the proxy",
-                String::from_utf8_lossy(&sub).to_uppercase()
-            )),
+            (Cmd::Function, Some("function|delete")) => scripts.delete_library(&args[2]),
+            (Cmd::Function, Some("function|flush")) => scripts.flush_libraries(),
+            _ => {}
         }
     }
 
     /// Waits for the batch and writes every planned reply in order.
-    async fn flush(&mut self, _routing: &Routing) {
+    async fn flush(&mut self, routing: &Routing) {
         if self.items.is_empty() {
             return;
         }
         self.batch.wait().await;
-        let items = std::mem::take(&mut self.items);
+        let mut items = std::mem::take(&mut self.items);
+        for item in &mut items {
+            if let Item::Reload {
+                slot,
+                node,
+                args,
+                reload,
+            } = item
+            {
+                let first = self.batch.take(*slot);
+                let reply = self
+                    .reload_and_retry(routing, *node, args, reload, first)
+                    .await;
+                *item = Item::Ready(reply);
+            }
+        }
         for item in &items {
             self.assemble(item);
         }
@@ -828,693 +547,126 @@ impl Client {
         }
     }
 
+    /// A node that answered `-NOSCRIPT` (or lacks a function) gets what the proxy has seen,
+    /// and the request is sent once more; the client sees only the second answer.
+    async fn reload_and_retry(
+        &mut self,
+        routing: &Routing,
+        node: usize,
+        args: &[Bytes],
+        reload: &Reload,
+        first: Bytes,
+    ) -> Bytes {
+        let scripts = &self.worker.cluster.scripts;
+        let restore: Vec<Vec<Bytes>> = match reload {
+            Reload::Script(sha) if first.starts_with(b"-NOSCRIPT") => match scripts.script(sha) {
+                Some(body) => vec![vec![
+                    Bytes::from_static(b"SCRIPT"),
+                    Bytes::from_static(b"LOAD"),
+                    body,
+                ]],
+                None => return first,
+            },
+            Reload::Functions if first.starts_with(b"-ERR Function not found") => {
+                let libraries = scripts.libraries();
+                if libraries.is_empty() {
+                    return first;
+                }
+                libraries
+                    .into_iter()
+                    .map(|code| {
+                        vec![
+                            Bytes::from_static(b"FUNCTION"),
+                            Bytes::from_static(b"LOAD"),
+                            Bytes::from_static(b"REPLACE"),
+                            code,
+                        ]
+                    })
+                    .collect()
+            }
+            _ => return first,
+        };
+        tracing::debug!(node = %routing.nodes[node].addr, "restoring scripts on a node that lacks them");
+        let backend = self.worker.backend(routing, node, self.resp3, self.id);
+        let batch = Batch::new();
+        for command in &restore {
+            let slot = batch.slot();
+            backend.send(command, &batch, slot);
+        }
+        let retry = batch.slot();
+        backend.send(args, &batch, retry);
+        batch.wait().await;
+        batch.take(retry)
+    }
+
     fn assemble(&mut self, item: &Item) {
         let batch = self.batch.clone();
-        match item {
-            Item::Ready(bytes) => self.out.put_slice(bytes),
-            Item::Reply(slot) => self.out.put_slice(&batch.take(*slot)),
-            Item::Mget { parts, total } => {
-                let mut values: Vec<Option<Bytes>> = vec![None; *total];
-                for (slot, positions) in parts {
-                    let part = batch.take(*slot);
-                    if reply::is_error(&part) {
-                        self.out.put_slice(&part);
-                        return;
-                    }
-                    let Some(elements) = reply::elements(&part) else {
-                        self.out.put_slice(b"-ERR bad MGET reply from a node\r\n");
-                        return;
-                    };
-                    for (value, &position) in elements.into_iter().zip(positions) {
-                        values[position] = Some(value);
-                    }
-                }
-                self.out.put_slice(format!("*{total}\r\n").as_bytes());
-                for value in values {
-                    match value {
-                        Some(v) => self.out.put_slice(&v),
-                        None => self.out.put_slice(&null(self.resp3)),
-                    }
-                }
+        let reply = match item {
+            Item::Ready(bytes) => bytes.clone(),
+            Item::Discard(slot) => {
+                batch.take(*slot);
+                return;
             }
-            Item::Sum(parts) => {
-                let mut sum = 0i64;
-                for slot in parts {
-                    let part = batch.take(*slot);
-                    match reply::integer(&part) {
-                        Some(n) => sum += n,
-                        None => {
-                            self.out.put_slice(&part);
-                            return;
-                        }
-                    }
-                }
-                self.out.put_slice(format!(":{sum}\r\n").as_bytes());
-            }
-            Item::AllOk(parts) => {
-                for slot in parts {
-                    let part = batch.take(*slot);
-                    if !part.starts_with(b"+OK") {
-                        self.out.put_slice(&part);
-                        return;
-                    }
-                }
-                self.out.put_slice(b"+OK\r\n");
-            }
-            Item::Concat(parts) => {
-                let mut all = Vec::new();
-                for slot in parts {
-                    let part = batch.take(*slot);
-                    match reply::elements(&part) {
-                        Some(elements) => all.extend(elements),
-                        None => {
-                            self.out.put_slice(&part);
-                            return;
-                        }
-                    }
-                }
-                self.out.put_slice(format!("*{}\r\n", all.len()).as_bytes());
-                for element in all {
-                    self.out.put_slice(&element);
+            Item::Reply(slot) | Item::Reload { slot, .. } => batch.take(*slot),
+            Item::Merged {
+                merge,
+                slots,
+                positions,
+                known,
+            } => {
+                let parts = slots.iter().map(|s| batch.take(*s)).collect();
+                let merged = merge::merge(*merge, parts, positions, self.resp3);
+                if known.is_empty() {
+                    merged
+                } else {
+                    merge::or_known(merged, known)
                 }
             }
             Item::Scan {
                 slot,
                 node,
                 members,
-            } => {
-                let part = batch.take(*slot);
-                let Some((next, keys)) = reply::scan_page(&part) else {
-                    self.out.put_slice(&part);
-                    return;
-                };
-                let next: u64 = std::str::from_utf8(&next)
-                    .ok()
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let cursor = if next != 0 {
-                    match next.checked_mul(SCAN_NODES) {
-                        Some(c) => c + *node as u64,
-                        None => {
-                            self.out
-                                .put_slice(b"-ERR node cursor too large for the proxy\r\n");
-                            return;
-                        }
-                    }
-                } else {
-                    match (node + 1..members.len()).find(|&n| members[n]) {
-                        // Cursor 0 on the next member; member 0 is never "next".
-                        Some(n) => n as u64,
-                        None => 0,
-                    }
-                };
-                self.out
-                    .put_slice(&scan_reply(cursor.to_string().as_bytes(), &keys));
-            }
+            } => merge::scan_page(&batch.take(*slot), *node, members),
             Item::Info { text, parts } => {
-                let (mut keys, mut expires) = (0u64, 0u64);
-                for slot in parts {
-                    let (k, e) = reply::keyspace_db0(&batch.take(*slot));
-                    keys += k;
-                    expires += e;
-                }
-                let mut full = text.clone();
-                full.push_str("\r\n# Keyspace\r\n");
-                if keys > 0 {
-                    full.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
-                }
-                self.out.put_slice(&verbatim(full.as_bytes(), self.resp3));
+                let parts: Vec<Bytes> = parts.iter().map(|s| batch.take(*s)).collect();
+                merge::info(text, &parts, self.resp3)
             }
-        }
+        };
+        self.out.put_slice(&reply);
     }
 
     /// Commands that wait on a connection of their own or change the cluster.
-    async fn run_alone(&mut self, routing: &Routing, args: Vec<Bytes>) {
-        if args[0].eq_ignore_ascii_case(b"proxy") {
-            let reply = admin::proxy_command(&self.worker.cluster, routing, &args).await;
-            self.out.put_slice(&reply);
-            return;
-        }
-        let Some(cmd) = Cmd::lookup(&args[0]) else {
-            return;
-        };
-        let reply = match cmd {
-            Cmd::Client => self.tracking_command(&args).await,
-            Cmd::Exec => self.exec(routing).await,
-            Cmd::Discard => {
-                self.unwatch().await;
-                Bytes::from_static(b"+OK\r\n")
-            }
-            Cmd::Watch => self.watch(routing, &args).await,
-            Cmd::Unwatch => {
-                self.unwatch().await;
-                Bytes::from_static(b"+OK\r\n")
-            }
-            Cmd::Reset => {
-                self.unwatch().await;
-                self.multi = None;
-                self.pubsub = None;
-                self.worker.tracking.disable(self.id);
-                self.caching_next = None;
-                self.resp3 = false;
-                self.name = None;
-                self.user = self.worker.cluster.acl.default_user();
-                self.authenticated = self.worker.cluster.acl.default_open();
-                Bytes::from_static(b"+RESET\r\n")
-            }
-            Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe => {
-                self.subscription(routing, cmd, &args).await;
-                return;
-            }
-            _ => self.blocking(routing, cmd, &args).await,
-        };
-        self.out.put_slice(&reply);
-    }
-
-    async fn exec(&mut self, routing: &Routing) -> Bytes {
-        let Some(queued) = self.multi.take() else {
-            return Bytes::from_static(b"-ERR EXEC without MULTI\r\n");
-        };
-        if self.multi_failed {
-            self.unwatch().await;
-            return Bytes::from_static(
-                b"-EXECABORT Transaction discarded because of previous errors.\r\n",
-            );
-        }
-        let mut keys = Vec::new();
-        for args in &queued {
-            if let Some(cmd) = Cmd::lookup(&args[0]) {
-                let write = cmd.spec().has(flags::WRITE);
-                for i in cmd.keys(args) {
-                    if write {
-                        routing.mark_write(&args[i]);
-                    }
-                    keys.push(args[i].clone());
-                }
-            }
-        }
-        let node = match same_node(routing, &keys) {
-            Ok(n) => n,
-            Err(e) => {
-                self.unwatch().await;
-                return error_bytes(&format!("EXECABORT {e}"));
-            }
-        };
-        let node = match &self.watch {
-            Some(pinned) if !keys.is_empty() && pinned.node.id != routing.nodes[node].id => {
-                self.unwatch().await;
-                return error_bytes(&format!("EXECABORT {CROSSNODE}"));
-            }
-            Some(pinned) => routing
-                .nodes
-                .iter()
-                .position(|n| n.id == pinned.node.id)
-                .unwrap_or(node),
-            None => node,
-        };
-        let mut encoded = BytesMut::new();
-        encode_command(&mut encoded, &["MULTI"]);
-        for args in &queued {
-            encode_command(&mut encoded, args);
-        }
-        encode_command(&mut encoded, &["EXEC"]);
-        let expected = queued.len() + 2;
-        if let Some(mut pinned) = self.watch.take() {
-            let result = async {
-                pinned.send(&encoded).await?;
-                let mut last = Bytes::new();
-                for _ in 0..expected {
-                    last = pinned.next_reply().await?;
-                }
-                Ok::<Bytes, String>(last)
-            }
-            .await;
-            return result.unwrap_or_else(|e| error_bytes(&format!("ERR node failed: {e}")));
-        }
-        // No WATCH: the transaction goes down the shared connection in one piece, so no
-        // other client's command can land inside it.
-        let backend = self.worker.backend(routing, node, self.resp3, self.id);
-        let batch = Batch::new();
-        let mut last = 0;
-        let mut remaining = &encoded[..];
-        for _ in 0..expected {
-            let len = frame_len(remaining);
-            last = batch.slot();
-            backend.send_raw(&remaining[..len], &batch, last);
-            remaining = &remaining[len..];
-        }
-        batch.wait().await;
-        batch.take(last)
-    }
-
-    async fn watch(&mut self, routing: &Routing, args: &[Bytes]) -> Bytes {
-        if self.multi.is_some() {
-            return Bytes::from_static(b"-ERR WATCH inside MULTI is not allowed\r\n");
-        }
-        let node = match same_node(routing, &args[1..]) {
-            Ok(n) => n,
-            Err(e) => return error_bytes(&e),
-        };
-        if let Some(pinned) = &self.watch {
-            if pinned.node.id != routing.nodes[node].id {
-                return error_bytes(CROSSNODE);
-            }
-        } else {
-            match Dedicated::open(
-                &self.worker.cluster,
-                routing.nodes[node].clone(),
-                self.resp3,
-            )
-            .await
-            {
-                Ok(conn) => self.watch = Some(conn),
-                Err(e) => return error_bytes(&format!("ERR node failed: {e}")),
-            }
-        }
-        let mut encoded = BytesMut::new();
-        encode_command(&mut encoded, args);
-        let pinned = self.watch.as_mut().expect("pinned above");
-        let result = async {
-            pinned.send(&encoded).await?;
-            pinned.next_reply().await
-        }
-        .await;
-        result.unwrap_or_else(|e| {
-            self.watch = None;
-            error_bytes(&format!("ERR node failed: {e}"))
-        })
-    }
-
-    async fn unwatch(&mut self) {
-        // Closing the pinned connection ends its WATCH on the node.
-        self.watch = None;
-    }
-
-    /// `CLIENT TRACKING ON|OFF [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP]` (RESP3 only).
-    async fn tracking_command(&mut self, args: &[Bytes]) -> Bytes {
-        let Some(switch) = args.get(2) else {
-            return error_bytes("ERR wrong number of arguments for 'client|tracking' command");
-        };
-        let on = switch.eq_ignore_ascii_case(b"on");
-        if !on && !switch.eq_ignore_ascii_case(b"off") {
-            return error_bytes("ERR syntax error");
-        }
-        let (mut bcast, mut optin, mut optout, mut noloop) = (false, false, false, false);
-        let mut prefixes = Vec::new();
-        let mut i = 3;
-        while i < args.len() {
-            let opt = args[i].to_ascii_lowercase();
-            match &opt[..] {
-                b"bcast" => bcast = true,
-                b"optin" => optin = true,
-                b"optout" => optout = true,
-                b"noloop" => noloop = true,
-                b"prefix" if i + 1 < args.len() => {
-                    prefixes.push(args[i + 1].clone());
-                    i += 1;
-                }
-                b"redirect" if i + 1 < args.len() => {
-                    return error_bytes("ERR the proxy does not support REDIRECT: use HELLO 3 and receive invalidations on the same connection");
-                }
-                _ => return error_bytes("ERR syntax error"),
-            }
-            i += 1;
-        }
-        if !on {
-            self.worker.tracking.disable(self.id);
-            self.caching_next = None;
-            return Bytes::from_static(b"+OK\r\n");
-        }
-        if optin && optout {
-            return error_bytes("ERR You can't specify both OPTIN mode and OPTOUT mode");
-        }
-        if !prefixes.is_empty() && !bcast {
-            return error_bytes("ERR PREFIX option requires BCAST mode to be enabled");
-        }
-        if bcast && (optin || optout) {
-            return error_bytes("ERR OPTIN and OPTOUT are not compatible with BCAST");
-        }
-        if !self.resp3 {
-            return error_bytes(
-                "ERR the proxy supports client tracking on RESP3 connections only (HELLO 3)",
-            );
-        }
-        let mode = if bcast {
-            Mode::Bcast
-        } else if optin {
-            Mode::OptIn
-        } else if optout {
-            Mode::OptOut
-        } else {
-            Mode::Default
-        };
-        if let Some(current) = self.worker.tracking.mode(self.id) {
-            if (current == Mode::Bcast) != bcast {
-                return error_bytes("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
-            }
-        }
-        let push = self
-            .pushes
-            .get_or_insert_with(PushQueue::new)
-            .sender
-            .clone();
-        self.worker.tracking.enable(
-            self.id,
-            Tracked {
-                push,
-                mode,
-                noloop,
-                prefixes,
-            },
-        );
-        tracking::ensure_feeds(&self.worker).await;
-        Bytes::from_static(b"+OK\r\n")
-    }
-
-    /// Records the keys of a read for tracking, and a NOLOOP client's writes.
-    fn track(&mut self, spec: &cache_protocol::CommandSpec, keys: &[Bytes]) {
-        // The per-command path: nothing but this check while no client of the worker tracks.
-        if !self.worker.tracking.active() {
-            return;
-        }
-        let worker = self.worker.clone();
-        let tracking = &worker.tracking;
-        let Some(mode) = tracking.mode(self.id) else {
-            return;
-        };
-        if spec.has(flags::READONLY) {
-            let wanted = match mode {
-                Mode::Default => true,
-                Mode::OptIn => self.caching == Some(true),
-                Mode::OptOut => self.caching != Some(false),
-                Mode::Bcast => false,
-            };
-            if wanted {
-                for key in keys {
-                    tracking.record_read(self.id, key);
-                    self.tracked_reads.push(key.clone());
-                }
-            }
-        } else if spec.has(flags::WRITE) {
-            for key in keys {
-                tracking.record_write(self.id, key);
-            }
-        }
-    }
-
-    /// Blocking commands get a connection of their own to the keys' node: the wait holds
-    /// that connection, never a shared one.
-    async fn blocking(&mut self, routing: &Routing, cmd: Cmd, args: &[Bytes]) -> Bytes {
-        let keys: Vec<Bytes> = cmd
-            .keys(args)
-            .into_iter()
-            .map(|i| args[i].clone())
-            .collect();
-        let node = match same_node(routing, &keys) {
-            Ok(n) => n,
-            Err(e) => return error_bytes(&e),
-        };
-        if cmd.spec().has(flags::WRITE) {
-            for key in &keys {
-                routing.mark_write(key);
-            }
-        }
-        let state = routing.nodes[node].clone();
-        let mut conn = match self.blocking.remove(&state.id) {
-            Some(conn) => conn,
-            None => match Dedicated::open(&self.worker.cluster, state.clone(), self.resp3).await {
-                Ok(conn) => conn,
-                Err(e) => return error_bytes(&format!("ERR node {} failed: {e}", state.addr)),
-            },
-        };
-        let mut encoded = BytesMut::new();
-        encode_command(&mut encoded, args);
-        let result = async {
-            conn.send(&encoded).await?;
-            conn.next_reply().await
-        }
-        .await;
-        match result {
-            Ok(reply) => {
-                self.blocking.insert(state.id, conn);
-                reply
-            }
-            Err(e) => error_bytes(&format!("ERR node {} failed: {e}", state.addr)),
-        }
-    }
-
-    /// SUBSCRIBE and friends: channels live on the node their name hashes to (where PUBLISH
-    /// goes); patterns are subscribed on every live node. The proxy answers the
-    /// confirmations itself, with counts over all nodes, and forwards only messages.
-    async fn subscription(&mut self, routing: &Routing, cmd: Cmd, args: &[Bytes]) {
-        let kind: &[u8] = match cmd {
-            Cmd::Subscribe => b"subscribe",
-            Cmd::Psubscribe => b"psubscribe",
-            Cmd::Unsubscribe => b"unsubscribe",
-            _ => b"punsubscribe",
-        };
-        let subscribing = matches!(cmd, Cmd::Subscribe | Cmd::Psubscribe);
-        if self.pubsub.is_none() {
-            if !subscribing {
-                // Nothing subscribed: one confirmation with a null name, as Redis does.
-                let mut reply = BytesMut::new();
-                self.confirm(&mut reply, kind, None, 0);
-                self.out.put_slice(&reply);
-                return;
-            }
-            self.pubsub = Some(PubSub {
-                channels: Default::default(),
-                patterns: Default::default(),
-                writers: HashMap::new(),
-                acks: mpsc::unbounded_channel(),
-            });
-        }
-        let patterns = matches!(cmd, Cmd::Psubscribe | Cmd::Punsubscribe);
-        let mut names: Vec<Bytes> = args[1..].to_vec();
-        if names.is_empty() {
-            let pubsub = self.pubsub.as_ref().expect("set above");
-            let set = if patterns {
-                &pubsub.patterns
-            } else {
-                &pubsub.channels
-            };
-            names = set.iter().cloned().collect();
-        }
-        let mut reply = BytesMut::new();
-        if names.is_empty() {
-            let count = self.pubsub.as_ref().map_or(0, PubSub::count);
-            self.confirm(&mut reply, kind, None, count);
-        }
-        // Every node's confirmation is awaited before the client's, so a PUBLISH sent after
-        // the client saw its confirmation finds the subscription in force.
-        let mut sent = 0;
-        for name in &names {
-            let targets: Vec<usize> = if patterns {
-                routing.live_nodes().collect()
-            } else {
-                routing.route(name).into_iter().collect()
-            };
-            let mut encoded = BytesMut::new();
-            encode_command(&mut encoded, &[Bytes::from_static(kind), name.clone()]);
-            for node in targets {
-                match self.subscription_send(routing, node, &encoded).await {
-                    Ok(()) => sent += 1,
-                    Err(e) => tracing::debug!(error = %e, "subscription forwarding failed"),
-                }
-            }
-        }
-        let limit = self
-            .worker
-            .cluster
-            .timeout()
-            .unwrap_or(std::time::Duration::from_secs(5));
-        if let Some(pubsub) = self.pubsub.as_mut() {
-            for _ in 0..sent {
-                match tokio::time::timeout(limit, pubsub.acks.1.recv()).await {
-                    Ok(Some(())) => {}
-                    _ => break, // a node went away: its confirmation will not come
-                }
-            }
-        }
-        for name in names {
-            let pubsub = self.pubsub.as_mut().expect("set above");
-            let set = if patterns {
-                &mut pubsub.patterns
-            } else {
-                &mut pubsub.channels
-            };
-            if subscribing {
-                set.insert(name.clone());
-            } else {
-                set.remove(&name);
-            }
-            let count = pubsub.count();
-            self.confirm(&mut reply, kind, Some(&name), count);
-        }
-        self.out.put_slice(&reply);
-        if self.pubsub.as_ref().is_some_and(|p| p.count() == 0) {
-            self.pubsub = None; // closes the subscription connections
-        }
-    }
-
-    fn confirm(&self, reply: &mut BytesMut, kind: &[u8], name: Option<&Bytes>, count: usize) {
-        reply.put_slice(&reply::encode(self.resp3, |o| {
-            o.push(3);
-            o.bulk(kind);
-            match name {
-                Some(n) => o.bulk(n),
-                None => o.null(),
-            }
-            o.int(count as i64);
-        }));
-    }
-
-    async fn subscription_send(
+    async fn run_alone(
         &mut self,
         routing: &Routing,
-        node: usize,
-        encoded: &[u8],
-    ) -> Result<(), String> {
-        let state = routing.nodes[node].clone();
-        let sender = self
-            .pushes
-            .get_or_insert_with(PushQueue::new)
-            .sender
-            .clone();
-        let pubsub = self.pubsub.as_mut().expect("subscribed");
-        let connected = pubsub.writers.contains_key(&state.id);
-        if !connected {
-            let conn = Dedicated::open(&self.worker.cluster, state.clone(), self.resp3).await?;
-            let (mut reader, writer) = tokio::io::split(conn.stream);
-            let mut input = conn.input;
-            let acks = pubsub.acks.0.clone();
-            tokio::task::spawn_local(async move {
-                let mut scanner = cache_protocol::ReplyScanner::new();
-                loop {
-                    while let Ok(Some(len)) = scanner.scan(&input) {
-                        let frame = input.split_to(len).freeze();
-                        let delivered = if is_message(&frame) {
-                            sender.send(frame)
-                        } else {
-                            acks.send(()).is_ok()
-                        };
-                        if !delivered {
-                            return;
-                        }
-                    }
-                    match reader.read_buf(&mut input).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            });
-            pubsub.writers.insert(state.id, writer);
-        }
-        let writer = pubsub.writers.get_mut(&state.id).expect("inserted above");
-        send(writer, encoded).await.map_err(|e| e.to_string())
-    }
-}
-
-/// One node's share of a split multi-key command.
-struct Part {
-    node: usize,
-    args: Vec<Bytes>,
-    positions: Vec<usize>,
-}
-
-/// Low bits of a proxy SCAN cursor that name the member being scanned.
-const SCAN_NODES: u64 = 1024;
-
-/// Whether a pub/sub frame is a message (forwarded) rather than a confirmation (answered
-/// by the proxy itself).
-fn is_message(frame: &Bytes) -> bool {
-    reply::elements(frame)
-        .and_then(|parts| {
-            parts
-                .first()
-                .and_then(|p| reply::bulk(p).map(|k| k.to_vec()))
-        })
-        .is_some_and(|kind| kind == b"message" || kind == b"pmessage")
-}
-
-fn same_node(routing: &Routing, keys: &[Bytes]) -> Result<usize, String> {
-    let mut node = None;
-    for key in keys {
-        let n = routing.route(key)?;
-        match node {
-            None => node = Some(n),
-            Some(m) if m != n => return Err(CROSSNODE.to_string()),
-            Some(_) => {}
-        }
-    }
-    node.ok_or_else(|| "ERR no key to route by".to_string())
-}
-
-/// Length of the first multibulk frame in `encoded` (which we built ourselves).
-fn frame_len(encoded: &[u8]) -> usize {
-    let mut scanner = cache_protocol::ReplyScanner::new();
-    scanner
-        .scan(encoded)
-        .ok()
-        .flatten()
-        .unwrap_or(encoded.len())
-}
-
-fn verbatim(text: &[u8], resp3: bool) -> Bytes {
-    reply::encode(resp3, |o| o.verbatim("txt", text))
-}
-
-fn null(resp3: bool) -> Bytes {
-    reply::encode(resp3, |o| o.null())
-}
-
-fn scan_reply(cursor: &[u8], keys: &[Bytes]) -> Bytes {
-    reply::encode(false, |o| {
-        o.array(2);
-        o.bulk(cursor);
-        o.array(keys.len());
-        for key in keys {
-            o.bulk(key);
-        }
-    })
-}
-
-fn tracking_info(info: Option<(Mode, bool, Vec<Bytes>)>, resp3: bool) -> Bytes {
-    let mut flags: Vec<&str> = Vec::new();
-    let mut prefixes = Vec::new();
-    let redirect = match &info {
-        None => {
-            flags.push("off");
-            -1
-        }
-        Some((mode, noloop, p)) => {
-            flags.push("on");
-            match mode {
-                Mode::Bcast => flags.push("bcast"),
-                Mode::OptIn => flags.push("optin"),
-                Mode::OptOut => flags.push("optout"),
-                Mode::Default => {}
+        alone: Alone,
+        call: Resolved,
+        args: Vec<Bytes>,
+    ) {
+        let reply = match alone {
+            Alone::Proxy => admin::proxy_command(&self.worker.cluster, routing, &args).await,
+            Alone::Tracking => self.tracking_command(&args).await,
+            Alone::Exec => self.exec(routing).await,
+            Alone::Discard => {
+                self.multi = None;
+                self.unwatch().await;
+                Bytes::from_static(b"+OK\r\n")
             }
-            if *noloop {
-                flags.push("noloop");
+            Alone::Watch => self.watch(routing, &args).await,
+            Alone::Unwatch => {
+                self.unwatch().await;
+                Bytes::from_static(b"+OK\r\n")
             }
-            prefixes = p.clone();
-            0
-        }
-    };
-    reply::encode(resp3, |o| {
-        o.map(3);
-        o.bulk(b"flags");
-        o.set(flags.len());
-        for flag in flags {
-            o.bulk(flag.as_bytes());
-        }
-        o.bulk(b"redirect");
-        o.int(redirect);
-        o.bulk(b"prefixes");
-        o.array(prefixes.len());
-        for p in &prefixes {
-            o.bulk(p);
-        }
-    })
+            Alone::Reset => {
+                self.reset().await;
+                Bytes::from_static(b"+RESET\r\n")
+            }
+            Alone::Subscribe => {
+                self.subscription(routing, call.cmd, &args).await;
+                return;
+            }
+            Alone::Blocking { node } => self.blocking(routing, node, &args).await,
+        };
+        self.out.put_slice(&reply);
+    }
 }

@@ -19,6 +19,7 @@ use cache_routing::{key_slot, Distribution, NodeSpec, Router, SlotSet, SLOTS};
 
 use crate::backend::{encode_command, handshake, read_replies, NodeStream};
 use crate::config::Config;
+use crate::error::{ErrorKind, ProxyError};
 use crate::reply;
 use cache_net::tls::send;
 
@@ -105,11 +106,38 @@ pub struct Routing {
 
 impl Routing {
     /// The routing index of the node serving `key`.
-    pub fn route(&self, key: &[u8]) -> Result<usize, String> {
+    pub fn route(&self, key: &[u8]) -> Result<usize, ProxyError> {
         match self.router.node_for_key(key) {
             Some(i) if self.live[i] || self.auto_eject => Ok(i),
-            Some(i) => Err(self.nodes[i].unavailable()),
-            None => Err("ERR no node is available".to_string()),
+            Some(i) => Err(ProxyError::new(ErrorKind::NodeDown).at(&self.nodes[i].addr)),
+            None => Err(ProxyError::new(ErrorKind::NoNode)),
+        }
+    }
+
+    /// A snapshot of `addrs` (all live unless `live` says otherwise) for the planner's tests.
+    #[cfg(test)]
+    pub fn for_test(addrs: &[&str], live: &[bool]) -> Routing {
+        let specs: Vec<NodeSpec> = addrs
+            .iter()
+            .map(|a| NodeSpec {
+                name: a.to_string(),
+                weight: 1,
+            })
+            .collect();
+        let nodes = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Arc::new(NodeState::new(i as u64, s)))
+            .collect();
+        let all = vec![true; addrs.len()];
+        Routing {
+            epoch: 1,
+            nodes,
+            live: live.to_vec(),
+            router: Router::build(&Distribution::Rendezvous, &specs, live, 1),
+            home: Router::build(&Distribution::Rendezvous, &specs, &all, 1),
+            any_absent: live.iter().any(|l| !l),
+            auto_eject: true,
         }
     }
 
@@ -155,6 +183,8 @@ pub struct Cluster {
     node_tls: Option<cache_net::tls::TlsConnector>,
     /// Where `GET /metrics` is served (set once at start when `metrics-addr` is given).
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Scripts and function libraries seen, to restore on nodes that lack them.
+    pub scripts: crate::scripts::Scripts,
 }
 
 impl Cluster {
@@ -192,6 +222,7 @@ impl Cluster {
             feed: Arc::default(),
             node_tls,
             metrics_addr: std::sync::OnceLock::new(),
+            scripts: Default::default(),
         })
     }
 

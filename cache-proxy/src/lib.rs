@@ -2,10 +2,12 @@
 //! consistent-hash ring.
 //!
 //! ```text
-//!  client ──► worker thread ──► Client::plan ──► Backend (shared, per node) ──► node
-//!                 │                  │  MGET/MSET/DEL split, SCAN/KEYS/INFO fan out
-//!                 │                  └► Dedicated (WATCH, blocking pops, SUBSCRIBE)
-//!                 └── Routing snapshot (epoch) ◄── Cluster: health, eject, readmit, ADD/REMOVE
+//!  client ──► worker thread ──► client.rs: admit ─► plan.rs (pure) ─► execute
+//!                 │                 Forward/Split/FanOut ─► Backend (shared, per node) ──► node
+//!                 │                 merge.rs: by response policy; scripts.rs: restore on NOSCRIPT
+//!                 │                 session.rs (AUTH, HELLO, CLIENT), transaction.rs (WATCH/EXEC,
+//!                 │                 blocking), pubsub.rs ─► Dedicated connections
+//!                 └── Routing snapshot (epoch) ◄── cluster.rs: health, eject, readmit, ADD/REMOVE
 //! ```
 //!
 //! Each worker is a single-threaded runtime: its clients share its node connections, so the
@@ -17,8 +19,15 @@ mod change_feed;
 mod client;
 pub mod cluster;
 pub mod config;
+pub mod error;
+mod merge;
+mod plan;
+mod pubsub;
 mod reply;
+mod scripts;
+mod session;
 mod tracking;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

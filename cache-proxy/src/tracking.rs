@@ -26,6 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::backend::{encode_command, Dedicated};
 use crate::client::Worker;
 use crate::cluster::NodeState;
+use crate::error::ProxyError;
 use crate::reply;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -325,14 +326,17 @@ async fn feed(worker: Rc<Worker>, node: std::sync::Arc<NodeState>) {
     tracking.feeds.borrow_mut().remove(&node.id);
 }
 
-async fn run_feed(worker: &Rc<Worker>, node: &std::sync::Arc<NodeState>) -> Result<(), String> {
+async fn run_feed(worker: &Rc<Worker>, node: &std::sync::Arc<NodeState>) -> Result<(), ProxyError> {
     let mut conn = Dedicated::open(&worker.cluster, node.clone(), true).await?;
     let mut request = BytesMut::new();
     encode_command(&mut request, &["CLIENT", "TRACKING", "ON", "BCAST"]);
     conn.send(&request).await?;
     let reply = conn.next_reply().await?;
     if reply::is_error(&reply) {
-        return Err(reply::error_text(&reply));
+        return Err(ProxyError::node_failed(
+            &node.addr,
+            reply::error_text(&reply),
+        ));
     }
     worker.tracking.ready.borrow_mut().insert(node.id);
     loop {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use cache_protocol::command::{all_specs, flags, Role};
+use cache_protocol::command::{all_specs, flags, key_flags, Begin, Find, KeySpec, Role};
 use cache_protocol::{Cmd, CommandSpec};
 
 use super::connection::help;
@@ -477,6 +477,8 @@ const COMMAND_HELP: &[&str] = &[
     "    Return documentation details about multiple commands.",
     "GETKEYS <full-command>",
     "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
     "HELP",
     "    Print this help.",
 ];
@@ -503,43 +505,92 @@ fn write_command_info(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
     for name in categories {
         out.simple(&format!("@{name}"));
     }
-    out.set(0); // tips
-    if spec.first_key > 0 {
-        // One key spec in Redis 7's shape: a range from first_key to last_key.
-        out.array(1);
-        out.map(3);
-        out.bulk(b"flags");
-        out.set(0);
-        out.bulk(b"begin_search");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"index");
-        out.bulk(b"spec");
-        out.map(1);
-        out.bulk(b"index");
-        out.int(i64::from(spec.first_key));
-        out.bulk(b"find_keys");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"range");
-        out.bulk(b"spec");
-        out.map(3);
-        out.bulk(b"lastkey");
-        out.int(if spec.last_key < 0 {
-            i64::from(spec.last_key)
-        } else {
-            i64::from(spec.last_key - spec.first_key)
-        });
-        out.bulk(b"keystep");
-        out.int(i64::from(spec.step));
-        out.bulk(b"limit");
-        out.int(0);
-    } else {
-        out.array(0);
+    let tips = spec.tips();
+    out.set(tips.len());
+    for tip in tips {
+        out.bulk(tip.as_bytes());
     }
+    write_key_specs(out, spec.key_specs());
     out.array(spec.subcommands.len());
     for sub in spec.subcommands {
         write_command_info(ctx, sub);
+    }
+}
+
+/// Key specs in the shape of Redis 7's `addReplyCommandKeySpecs`.
+fn write_key_specs(out: &mut cache_protocol::ReplyBuf, specs: &[KeySpec]) {
+    out.set(specs.len());
+    for spec in specs {
+        out.map(3 + usize::from(spec.notes.is_some()));
+        if let Some(notes) = spec.notes {
+            out.bulk(b"notes");
+            out.bulk(notes.as_bytes());
+        }
+        out.bulk(b"flags");
+        let names: Vec<&str> = key_flags::NAMES
+            .iter()
+            .filter(|(f, _)| spec.flags & f != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        out.set(names.len());
+        for n in names {
+            out.simple(n);
+        }
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        match spec.begin {
+            Begin::Index(pos) => {
+                out.bulk(b"index");
+                out.bulk(b"spec");
+                out.map(1);
+                out.bulk(b"index");
+                out.int(i64::from(pos));
+            }
+            Begin::Keyword(keyword, startfrom) => {
+                out.bulk(b"keyword");
+                out.bulk(b"spec");
+                out.map(2);
+                out.bulk(b"keyword");
+                out.bulk(keyword.as_bytes());
+                out.bulk(b"startfrom");
+                out.int(i64::from(startfrom));
+            }
+            Begin::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map(0);
+            }
+        }
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        let fields: [(&[u8], i32); 3] = match spec.find {
+            Find::Range(lastkey, step, limit) => {
+                out.bulk(b"range");
+                [(b"lastkey", lastkey), (b"keystep", step), (b"limit", limit)]
+            }
+            Find::Keynum(keynumidx, firstkey, step) => {
+                out.bulk(b"keynum");
+                [
+                    (b"keynumidx", keynumidx),
+                    (b"firstkey", firstkey),
+                    (b"keystep", step),
+                ]
+            }
+            Find::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map(0);
+                continue;
+            }
+        };
+        out.bulk(b"spec");
+        out.map(3);
+        for (name, value) in fields {
+            out.bulk(name);
+            out.int(i64::from(value));
+        }
     }
 }
 
@@ -614,6 +665,55 @@ fn command_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// COMMAND GETKEYS / GETKEYSANDFLAGS `target...`: the keys of a command as the table finds
+/// them, with their key-spec flags for the second (Redis's `getKeysSubcommandImpl`).
+fn get_keys(ctx: &mut Ctx<'_>, target: &[Bytes], with_flags: bool) -> CmdResult {
+    let Some(cmd) = Cmd::lookup(&target[0]).filter(|c| Role::Node.serves(c.spec())) else {
+        return Err(CmdError::Msg("ERR Invalid command specified"));
+    };
+    let mut spec = cmd.spec();
+    if let Some(sub) = target.get(1).filter(|_| !spec.subcommands.is_empty()) {
+        spec = spec.subcommand(sub).unwrap_or(spec);
+    }
+    let has_keys = spec.first_key > 0
+        || spec.has(flags::MOVABLE_KEYS)
+        || spec
+            .key_specs()
+            .iter()
+            .any(|k| k.flags & key_flags::NOT_KEY == 0);
+    if !has_keys {
+        return Err(CmdError::Msg("ERR The command has no key arguments"));
+    }
+    if !spec.arity_ok(target.len()) {
+        return Err(CmdError::Msg(
+            "ERR Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = cmd.key_flags(target);
+    if keys.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
+        return Err(CmdError::Msg("ERR Invalid arguments specified for command"));
+    }
+    ctx.out.array(keys.len());
+    for (i, bits) in keys {
+        if !with_flags {
+            ctx.out.bulk(&target[i]);
+            continue;
+        }
+        ctx.out.array(2);
+        ctx.out.bulk(&target[i]);
+        let names: Vec<&str> = key_flags::NAMES
+            .iter()
+            .filter(|(f, _)| bits & f != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        ctx.out.set(names.len());
+        for name in names {
+            ctx.out.simple(name);
+        }
+    }
+    Ok(())
+}
+
 pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() == 1 {
         ctx.out.array(Role::Node.commands().count());
@@ -653,24 +753,8 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for spec in specs {
             write_command_docs(ctx, spec);
         }
-    } else if is(sub, "getkeys") {
-        let target = &args[2..];
-        let Some(cmd) = Cmd::lookup(&target[0]) else {
-            return Err(CmdError::Msg("ERR Invalid command specified"));
-        };
-        if !cmd.spec().arity_ok(target.len()) {
-            return Err(CmdError::Msg(
-                "ERR Invalid number of arguments specified for command",
-            ));
-        }
-        let keys = cmd.keys(target);
-        if keys.is_empty() {
-            return Err(CmdError::Msg("ERR The command has no key arguments"));
-        }
-        ctx.out.array(keys.len());
-        for i in keys {
-            ctx.out.bulk(&target[i]);
-        }
+    } else if is(sub, "getkeys") || is(sub, "getkeysandflags") {
+        get_keys(ctx, &args[2..], is(sub, "getkeysandflags"))?;
     } else {
         help(ctx, COMMAND_HELP);
     }

@@ -381,8 +381,8 @@ impl User {
             return Err(Denied::Command);
         }
         if !self.allkeys {
-            let need = key_access(cmd, spec);
-            for i in cmd.keys(args) {
+            for (i, key_flags) in cmd.key_flags(args) {
+                let need = key_access(key_flags);
                 let key = args[i].as_ref();
                 let ok = self
                     .keys
@@ -562,45 +562,15 @@ impl Default for User {
     }
 }
 
-/// What a command needs of each key: reads need `%R`, writes `%W`; a write that also reads
-/// or returns the old value needs both. Redis derives this per key from its key specs; this
-/// table keeps the write-only ("blind") writes, and treats every key of a command alike.
-fn key_access(cmd: Cmd, spec: &CommandSpec) -> u8 {
-    use Cmd::*;
-    if !spec.is_write() {
-        return READ;
-    }
-    let blind = matches!(
-        cmd,
-        Del | Unlink
-            | Mset
-            | Msetnx
-            | Setex
-            | Psetex
-            | Setnx
-            | Lpush
-            | Rpush
-            | Lpushx
-            | Rpushx
-            | Sadd
-            | Srem
-            | Hset
-            | Hmset
-            | Hsetnx
-            | Hdel
-            | Zadd
-            | Zrem
-            | Expire
-            | Pexpire
-            | Expireat
-            | Pexpireat
-            | Persist
-            | Append
-    );
-    if blind {
-        WRITE
-    } else {
-        READ | WRITE
+/// What a key needs, from its key-spec flags as Redis's `ACLSelectorCheckKey` derives it:
+/// `%R` when its data is accessed, `%W` when it is inserted, updated or deleted (so SET needs
+/// only `%W`, GETSET both, EXISTS neither).
+fn key_access(key_flags: u16) -> u8 {
+    match cache_protocol::command::keyspec::acl_needs(key_flags) {
+        (true, true) => READ | WRITE,
+        (true, false) => READ,
+        (false, true) => WRITE,
+        (false, false) => 0,
     }
 }
 
@@ -653,6 +623,32 @@ mod tests {
         let a = args(words);
         let (cmd, sub) = cache_protocol::command::resolve(&a).expect("known command");
         u.check(cmd, sub, &a)
+    }
+
+    /// Per-key permissions follow Redis 7's key-spec flags, key by key.
+    #[test]
+    fn key_permissions_follow_the_key_specs() {
+        let u = user("on nopass +@all %R~r:* %W~w:* ~rw:*");
+        // Reads (access) need %R; writes (insert/update/delete) need %W.
+        assert_eq!(check(&u, "get r:1"), Ok(()));
+        assert_eq!(check(&u, "get w:1"), Err(Denied::Key(1)));
+        assert_eq!(check(&u, "set w:1 v"), Ok(()), "SET overwrites: write only");
+        assert_eq!(check(&u, "set r:1 v"), Err(Denied::Key(1)));
+        assert_eq!(
+            check(&u, "set w:1 v get"),
+            Err(Denied::Key(1)),
+            "SET ... GET reads too"
+        );
+        assert_eq!(check(&u, "del w:1"), Ok(()));
+        assert_eq!(check(&u, "getset w:1 v"), Err(Denied::Key(1)));
+        assert_eq!(check(&u, "getset rw:1 v"), Ok(()));
+        // EXISTS neither reads nor writes the data: any pattern will do.
+        assert_eq!(check(&u, "exists r:1 w:1"), Ok(()));
+        // Each key of a command on its own: RENAME reads and deletes its source, overwrites
+        // its destination.
+        assert_eq!(check(&u, "rename rw:1 w:2"), Ok(()));
+        assert_eq!(check(&u, "rename w:1 w:2"), Err(Denied::Key(1)));
+        assert_eq!(check(&u, "lmove rw:1 r:2 left left"), Err(Denied::Key(2)));
     }
 
     #[test]

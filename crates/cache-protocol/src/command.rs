@@ -9,6 +9,11 @@ use std::sync::OnceLock;
 
 use hashbrown::HashMap;
 
+pub mod keyspec;
+mod redis_specs;
+
+pub use keyspec::{key_flags, Begin, Find, KeySpec, RequestPolicy, ResponsePolicy};
+
 pub mod flags {
     pub const WRITE: u32 = 1 << 0;
     pub const READONLY: u32 = 1 << 1;
@@ -29,9 +34,11 @@ pub mod flags {
     pub const NODE_ONLY: u32 = 1 << 14;
     /// Served by cache-proxy only (`PROXY`): a node does not know it.
     pub const PROXY_ONLY: u32 = 1 << 15;
+    /// May be called without keys although it has key positions (EVAL with numkeys 0).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     /// MONITOR does not show it after it ran: it shows itself first (EVAL, FCALL: so that a
     /// script's commands follow it).
-    pub const SKIP_MONITOR: u32 = 1 << 16;
+    pub const SKIP_MONITOR: u32 = 1 << 17;
 
     /// Names as `COMMAND` reports them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -47,6 +54,7 @@ pub mod flags {
         (SKIP_MONITOR, "skip_monitor"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (MOVABLE_KEYS, "movablekeys"),
         (NO_MULTI, "no_multi"),
     ];
@@ -499,13 +507,13 @@ commands! {
     Geosearchstore => "geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.";
     Memory => "memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", subs = MEMORY_SUBCOMMANDS;
     // scripting
-    Eval => "eval", -3, NOSCRIPT | STALE | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a server-side Lua script.";
-    Evalsha => "evalsha", -3, NOSCRIPT | STALE | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a server-side Lua script by SHA1 digest.";
-    EvalRo => "eval_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script.";
-    EvalshaRo => "evalsha_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest.";
+    Eval => "eval", -3, NOSCRIPT | STALE | NO_MANDATORY_KEYS | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a server-side Lua script.";
+    Evalsha => "evalsha", -3, NOSCRIPT | STALE | NO_MANDATORY_KEYS | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a server-side Lua script by SHA1 digest.";
+    EvalRo => "eval_ro", -3, NOSCRIPT | STALE | READONLY | NO_MANDATORY_KEYS | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script.";
+    EvalshaRo => "evalsha_ro", -3, NOSCRIPT | STALE | READONLY | NO_MANDATORY_KEYS | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Executes a read-only server-side Lua script by SHA1 digest.";
     Script => "script", -2, 0, 0, 0, 0, "scripting", "A container for Lua scripts management commands.", subs = SCRIPT_SUBCOMMANDS;
-    Fcall => "fcall", -3, NOSCRIPT | STALE | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Invokes a function.";
-    FcallRo => "fcall_ro", -3, NOSCRIPT | STALE | READONLY | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Invokes a read-only function.";
+    Fcall => "fcall", -3, NOSCRIPT | STALE | NO_MANDATORY_KEYS | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Invokes a function.";
+    FcallRo => "fcall_ro", -3, NOSCRIPT | STALE | READONLY | NO_MANDATORY_KEYS | MOVABLE_KEYS | SKIP_MONITOR, 0, 0, 0, "scripting", "Invokes a read-only function.";
     Function => "function", -2, 0, 0, 0, 0, "scripting", "A container for function commands.", subs = FUNCTION_SUBCOMMANDS;
     // streams
     Xadd => "xadd", -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "Appends a new message to a stream. Creates the key if it doesn't exist.";
@@ -925,6 +933,16 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         0,
         "server",
         "Extracts the key names from an arbitrary command."
+    ),
+    spec!(
+        "command|getkeysandflags",
+        -4,
+        LOADING | STALE,
+        0,
+        0,
+        0,
+        "server",
+        "Extracts the key names and access flags for an arbitrary command."
     ),
     spec!(
         "command|help",

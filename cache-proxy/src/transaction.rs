@@ -1,0 +1,176 @@
+//! Commands that hold a node connection of their own: WATCH … EXEC (pinned to the keys'
+//! node), transactions (one piece down a shared connection), and blocking commands.
+
+use bytes::{Bytes, BytesMut};
+use cache_protocol::command::flags;
+use cache_protocol::Cmd;
+
+use crate::backend::{encode_command, Batch, Dedicated};
+use crate::client::Client;
+use crate::cluster::Routing;
+use crate::error::{ProxyError, CROSSNODE};
+use crate::plan::same_node;
+use crate::reply::error_bytes;
+
+impl Client {
+    pub(crate) async fn exec(&mut self, routing: &Routing) -> Bytes {
+        let Some(queued) = self.multi.take() else {
+            return Bytes::from_static(b"-ERR EXEC without MULTI\r\n");
+        };
+        if self.multi_failed {
+            self.unwatch().await;
+            return Bytes::from_static(
+                b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+            );
+        }
+        let mut keys = Vec::new();
+        for args in &queued {
+            if let Some(cmd) = Cmd::lookup(&args[0]) {
+                let write = cmd.spec().has(flags::WRITE);
+                for i in cmd.keys(args) {
+                    if write {
+                        routing.mark_write(&args[i]);
+                    }
+                    keys.push(args[i].clone());
+                }
+            }
+        }
+        let node = match same_node(routing, &keys, false) {
+            Ok(n) => n,
+            Err(e) => {
+                self.unwatch().await;
+                return error_bytes(&format!("EXECABORT {e}"));
+            }
+        };
+        let node = match &self.watch {
+            Some(pinned) if !keys.is_empty() && pinned.node.id != routing.nodes[node].id => {
+                self.unwatch().await;
+                return error_bytes(&format!("EXECABORT {CROSSNODE}"));
+            }
+            Some(pinned) => routing
+                .nodes
+                .iter()
+                .position(|n| n.id == pinned.node.id)
+                .unwrap_or(node),
+            None => node,
+        };
+        let mut encoded = BytesMut::new();
+        encode_command(&mut encoded, &["MULTI"]);
+        for args in &queued {
+            encode_command(&mut encoded, args);
+        }
+        encode_command(&mut encoded, &["EXEC"]);
+        let expected = queued.len() + 2;
+        if let Some(mut pinned) = self.watch.take() {
+            let result = async {
+                pinned.send(&encoded).await?;
+                let mut last = Bytes::new();
+                for _ in 0..expected {
+                    last = pinned.next_reply().await?;
+                }
+                Ok::<Bytes, ProxyError>(last)
+            }
+            .await;
+            return result.unwrap_or_else(|e| e.reply());
+        }
+        // No WATCH: the transaction goes down the shared connection in one piece, so no
+        // other client's command can land inside it.
+        let backend = self.worker.backend(routing, node, self.resp3, self.id);
+        let batch = Batch::new();
+        let mut last = 0;
+        let mut remaining = &encoded[..];
+        for _ in 0..expected {
+            let len = frame_len(remaining);
+            last = batch.slot();
+            backend.send_raw(&remaining[..len], &batch, last);
+            remaining = &remaining[len..];
+        }
+        batch.wait().await;
+        batch.take(last)
+    }
+
+    pub(crate) async fn watch(&mut self, routing: &Routing, args: &[Bytes]) -> Bytes {
+        if self.multi.is_some() {
+            return Bytes::from_static(b"-ERR WATCH inside MULTI is not allowed\r\n");
+        }
+        let node = match same_node(routing, &args[1..], false) {
+            Ok(n) => n,
+            Err(e) => return e.reply(),
+        };
+        if let Some(pinned) = &self.watch {
+            if pinned.node.id != routing.nodes[node].id {
+                return error_bytes(CROSSNODE);
+            }
+        } else {
+            match Dedicated::open(
+                &self.worker.cluster,
+                routing.nodes[node].clone(),
+                self.resp3,
+            )
+            .await
+            {
+                Ok(conn) => self.watch = Some(conn),
+                Err(e) => return e.reply(),
+            }
+        }
+        let mut encoded = BytesMut::new();
+        encode_command(&mut encoded, args);
+        let pinned = self.watch.as_mut().expect("pinned above");
+        let result = async {
+            pinned.send(&encoded).await?;
+            pinned.next_reply().await
+        }
+        .await;
+        result.unwrap_or_else(|e| {
+            self.watch = None;
+            e.reply()
+        })
+    }
+
+    pub(crate) async fn unwatch(&mut self) {
+        // Closing the pinned connection ends its WATCH on the node.
+        self.watch = None;
+    }
+
+    /// Blocking commands get a connection of their own to the keys' node (the plan chose
+    /// it): the wait holds that connection, never a shared one.
+    pub(crate) async fn blocking(
+        &mut self,
+        routing: &Routing,
+        node: usize,
+        args: &[Bytes],
+    ) -> Bytes {
+        let state = routing.nodes[node].clone();
+        let mut conn = match self.blocking.remove(&state.id) {
+            Some(conn) => conn,
+            None => match Dedicated::open(&self.worker.cluster, state.clone(), self.resp3).await {
+                Ok(conn) => conn,
+                Err(e) => return e.reply(),
+            },
+        };
+        let mut encoded = BytesMut::new();
+        encode_command(&mut encoded, args);
+        let result = async {
+            conn.send(&encoded).await?;
+            conn.next_reply().await
+        }
+        .await;
+        match result {
+            Ok(reply) => {
+                self.blocking.insert(state.id, conn);
+                reply
+            }
+            Err(e) => e.reply(),
+        }
+    }
+}
+
+/// Length of the first multibulk frame in `encoded` (which we built ourselves).
+fn frame_len(encoded: &[u8]) -> usize {
+    let mut scanner = cache_protocol::ReplyScanner::new();
+    scanner
+        .scan(encoded)
+        .ok()
+        .flatten()
+        .unwrap_or(encoded.len())
+}
