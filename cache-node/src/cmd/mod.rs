@@ -8,6 +8,7 @@ pub mod bitops;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
+pub mod dump;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -829,6 +830,8 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Rename => keys::rename(ctx, args, false),
         Renamenx => keys::rename(ctx, args, true),
         Copy => keys::copy(ctx, args),
+        Dump => dump::dump(ctx, args),
+        Restore => dump::restore(ctx, args),
         Move => keys::move_(ctx, args),
         Keys => keys::keys(ctx, args),
         Scan => keys::scan(ctx, args),

@@ -122,6 +122,7 @@ pub const EXTRA_CATEGORIES: &[(&str, u32)] = {
         ("keys", DANGEROUS),
         ("info", DANGEROUS),
         ("lastsave", ADMIN | DANGEROUS),
+        ("restore", DANGEROUS),
     ]
 };
 
@@ -349,6 +350,8 @@ commands! {
     Expiretime => "expiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix timestamp.";
     Pexpiretime => "pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     Persist => "persist", 2, WRITE | FAST, 1, 1, 1, "generic", "Removes the expiration time of a key.";
+    Dump => "dump", 2, READONLY, 1, 1, 1, "generic", "Returns a serialized representation of the value stored at a key.";
+    Restore => "restore", -4, WRITE | DENYOOM, 1, 1, 1, "generic", "Creates a key from the serialized representation of a value.";
     Object => "object", -2, 0, 0, 0, 0, "generic", "A container for object introspection commands.", subs = OBJECT_SUBCOMMANDS;
     // string
     Get => "get", 2, READONLY | FAST, 1, 1, 1, "string", "Returns the string value of a key.";

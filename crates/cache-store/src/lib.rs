@@ -389,6 +389,32 @@ impl<'a> Locked<'a> {
         false
     }
 
+    /// Sets the LRU/LFU word of a live key (RESTORE's IDLETIME and FREQ); whether it is there.
+    /// `idle_secs` applies under an LRU policy and `freq` under an LFU one, as in Redis.
+    pub fn set_access(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        idle_secs: Option<u64>,
+        freq: Option<u8>,
+    ) -> bool {
+        let lfu = self.store.eviction.policy().lfu();
+        let shard = self.shard(key);
+        let Some(i) = shard.lookup(db, key, now_ms) else {
+            return false;
+        };
+        let entry = shard.dbs[db].map.entry_at(i);
+        match (lfu, idle_secs, freq) {
+            (false, Some(idle), _) => {
+                entry.access = evict::lru_clock(now_ms.saturating_sub(idle.saturating_mul(1000)));
+            }
+            (true, _, Some(f)) => entry.access = evict::lfu_with_counter(now_ms, f),
+            _ => {}
+        }
+        true
+    }
+
     /// Like [`get`](Self::get) without counting as an access (TYPE, TTL, OBJECT).
     pub fn peek(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let shard = self.shard(key);
