@@ -26,6 +26,7 @@
 pub mod evict;
 pub mod key;
 pub mod pattern;
+pub mod snapshot;
 pub mod stream;
 pub mod table;
 pub mod value;
@@ -57,6 +58,8 @@ pub struct Db {
     expires: BTreeSet<(u64, Key)>,
     /// Keys per slot of this shard (index `slot / SHARDS`); empty until the first insert.
     slot_counts: Vec<u32>,
+    /// Open while a snapshot has not written this part yet (see [`snapshot`]).
+    cow: Option<Box<snapshot::Preserved>>,
 }
 
 impl Db {
@@ -81,6 +84,7 @@ impl Db {
     }
 
     fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.preserve(key);
         let expires_at = entry.expires_at;
         let old = self.map.insert(key, entry);
         if old.is_none() {
@@ -99,6 +103,7 @@ impl Db {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.preserve(key);
         let entry = self.map.swap_remove(key)?;
         self.count_slot(key, -1);
         if entry.expires_at != 0 {
@@ -108,6 +113,7 @@ impl Db {
     }
 
     fn remove_index(&mut self, index: usize) -> Option<(Key, Entry)> {
+        self.preserve_index(index);
         let (key, entry) = self.map.swap_remove_index(index)?;
         self.count_slot(&key, -1);
         if entry.expires_at != 0 {
@@ -117,6 +123,7 @@ impl Db {
     }
 
     fn set_expiry(&mut self, key: &[u8], expires_at: u64) -> bool {
+        self.preserve(key);
         let Some(entry) = self.map.get_mut(key) else {
             return false;
         };
@@ -133,7 +140,10 @@ impl Db {
     }
 
     fn clear(&mut self) {
+        self.preserve_all();
+        let cow = self.cow.take();
         *self = Db::default();
+        self.cow = cow;
     }
 }
 
@@ -355,6 +365,7 @@ impl<'a> Locked<'a> {
         let policy = settings.policy();
         let shard = self.shard(key);
         let i = shard.lookup(db, key, now_ms)?;
+        shard.dbs[db].preserve_index(i);
         shard.touch(db, key);
         let random = if policy.lfu() { shard.random() } else { 0 };
         let entry = shard.dbs[db].map.entry_at(i);
@@ -441,6 +452,7 @@ impl<'a> Locked<'a> {
         let policy = self.store.eviction.policy();
         let shard = self.shard(key);
         if let Some(i) = shard.dbs[db].map.get_index_of(key) {
+            shard.dbs[db].preserve_index(i);
             let entry = shard.dbs[db].map.entry_at(i);
             if !entry.is_expired(now_ms) {
                 if let Value::Str(s) = &mut entry.value {
@@ -627,6 +639,8 @@ pub struct Store {
     pub eviction: evict::Settings,
     pool: Mutex<Vec<Candidate>>,
     evicted_keys: AtomicU64,
+    /// A snapshot is open (see [`snapshot`]).
+    snapshot_active: std::sync::atomic::AtomicBool,
 }
 
 /// What a SCAN call found, and where the next call continues (0 when done).
@@ -655,6 +669,7 @@ impl Store {
             eviction: evict::Settings::default(),
             pool: Mutex::new(Vec::new()),
             evicted_keys: AtomicU64::new(0),
+            snapshot_active: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -966,7 +981,14 @@ impl Store {
     pub fn swap_db(&self, a: usize, b: usize) {
         let mut all: Vec<_> = (0..SHARDS).map(|i| self.lock_shard(i)).collect();
         for shard in all.iter_mut() {
+            // An open snapshot keeps each position's log: it must write what the database
+            // at that number held at its instant.
+            shard.dbs[a].preserve_all();
+            shard.dbs[b].preserve_all();
+            let (ca, cb) = (shard.dbs[a].cow.take(), shard.dbs[b].cow.take());
             shard.dbs.swap(a, b);
+            shard.dbs[a].cow = ca;
+            shard.dbs[b].cow = cb;
         }
         drop(all);
         if let Some(observer) = self.observer.get() {
