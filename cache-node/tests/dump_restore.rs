@@ -4,7 +4,8 @@
 
 mod common;
 
-use redis::{Connection, Value as RValue};
+use common::{observe, run};
+use redis::Connection;
 
 /// The reference Redis database these tests use; keys carry a per-run prefix and are
 /// deleted at the end, so other tests sharing the database are left alone.
@@ -14,15 +15,6 @@ fn reference_conn(test: &str) -> Option<Connection> {
     let addr = common::reference_redis(test)?;
     let client = redis::Client::open(format!("redis://{addr}/{DB}")).expect("reference url");
     Some(client.get_connection().expect("reference Redis"))
-}
-
-fn run(c: &mut Connection, args: &[&[u8]]) -> RValue {
-    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c)
-        .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(args[1])))
 }
 
 fn dump(c: &mut Connection, key: &str) -> Vec<u8> {
@@ -41,33 +33,6 @@ fn restore(c: &mut Connection, key: &str, ttl: i64, payload: &[u8]) {
         .arg("REPLACE")
         .query(c);
     assert_eq!(r.as_deref(), Ok("OK"), "RESTORE {key}");
-}
-
-/// Everything a client can read of a key, in a comparable form.
-fn observe(c: &mut Connection, key: &str) -> Vec<RValue> {
-    let t: String = redis::cmd("TYPE").arg(key).query(c).unwrap();
-    let k = key.as_bytes();
-    let mut out = vec![RValue::SimpleString(t.clone())];
-    let sorted = |v: RValue| match v {
-        RValue::Array(mut items) => {
-            items.sort_by_key(|i| format!("{i:?}"));
-            RValue::Array(items)
-        }
-        other => other,
-    };
-    match t.as_str() {
-        "string" => out.push(run(c, &[b"GET", k])),
-        "list" => out.push(run(c, &[b"LRANGE", k, b"0", b"-1"])),
-        "set" => out.push(sorted(run(c, &[b"SMEMBERS", k]))),
-        "hash" => out.push(run(c, &[b"HGETALL", k])),
-        "zset" => out.push(run(c, &[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"])),
-        "stream" => {
-            out.push(run(c, &[b"XRANGE", k, b"-", b"+"]));
-            out.push(run(c, &[b"XINFO", b"STREAM", k, b"FULL"]));
-        }
-        other => panic!("type {other}"),
-    }
-    out
 }
 
 fn build(r: &mut Connection, p: &str) -> Vec<String> {

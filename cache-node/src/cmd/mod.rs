@@ -18,6 +18,7 @@ pub mod lcs;
 pub mod lists;
 pub mod memory;
 pub mod multi;
+pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -722,6 +723,11 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         "command"
     );
     ctx.conn.info.set_last_command(stat);
+    if spec.is_write() && crate::persist::writes_stopped(ctx.shared) {
+        stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
+        ctx.out.error(crate::persist::MISCONF);
+        return;
+    }
     let admission = if spec.is_write() {
         match crate::memory::before_write(ctx, cmd, spec, args) {
             Ok(a) => a,
@@ -786,6 +792,9 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         Ok(()) => {
             if ctx.out.buf.get(before) == Some(&b'-') {
                 counters.failed.fetch_add(1, Relaxed);
+            } else if spec.is_write() {
+                // rdb_changes_since_last_save counts write commands (Redis counts changes).
+                stripe.writes.fetch_add(1, Relaxed);
             }
         }
         Err(e) => {
@@ -817,7 +826,9 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Swapdb => server::swapdb(ctx, args),
         Config => server::config(ctx, args),
         Time => server::time(ctx, args),
-        Lastsave => server::lastsave(ctx, args),
+        Lastsave => persistence::lastsave(ctx, args),
+        Save => persistence::save(ctx, args),
+        Bgsave => persistence::bgsave(ctx, args),
         Shutdown => server::shutdown(ctx, args),
         Command => server::command(ctx, args),
         Acl => server::acl(ctx, args),

@@ -322,6 +322,8 @@ commands! {
     Swapdb => "swapdb", 3, WRITE | FAST, 0, 0, 0, "server", "Swaps two Redis databases.";
     Config => "config", -2, 0, 0, 0, 0, "server", "A container for server configuration commands.", subs = CONFIG_SUBCOMMANDS;
     Time => "time", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the server time.";
+    Save => "save", 1, ADMIN | NOSCRIPT | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk.";
+    Bgsave => "bgsave", -1, ADMIN | NOSCRIPT, 0, 0, 0, "server", "Asynchronously saves the database(s) to disk.";
     Lastsave => "lastsave", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk.";
     Shutdown => "shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     Command => "command", -1, LOADING | STALE, 0, 0, 0, "server", "Returns detailed information about all commands.", subs = COMMAND_SUBCOMMANDS;
