@@ -482,6 +482,9 @@ impl Client {
             | Cmd::Pubsub
             | Cmd::Cluster
             | Cmd::Cache
+            // Each node snapshots its own keys: ask the node.
+            | Cmd::Save
+            | Cmd::Bgsave
             // Per-node diagnostics: ask the node itself (PROXY NODES lists them); the
             // proxy's own numbers are on its metrics endpoint.
             | Cmd::Slowlog
