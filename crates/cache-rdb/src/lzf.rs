@@ -7,7 +7,10 @@ use crate::Error;
 const MAX_LITERAL: usize = 32;
 const MAX_OFFSET: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3);
-const HASH_LOG: u32 = 14;
+/// The hash table's size, log2: up to 16 K slots, fewer for short inputs (zeroing 64 KiB per
+/// 32-byte string made saving a million of them mostly memset).
+const MAX_HASH_LOG: u32 = 14;
+const MIN_HASH_LOG: u32 = 6;
 
 /// Decompresses `input` into exactly `len` bytes.
 ///
@@ -56,16 +59,17 @@ pub fn decompress(input: &[u8], len: usize) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-fn hash(b: &[u8]) -> usize {
+fn hash(b: &[u8], log: u32) -> usize {
     let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-    (v.wrapping_mul(2654435761) >> (32 - HASH_LOG)) as usize
+    (v.wrapping_mul(2654435761) >> (32 - log)) as usize
 }
 
 /// Compresses `input`; None when the result would not fit in `max` bytes (Redis stores the
 /// string plain unless it saves at least 4 bytes).
 pub fn compress(input: &[u8], max: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(max.min(input.len()));
-    let mut table = vec![0u32; 1 << HASH_LOG];
+    let log = (usize::BITS - input.len().leading_zeros()).clamp(MIN_HASH_LOG, MAX_HASH_LOG);
+    let mut table = vec![0u32; 1 << log];
     let mut lit_start = 0;
     let mut ip = 0;
     let flush = |out: &mut Vec<u8>, lits: &[u8]| {
@@ -75,7 +79,7 @@ pub fn compress(input: &[u8], max: usize) -> Option<Vec<u8>> {
         }
     };
     while ip + 2 < input.len() {
-        let h = hash(&input[ip..]);
+        let h = hash(&input[ip..], log);
         let candidate = table[h] as usize;
         table[h] = (ip + 1) as u32;
         if candidate > 0 {
@@ -99,7 +103,7 @@ pub fn compress(input: &[u8], max: usize) -> Option<Vec<u8>> {
                 out.push(off as u8);
                 // Index the positions the match covered, so later data can refer to them.
                 for p in ip + 1..(ip + n).min(input.len().saturating_sub(2)) {
-                    table[hash(&input[p..])] = (p + 1) as u32;
+                    table[hash(&input[p..], log)] = (p + 1) as u32;
                 }
                 ip += n;
                 lit_start = ip;

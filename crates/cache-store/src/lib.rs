@@ -103,17 +103,13 @@ impl Db {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.preserve(key);
-        let entry = self.map.swap_remove(key)?;
-        self.count_slot(key, -1);
-        if entry.expires_at != 0 {
-            self.expires.remove(&(entry.expires_at, Key::from(key)));
-        }
-        Some(entry)
+        let i = self.map.get_index_of(key)?;
+        self.remove_index(i).map(|(_, e)| e)
     }
 
     fn remove_index(&mut self, index: usize) -> Option<(Key, Entry)> {
         self.preserve_index(index);
+        self.note_move(index);
         let (key, entry) = self.map.swap_remove_index(index)?;
         self.count_slot(&key, -1);
         if entry.expires_at != 0 {
@@ -140,10 +136,8 @@ impl Db {
     }
 
     fn clear(&mut self) {
-        self.preserve_all();
-        let cow = self.cow.take();
-        *self = Db::default();
-        self.cow = cow;
+        let old = std::mem::take(self);
+        self.cow = old.preserve_moved();
     }
 }
 
