@@ -101,8 +101,10 @@ pub fn compress(input: &[u8], max: usize) -> Option<Vec<u8>> {
                     out.push((code - 7) as u8);
                 }
                 out.push(off as u8);
-                // Index the positions the match covered, so later data can refer to them.
-                for p in ip + 1..(ip + n).min(input.len().saturating_sub(2)) {
+                // Index the match's last two positions, as liblzf does (every position
+                // would cost a hash per byte on long runs).
+                let end = (ip + n).min(input.len().saturating_sub(2));
+                for p in end.saturating_sub(2).max(ip + 1)..end {
                     table[hash(&input[p..], log)] = (p + 1) as u32;
                 }
                 ip += n;

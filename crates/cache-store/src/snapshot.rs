@@ -4,7 +4,7 @@
 //!  begin (all shard locks, microseconds): every Db gets an empty `Preserved` log
 //!  a write to key K in a Db whose log is open: first log K's entry as it is (or "absent"),
 //!      unless the writer already wrote K
-//!  the writer, per (database, shard): walks the table from the top down, 512 entries per
+//!  the writer, per (database, shard): walks the table from the top down, 256 entries per
 //!      lock hold, writing entries whose key is not in the log (unchanged since the instant);
 //!      then it closes the log and writes the logged entries, lock released
 //! ```
@@ -16,7 +16,7 @@
 //!
 //! The cost: a key's first change during a snapshot clones its old value under the shard
 //! lock (only if the writer has not passed it yet), the log holds those clones until its
-//! part is written, and each lock hold serializes at most 512 entries (a single huge value
+//! part is written, and each lock hold serializes at most 256 entries (a single huge value
 //! is serialized under the lock it sits in). SWAPDB during a snapshot first copies the two
 //! databases' unwritten entries; FLUSHDB moves them into the log (no copy). Keys that expire
 //! or are evicted mid-snapshot are logged like any change, so they are written as they were;
@@ -27,7 +27,7 @@ use hashbrown::HashMap;
 use crate::{Db, Entry, Key, Store, SHARDS};
 
 /// Entries per lock hold of the writer.
-const CHUNK: usize = 512;
+const CHUNK: usize = 256;
 
 /// What the log knows of a key.
 #[derive(Debug)]
@@ -206,6 +206,10 @@ impl Store {
                 }
             }
             p.cursor = low;
+            drop(guard);
+            // A snapshot is background work: on a machine with as many busy threads as
+            // cores, let a worker that is waiting run first.
+            std::thread::yield_now();
         };
         for (k, saved) in preserved.iter().flat_map(|p| p.entries.iter()) {
             if let Saved::Was(e) = saved {
@@ -298,7 +302,7 @@ mod tests {
     #[test]
     fn concurrent_changes_never_show_through_the_chunked_walk() {
         let store = Store::new(StoreConfig { databases: 1 });
-        // About 940 keys per shard: every part takes two lock holds.
+        // About 940 keys per shard: every part takes several lock holds.
         const N: usize = 60_000;
         for i in 0..N {
             set(&store, 0, &format!("k{i}"), &format!("v{i}"), 0);
