@@ -20,6 +20,7 @@ mod conn;
 mod gate;
 mod memory;
 mod metrics;
+mod persist;
 mod scripting;
 mod stats;
 #[doc(hidden)]
@@ -73,6 +74,8 @@ pub struct Shared {
     pub latency: cmd::latency::Latency,
     /// EVAL's script cache and FUNCTION's libraries.
     pub scripts: scripting::Scripts,
+    /// Snapshots: SAVE, BGSAVE, save points, LASTSAVE, INFO persistence.
+    pub persist: persist::Persistence,
 }
 
 impl Shared {
@@ -118,8 +121,10 @@ impl Shared {
                 slowlog: Default::default(),
                 latency: Default::default(),
                 scripts: Default::default(),
+                persist: Default::default(),
             }
         });
+        shared.persist.init(Arc::downgrade(&shared));
         shared.apply_eviction_config();
         shared
             .store
@@ -339,6 +344,13 @@ impl Node {
                 Some(bound)
             }
         };
+        {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || persist::load_at_start(&shared))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+        }
         let workers = start_workers(&shared)?;
         tracing::info!(%addr, workers = workers.len(), "ready to accept connections");
         let task = tokio::spawn(run(listener, tls, shared.clone(), workers));
@@ -490,6 +502,10 @@ async fn run(
     shared.clients.kill_all();
     workers.stop().await;
     let _ = cron.await;
+    {
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || persist::save_on_shutdown(&shared)).await;
+    }
     if let Some(engine) = shared.backing.clone() {
         tracing::info!("flushing the backing store before stopping");
         let _ = tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30))).await;
@@ -531,6 +547,7 @@ async fn cron(shared: Arc<Shared>) {
             if timeout > 0 {
                 shared.clients.kill_idle(Duration::from_secs(timeout));
             }
+            persist::cron(&shared);
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Stripe {
     pub keyspace_misses: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Write commands that succeeded (INFO's rdb_changes_since_last_save).
+    pub writes: AtomicU64,
     pub per_command: Box<[CommandCounters]>,
     /// Per-command latency histograms, in `all_specs()` order; empty unless the metrics
     /// endpoint is on (they are what it exports, and cost an increment per command).
@@ -40,6 +42,7 @@ impl Stripe {
             keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             per_command: (0..n).map(|_| CommandCounters::default()).collect(),
             latency: (0..if histograms { n } else { 0 })
                 .map(|_| Histogram::default())

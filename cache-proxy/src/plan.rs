@@ -213,6 +213,9 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
         | Cmd::Pubsub
         | Cmd::Cluster
         | Cmd::Cache
+        // Each node snapshots its own keys: ask the node.
+        | Cmd::Save
+        | Cmd::Bgsave
         | Cmd::Slowlog
         | Cmd::Latency => error(ProxyError::new(ErrorKind::Unsupported(cmd.spec().name))),
         _ => by_table(routing, view, call, args),

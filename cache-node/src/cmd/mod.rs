@@ -8,6 +8,7 @@ pub mod bitops;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
+pub mod dump;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -18,6 +19,7 @@ pub mod lists;
 pub mod memory;
 pub mod monitor;
 pub mod multi;
+pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -716,6 +718,11 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         "command"
     );
     ctx.conn.info.set_last_command(stat);
+    if spec.is_write() && crate::persist::writes_stopped(ctx.shared) {
+        stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
+        ctx.out.error(crate::persist::MISCONF);
+        return;
+    }
     // Over maxmemory, every command evicts first (Redis's processCommand); only a
     // `denyoom` one is refused when nothing can be evicted.
     let admission = match crate::memory::before_command(ctx, cmd, spec, args) {
@@ -797,6 +804,9 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         Ok(()) => {
             if ctx.out.buf.get(before) == Some(&b'-') {
                 counters.failed.fetch_add(1, Relaxed);
+            } else if spec.is_write() {
+                // rdb_changes_since_last_save counts write commands (Redis counts changes).
+                stripe.writes.fetch_add(1, Relaxed);
             }
         }
         Err(e) => {
@@ -828,7 +838,9 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Swapdb => server::swapdb(ctx, args),
         Config => server::config(ctx, args),
         Time => server::time(ctx, args),
-        Lastsave => server::lastsave(ctx, args),
+        Lastsave => persistence::lastsave(ctx, args),
+        Save => persistence::save(ctx, args),
+        Bgsave => persistence::bgsave(ctx, args),
         Monitor => monitor::monitor(ctx, args),
         Shutdown => server::shutdown(ctx, args),
         Command => server::command(ctx, args),
@@ -842,6 +854,8 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Rename => keys::rename(ctx, args, false),
         Renamenx => keys::rename(ctx, args, true),
         Copy => keys::copy(ctx, args),
+        Dump => dump::dump(ctx, args),
+        Restore => dump::restore(ctx, args),
         Move => keys::move_(ctx, args),
         Keys => keys::keys(ctx, args),
         Scan => keys::scan(ctx, args),

@@ -1,4 +1,4 @@
-//! Server commands: INFO, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, CONFIG, TIME, LASTSAVE, SHUTDOWN,
+//! Server commands: INFO, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, CONFIG, TIME, SHUTDOWN,
 //! COMMAND.
 
 use std::fmt::Write as _;
@@ -71,13 +71,6 @@ pub fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-pub fn lastsave(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    // Nothing is ever saved: report the start time, as Redis does before its first save.
-    let started = ctx.now / 1000 - ctx.shared.started.elapsed().as_secs();
-    ctx.out.int(started as i64);
-    Ok(())
-}
-
 pub fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     for a in &args[1..] {
         if !(is(a, "nosave") || is(a, "save") || is(a, "now") || is(a, "force") || is(a, "abort")) {
@@ -86,6 +79,22 @@ pub fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if args[1..].iter().any(|a| is(a, "abort")) {
         return Err(CmdError::Msg("ERR No shutdown in progress."));
+    }
+    let p = &ctx.shared.persist;
+    let mode = if args[1..].iter().any(|a| is(a, "nosave")) {
+        crate::persist::SHUTDOWN_NOSAVE
+    } else if args[1..].iter().any(|a| is(a, "save")) {
+        crate::persist::SHUTDOWN_SAVE
+    } else {
+        crate::persist::SHUTDOWN_DEFAULT
+    };
+    p.shutdown_mode.store(mode, Relaxed);
+    // Save here, so a failure is this client's error and the node keeps running (as Redis
+    // does unless FORCE).
+    if !crate::persist::save_on_shutdown(ctx.shared) && !args[1..].iter().any(|a| is(a, "force")) {
+        p.shutdown_mode
+            .store(crate::persist::SHUTDOWN_DEFAULT, Relaxed);
+        return Err(CmdError::Msg("ERR Errors trying to SHUTDOWN. Check logs."));
     }
     tracing::info!(client = ctx.conn.info.id, "SHUTDOWN requested");
     ctx.shared.shutdown.trigger();
@@ -354,12 +363,10 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
                 rss as i64 - used as i64,
             )
         }
-        "persistence" => write!(
-            t,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-            // Nothing is ever saved: the start time, as LASTSAVE reports.
-            (ctx.now / 1000).saturating_sub(uptime),
-        ),
+        "persistence" => {
+            t.push_str(&super::persistence::info_section(ctx));
+            Ok(())
+        }
         "stats" => {
             let [ops, input, output] = stats
                 .instantaneous

@@ -88,6 +88,15 @@ impl Default for Config {
 /// The node's own rule on top of the table: keyspace-event classes are checked and shown in
 /// Redis's canonical order.
 fn prepare(name: &str, value: &str) -> Result<String, ConfigError> {
+    if name.eq_ignore_ascii_case("save") {
+        let points = crate::persist::parse_save(value)
+            .ok_or_else(|| ConfigError::Invalid("Invalid save parameters".into()))?;
+        return Ok(points
+            .iter()
+            .map(|(s, c)| format!("{s} {c}"))
+            .collect::<Vec<_>>()
+            .join(" "));
+    }
     if !name.eq_ignore_ascii_case("notify-keyspace-events") {
         return Ok(value.to_string());
     }

@@ -59,3 +59,44 @@ pub fn script(text: &str) -> Vec<Vec<&[u8]>> {
         .map(words)
         .collect()
 }
+
+/// Runs one command on a `redis` connection, panicking with the key on an error reply.
+pub fn run(c: &mut redis::Connection, args: &[&[u8]]) -> redis::Value {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap_or_else(|e| {
+        panic!(
+            "{:?}: {e}",
+            String::from_utf8_lossy(args.get(1).copied().unwrap_or_default())
+        )
+    })
+}
+
+/// Everything a client can read of a key, in a comparable form.
+pub fn observe(c: &mut redis::Connection, key: &str) -> Vec<redis::Value> {
+    let t: String = redis::cmd("TYPE").arg(key).query(c).unwrap();
+    let k = key.as_bytes();
+    let mut out = vec![redis::Value::SimpleString(t.clone())];
+    let sorted = |v: redis::Value| match v {
+        redis::Value::Array(mut items) => {
+            items.sort_by_key(|i| format!("{i:?}"));
+            redis::Value::Array(items)
+        }
+        other => other,
+    };
+    match t.as_str() {
+        "string" => out.push(run(c, &[b"GET", k])),
+        "list" => out.push(run(c, &[b"LRANGE", k, b"0", b"-1"])),
+        "set" => out.push(sorted(run(c, &[b"SMEMBERS", k]))),
+        "hash" => out.push(run(c, &[b"HGETALL", k])),
+        "zset" => out.push(run(c, &[b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"])),
+        "stream" => {
+            out.push(run(c, &[b"XRANGE", k, b"-", b"+"]));
+            out.push(run(c, &[b"XINFO", b"STREAM", k, b"FULL"]));
+        }
+        other => panic!("type {other}"),
+    }
+    out
+}

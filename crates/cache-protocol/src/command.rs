@@ -134,6 +134,7 @@ pub const EXTRA_CATEGORIES: &[(&str, u32)] = {
         ("keys", DANGEROUS),
         ("info", DANGEROUS),
         ("lastsave", ADMIN | DANGEROUS),
+        ("restore", DANGEROUS),
     ]
 };
 
@@ -333,6 +334,8 @@ commands! {
     Swapdb => "swapdb", 3, WRITE | FAST, 0, 0, 0, "server", "Swaps two Redis databases.";
     Config => "config", -2, 0, 0, 0, 0, "server", "A container for server configuration commands.", subs = CONFIG_SUBCOMMANDS;
     Time => "time", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the server time.";
+    Save => "save", 1, ADMIN | NOSCRIPT | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk.";
+    Bgsave => "bgsave", -1, ADMIN | NOSCRIPT, 0, 0, 0, "server", "Asynchronously saves the database(s) to disk.";
     Lastsave => "lastsave", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk.";
     Monitor => "monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE | NODE_ONLY, 0, 0, 0, "server", "Listens for all requests received by the server in real-time.";
     Shutdown => "shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, 0, 0, 0, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.";
@@ -362,6 +365,8 @@ commands! {
     Expiretime => "expiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix timestamp.";
     Pexpiretime => "pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     Persist => "persist", 2, WRITE | FAST, 1, 1, 1, "generic", "Removes the expiration time of a key.";
+    Dump => "dump", 2, READONLY, 1, 1, 1, "generic", "Returns a serialized representation of the value stored at a key.";
+    Restore => "restore", -4, WRITE | DENYOOM, 1, 1, 1, "generic", "Creates a key from the serialized representation of a value.";
     Object => "object", -2, 0, 0, 0, 0, "generic", "A container for object introspection commands.", subs = OBJECT_SUBCOMMANDS;
     // string
     Get => "get", 2, READONLY | FAST, 1, 1, 1, "string", "Returns the string value of a key.";

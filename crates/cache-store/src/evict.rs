@@ -164,6 +164,11 @@ pub fn lfu_new(now_ms: u64) -> u32 {
     (minutes(now_ms) << 8) | LFU_INIT
 }
 
+/// An LFU word with `counter`, stamped now (RESTORE ... FREQ).
+pub fn lfu_with_counter(now_ms: u64, counter: u8) -> u32 {
+    (minutes(now_ms) << 8) | u32::from(counter)
+}
+
 /// The LRU clock: milliseconds, wrapping every 49 days (idle times are compared wrapping).
 pub fn lru_clock(now_ms: u64) -> u32 {
     now_ms as u32

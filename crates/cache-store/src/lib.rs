@@ -25,6 +25,7 @@
 
 pub mod evict;
 pub mod key;
+pub mod snapshot;
 pub mod stream;
 pub mod table;
 pub mod value;
@@ -56,6 +57,8 @@ pub struct Db {
     expires: BTreeSet<(u64, Key)>,
     /// Keys per slot of this shard (index `slot / SHARDS`); empty until the first insert.
     slot_counts: Vec<u32>,
+    /// Open while a snapshot has not written this part yet (see [`snapshot`]).
+    cow: Option<Box<snapshot::Preserved>>,
 }
 
 impl Db {
@@ -80,6 +83,7 @@ impl Db {
     }
 
     fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.preserve(key);
         let expires_at = entry.expires_at;
         let old = self.map.insert(key, entry);
         if old.is_none() {
@@ -98,15 +102,13 @@ impl Db {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.map.swap_remove(key)?;
-        self.count_slot(key, -1);
-        if entry.expires_at != 0 {
-            self.expires.remove(&(entry.expires_at, Key::from(key)));
-        }
-        Some(entry)
+        let i = self.map.get_index_of(key)?;
+        self.remove_index(i).map(|(_, e)| e)
     }
 
     fn remove_index(&mut self, index: usize) -> Option<(Key, Entry)> {
+        self.preserve_index(index);
+        self.note_move(index);
         let (key, entry) = self.map.swap_remove_index(index)?;
         self.count_slot(&key, -1);
         if entry.expires_at != 0 {
@@ -116,6 +118,7 @@ impl Db {
     }
 
     fn set_expiry(&mut self, key: &[u8], expires_at: u64) -> bool {
+        self.preserve(key);
         let Some(entry) = self.map.get_mut(key) else {
             return false;
         };
@@ -132,7 +135,8 @@ impl Db {
     }
 
     fn clear(&mut self) {
-        *self = Db::default();
+        let old = std::mem::take(self);
+        self.cow = old.preserve_moved();
     }
 }
 
@@ -348,6 +352,7 @@ impl<'a> Locked<'a> {
         let policy = settings.policy();
         let shard = self.shard(key);
         let i = shard.lookup(db, key, now_ms)?;
+        shard.dbs[db].preserve_index(i);
         shard.touch(db, key);
         let random = if policy.lfu() { shard.random() } else { 0 };
         let entry = shard.dbs[db].map.entry_at(i);
@@ -382,6 +387,32 @@ impl<'a> Locked<'a> {
         false
     }
 
+    /// Sets the LRU/LFU word of a live key (RESTORE's IDLETIME and FREQ); whether it is there.
+    /// `idle_secs` applies under an LRU policy and `freq` under an LFU one, as in Redis.
+    pub fn set_access(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        idle_secs: Option<u64>,
+        freq: Option<u8>,
+    ) -> bool {
+        let lfu = self.store.eviction.policy().lfu();
+        let shard = self.shard(key);
+        let Some(i) = shard.lookup(db, key, now_ms) else {
+            return false;
+        };
+        let entry = shard.dbs[db].map.entry_at(i);
+        match (lfu, idle_secs, freq) {
+            (false, Some(idle), _) => {
+                entry.access = evict::lru_clock(now_ms.saturating_sub(idle.saturating_mul(1000)));
+            }
+            (true, _, Some(f)) => entry.access = evict::lfu_with_counter(now_ms, f),
+            _ => {}
+        }
+        true
+    }
+
     /// Like [`get`](Self::get) without counting as an access (TYPE, TTL, OBJECT).
     pub fn peek(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let shard = self.shard(key);
@@ -408,6 +439,7 @@ impl<'a> Locked<'a> {
         let policy = self.store.eviction.policy();
         let shard = self.shard(key);
         if let Some(i) = shard.dbs[db].map.get_index_of(key) {
+            shard.dbs[db].preserve_index(i);
             let entry = shard.dbs[db].map.entry_at(i);
             if !entry.is_expired(now_ms) {
                 if let Value::Str(s) = &mut entry.value {
@@ -576,6 +608,8 @@ pub struct Store {
     pub eviction: evict::Settings,
     pool: Mutex<Vec<Candidate>>,
     evicted_keys: AtomicU64,
+    /// A snapshot is open (see [`snapshot`]).
+    snapshot_active: std::sync::atomic::AtomicBool,
 }
 
 /// What a SCAN call found, and where the next call continues (0 when done).
@@ -604,6 +638,7 @@ impl Store {
             eviction: evict::Settings::default(),
             pool: Mutex::new(Vec::new()),
             evicted_keys: AtomicU64::new(0),
+            snapshot_active: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -915,7 +950,14 @@ impl Store {
     pub fn swap_db(&self, a: usize, b: usize) {
         let mut all: Vec<_> = (0..SHARDS).map(|i| self.lock_shard(i)).collect();
         for shard in all.iter_mut() {
+            // An open snapshot keeps each position's log: it must write what the database
+            // at that number held at its instant.
+            shard.dbs[a].preserve_all();
+            shard.dbs[b].preserve_all();
+            let (ca, cb) = (shard.dbs[a].cow.take(), shard.dbs[b].cow.take());
             shard.dbs.swap(a, b);
+            shard.dbs[a].cow = ca;
+            shard.dbs[b].cow = cb;
         }
         drop(all);
         if let Some(observer) = self.observer.get() {

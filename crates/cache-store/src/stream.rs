@@ -362,6 +362,60 @@ impl Block {
     }
 }
 
+/// One block as a snapshot sees it (Redis's listpack node): its first ID, its master fields
+/// and every entry, deleted ones included, so a save keeps the node layout Redis would.
+pub struct BlockView<'a> {
+    pub master_id: StreamId,
+    block: &'a Block,
+}
+
+/// One entry of a block as stored.
+pub struct StoredEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    /// Whether it has the block's master fields (and so stores only its values).
+    pub same_fields: bool,
+    pub entry: EntryView<'a>,
+}
+
+impl<'a> BlockView<'a> {
+    /// Entries not deleted.
+    pub fn live(&self) -> u32 {
+        self.block.live
+    }
+
+    /// Entries marked deleted but still in the block.
+    pub fn deleted(&self) -> u32 {
+        self.block.total - self.block.live
+    }
+
+    /// The master fields.
+    pub fn master_fields(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let master = &self.block.master;
+        let mut at = 0;
+        let n = get_varint(master, &mut at);
+        (0..n).map(move |_| get_bytes(master, &mut at))
+    }
+
+    pub fn master_count(&self) -> usize {
+        self.block.master_count
+    }
+
+    /// Every entry, in ID order.
+    pub fn entries(&self) -> impl Iterator<Item = StoredEntry<'a>> + 'a {
+        let block = self.block;
+        block
+            .slots(self.master_id)
+            .into_iter()
+            .map(move |s| StoredEntry {
+                id: s.id,
+                deleted: s.deleted,
+                same_fields: s.fields.is_none(),
+                entry: block.view(&s),
+            })
+    }
+}
+
 /// How XADD and XTRIM trim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trim {
@@ -474,6 +528,66 @@ impl Stream {
         self.len += 1;
         self.last_id = id;
         self.entries_added += 1;
+    }
+
+    /// The blocks in ID order, for a snapshot.
+    pub fn blocks(&self) -> impl Iterator<Item = BlockView<'_>> {
+        self.blocks.iter().map(|(id, b)| BlockView {
+            master_id: *id,
+            block: b,
+        })
+    }
+
+    /// Loading a snapshot: opens a block at `master_id` (above every block so far) with
+    /// these master fields.
+    pub fn open_block(&mut self, master_id: StreamId, master_fields: &[&[u8]]) {
+        let mut master = Vec::new();
+        put_varint(&mut master, master_fields.len() as u64);
+        for f in master_fields {
+            put_varint(&mut master, f.len() as u64);
+            master.extend_from_slice(f);
+        }
+        let block = Block {
+            master: master.into_boxed_slice(),
+            master_count: master_fields.len(),
+            data: Vec::new(),
+            total: 0,
+            live: 0,
+        };
+        self.bytes += block.bytes();
+        self.blocks.insert(master_id, block);
+    }
+
+    /// Loading a snapshot: adds an entry, deleted or not, to the last block opened. IDs,
+    /// counters and the first ID are the caller's to set afterwards (the file says them);
+    /// a block left with no live entry is dropped, as XDEL drops one.
+    pub fn push_stored(&mut self, id: StreamId, deleted: bool, fields: &[(&[u8], &[u8])]) {
+        let Some(mut last) = self.blocks.last_entry() else {
+            return;
+        };
+        let master_id = *last.key();
+        let b = last.get_mut();
+        let before = b.data.capacity();
+        let flags_at = b.data.len();
+        b.push(master_id, id, fields);
+        if deleted {
+            b.data[flags_at] |= DELETED;
+            b.live -= 1;
+        } else {
+            self.len += 1;
+        }
+        self.bytes += b.data.capacity() - before;
+    }
+
+    /// Loading a snapshot: drops a last block that holds no live entry (Redis keeps none).
+    pub fn close_block(&mut self) {
+        if let Some(last) = self.blocks.last_entry() {
+            if last.get().live == 0 {
+                let bytes = last.get().bytes();
+                last.remove();
+                self.bytes = self.bytes.saturating_sub(bytes);
+            }
+        }
     }
 
     /// Calls `f` for each live entry with `start <= id <= end`, in order (or reversed),

@@ -137,6 +137,11 @@ impl Table {
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
         self.entries.iter().map(|(k, _)| k)
     }
+
+    /// Every entry, by value (the table is consumed).
+    pub fn into_entries(self) -> impl Iterator<Item = (Key, Entry)> {
+        self.entries.into_iter()
+    }
 }
 
 #[cfg(test)]
