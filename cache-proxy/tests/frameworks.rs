@@ -11,6 +11,8 @@
 //! | app                               | node | proxy                                        |
 //! |-----------------------------------|------|----------------------------------------------|
 //! | BullMQ (`prefix: '{bull}'`)       | yes  | yes                                          |
+//! | BullMQ on node-redis, RESP3       | yes  | yes                                          |
+//! | redis-py consumer-group pool      | yes  | yes                                          |
 //! | node-redlock                      | yes  | yes                                          |
 //! | express-rate-limit + its store    | yes  | needs proxy script routing                   |
 //! | redis-py `Lock`                   | yes  | needs proxy script routing                   |
@@ -37,6 +39,25 @@ fn bullmq_through_node() {
 #[test]
 fn bullmq_through_proxy() {
     run_script("node", &["tests/clients/bullmq_app.js"], &Target::proxy());
+}
+
+/// BullMQ on node-redis under RESP3 (its other supported driver).
+#[test]
+fn bullmq_node_redis_resp3_through_node() {
+    run_script(
+        "node",
+        &["tests/clients/bullmq_app.js", "--node-redis"],
+        &Target::node(),
+    );
+}
+
+#[test]
+fn bullmq_node_redis_resp3_through_proxy() {
+    run_script(
+        "node",
+        &["tests/clients/bullmq_app.js", "--node-redis"],
+        &Target::proxy(),
+    );
 }
 
 #[test]
@@ -74,6 +95,25 @@ fn redis_py_lock_through_proxy() {
     run_script(
         "python3",
         &["tests/clients/redis_py_lock.py"],
+        &Target::proxy(),
+    );
+}
+
+/// Three XREADGROUP consumers, one crashing mid-batch, XAUTOCLAIM by a survivor (#12).
+#[test]
+fn redis_py_stream_consumers_through_node() {
+    run_script(
+        "python3",
+        &["tests/clients/redis_py_streams.py"],
+        &Target::node(),
+    );
+}
+
+#[test]
+fn redis_py_stream_consumers_through_proxy() {
+    run_script(
+        "python3",
+        &["tests/clients/redis_py_streams.py"],
         &Target::proxy(),
     );
 }

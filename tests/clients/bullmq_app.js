@@ -2,7 +2,7 @@
 // BullMQ end to end against a cache-node or a cache-proxy: its queues are Lua scripts over
 // lists, sorted sets, hashes and a stream of events that QueueEvents reads with XREAD BLOCK.
 //
-//   node tests/clients/bullmq_app.js HOST:PORT [node|proxy] [DB]
+//   node tests/clients/bullmq_app.js [--node-redis] HOST:PORT [node|proxy] [DB]
 //
 // Through the proxy every key carries the `{bull}` hash tag in BullMQ's `prefix`, as BullMQ
 // documents for Redis Cluster, so each script's keys live on one node. Prints one line per
@@ -21,9 +21,13 @@ try {
 }
 const { Queue, Worker, QueueEvents, FlowProducer } = bullmq;
 
-const [hostPort, target = "node", dbArg = "0"] = process.argv.slice(2);
+// `--node-redis` runs BullMQ on node-redis (the `redis` package) speaking RESP3 instead of
+// ioredis (RESP2): the same scripts, other reply shapes, and sockets closed differently.
+const argv = process.argv.slice(2);
+const driver = argv[0] === "--node-redis" ? (argv.shift(), "node-redis") : "ioredis";
+const [hostPort, target = "node", dbArg = "0"] = argv;
 if (!hostPort) {
-  console.log("usage: bullmq_app.js HOST:PORT [node|proxy]");
+  console.log("usage: bullmq_app.js [--node-redis] HOST:PORT [node|proxy] [DB]");
   process.exit(2);
 }
 const i = hostPort.lastIndexOf(":");
@@ -36,19 +40,30 @@ const connection = {
   connectTimeout: 5000,
 };
 const prefix = target === "proxy" ? "{bull}" : "bull";
+
+/// What BullMQ's `connection` option gets: ioredis options, or a node-redis client of its own.
+function conn() {
+  if (driver !== "node-redis") return connection;
+  const { createClient } = require("redis");
+  return createClient({
+    socket: { host: connection.host, port: connection.port },
+    database: connection.db,
+    RESP: 3,
+  });
+}
 const CHECK_TIMEOUT_MS = 20000;
 
 /// A queue, its events and the workers a check starts, all closed at the end of the check.
 class Fixture {
   constructor() {
     this.name = "q" + crypto.randomBytes(4).toString("hex");
-    this.queue = new Queue(this.name, { connection, prefix });
-    this.events = new QueueEvents(this.name, { connection, prefix });
+    this.queue = new Queue(this.name, { connection: conn(), prefix });
+    this.events = new QueueEvents(this.name, { connection: conn(), prefix });
     this.workers = [];
   }
 
   worker(processor, opts = {}) {
-    const w = new Worker(this.name, processor, { connection, prefix, ...opts });
+    const w = new Worker(this.name, processor, { connection: conn(), prefix, ...opts });
     w.on("error", (e) => console.log(`worker error: ${e.message}`));
     this.workers.push(w);
     return w;
@@ -171,7 +186,7 @@ const checks = {
   // A flow: the parent runs only after its three children, and sees their results.
   async flow_parent_after_children(f) {
     await f.ready();
-    const flows = new FlowProducer({ connection, prefix });
+    const flows = new FlowProducer({ connection: conn(), prefix });
     try {
       f.worker(async (job) => {
         if (job.name === "child") return job.data.n * 2;
@@ -228,7 +243,7 @@ const checks = {
     await f.ready();
     const job = await f.queue.add("s", {});
     // Take the job the way a worker does, then never renew its lock.
-    const taker = new Worker(f.name, null, { connection, prefix, lockDuration: 300 });
+    const taker = new Worker(f.name, null, { connection: conn(), prefix, lockDuration: 300 });
     const token = "crashed-worker";
     const taken = await taker.getNextJob(token);
     assert.equal(taken.id, job.id);

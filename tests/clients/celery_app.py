@@ -21,7 +21,7 @@ import uuid
 
 try:
     import redis
-    from celery import Celery
+    from celery import Celery, chord, group
     from celery.exceptions import TimeoutError as CeleryTimeout  # noqa: F401 - import check
     import kombu.transport.redis  # noqa: F401 - the broker's transport and its deps
 except ImportError as e:
@@ -29,13 +29,16 @@ except ImportError as e:
     sys.exit(3)
 
 RESULT_TIMEOUT_S = 30
+VISIBILITY_TIMEOUT_S = 1
 
 # The worker process imports this module too: the URL and the queue come from its environment.
 URL = os.environ.get("CELERY_APP_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("CELERY_APP_QUEUE", "celery")
 app = Celery("celery_app", broker=URL, backend=URL)
 app.conf.update(
-    broker_transport_options={"global_keyprefix": "{celeryapp}:"},
+    # A message a dead worker took but never acknowledged goes back after this long.
+    broker_transport_options={"global_keyprefix": "{celeryapp}:",
+                              "visibility_timeout": VISIBILITY_TIMEOUT_S},
     result_backend_transport_options={"global_keyprefix": "{celeryapp}:"},
     task_default_queue=QUEUE,
     broker_connection_retry_on_startup=True,
@@ -52,6 +55,19 @@ def add(a, b):
 @app.task
 def broken(message):
     raise ValueError(message)
+
+
+@app.task(acks_late=True)
+def survivor(marker_key):
+    """Hangs on its first delivery (the test kills that worker), returns on the next."""
+    if redis.Redis.from_url(URL).incr(marker_key) == 1:
+        time.sleep(60)
+    return "redelivered"
+
+
+@app.task
+def tsum(values):
+    return sum(values)
 
 
 @app.task(bind=True, max_retries=3, default_retry_delay=0.1)
@@ -127,11 +143,51 @@ def main():
         # After the tasks, sent while the worker is idle on BRPOP.
         late = add.apply_async((20, 22), countdown=0.2)
         check("eta task", late.get(timeout=RESULT_TIMEOUT_S) == 42, late.state)
+        together = group(add.s(n, n) for n in range(5)).apply_async()
+        check("group", together.get(timeout=RESULT_TIMEOUT_S) == [0, 2, 4, 6, 8],
+              together.results)
+        # A chord's counter and its parts' results live in the result backend.
+        joined = chord(add.s(n, 1) for n in range(5))(tsum.s())
+        check("chord", joined.get(timeout=RESULT_TIMEOUT_S) == 15, joined.state)
+        # Remote control: a broadcast through the pidbox fanout and a reply queue.
+        replies = app.control.inspect(timeout=5, destination=[f"{queue}@{os.uname().nodename}"]).ping()
+        check("inspect ping", replies and list(replies.values()) == [{"ok": "pong"}], replies)
+        ranked = [add.apply_async((n, 0), priority=p) for n, p in ((1, 9), (2, 0), (3, 5))]
+        check("priorities", [t.get(timeout=RESULT_TIMEOUT_S) for t in ranked] == [1, 2, 3],
+              [t.state for t in ranked])
     except Exception as e:  # noqa: BLE001 - report, then show the worker's log
         failed += 1
         print(f"FAIL {type(e).__name__}: {e}")
     problem, log = stop_worker(worker)
     check("warm shutdown", problem is None, problem)
+
+    # A worker killed mid-task (acks_late): the unacked message is restored to the queue
+    # after the visibility timeout and a new worker runs it.
+    marker = f"celeryapp:{queue}:deliveries"
+    hung = survivor.delay(marker)
+    worker = start_worker(env)
+    try:
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        while r.get(marker) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered = time.monotonic()
+        check("first delivery", r.get(marker) == b"1", r.get(marker))
+        worker.kill()
+        worker.communicate()
+        # kombu restores the messages older than the visibility timeout when a worker
+        # starts polling (and then only every 100 s): start it once the message is that old.
+        time.sleep(max(0.0, delivered + VISIBILITY_TIMEOUT_S + 0.5 - time.monotonic()))
+        worker = start_worker(env)
+        value = hung.get(timeout=RESULT_TIMEOUT_S)
+        check("restored after a crash", value == "redelivered" and r.get(marker) == b"2",
+              (value, r.get(marker)))
+    except Exception as e:  # noqa: BLE001 - report, then show the worker's log
+        failed += 1
+        print(f"FAIL restore: {type(e).__name__}: {e}")
+    problem, more = stop_worker(worker)
+    log += more
+    check("warm shutdown after the crash", problem is None, problem)
+    r.delete(marker)
     if failed:
         print(f"--- worker log ---\n{log}")
     for s in sums:
