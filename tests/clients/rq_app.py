@@ -13,13 +13,15 @@ when `rq` is missing.
 import os
 import subprocess
 import sys
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 try:
     import redis
     from rq import Queue, Retry
     from rq.job import Job, JobStatus
-    from rq.registry import FailedJobRegistry, FinishedJobRegistry
+    from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
 except ImportError as e:
     print(f"SKIPPED python-rq: {e}")
     sys.exit(3)
@@ -31,6 +33,13 @@ WORKER_TIMEOUT_S = 60
 
 def add(a, b):
     return a + b
+
+
+def slow(seconds):
+    import time
+
+    time.sleep(seconds)
+    return "woke"
 
 
 def broken(message):
@@ -57,12 +66,12 @@ def total(job_ids):
 
 # --- the application ------------------------------------------------------------------------
 
-def run_worker(url, queue):
+def run_worker(url, queue, *extra):
     """One burst worker: processes everything queued, then exits 0."""
     here = os.path.dirname(os.path.abspath(__file__))
     done = subprocess.run(
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", url,
-         "--path", here, "--name", f"w-{uuid.uuid4().hex[:8]}", queue],
+         "--path", here, "--name", f"w-{uuid.uuid4().hex[:8]}", *extra, queue],
         capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False,
     )
     assert done.returncode == 0, f"rq worker exited {done.returncode}:\n{done.stderr}"
@@ -123,8 +132,31 @@ def main():
     check("failed again", FailedJobRegistry(queue=q).get_job_ids() == [failing.id],
           FailedJobRegistry(queue=q).get_job_ids())
 
+    # A job over its timeout is stopped and fails with JobTimeoutException.
+    late = q.enqueue("rq_app.slow", 5, job_timeout=1, result_ttl=600)
+    run_worker(url, name)
+    late = Job.fetch(late.id, connection=r)
+    exc = late.latest_result().exc_string if late.latest_result() else ""
+    check("job timeout", late.get_status() == JobStatus.FAILED and "JobTimeoutException" in exc,
+          (late.get_status(), exc[-300:]))
+
+    # A job scheduled for later waits in the scheduled registry; once due, a worker with the
+    # scheduler moves it to the queue and runs it.
+    scheduled = q.enqueue_in(timedelta(milliseconds=500), "rq_app.add", 2, 3, result_ttl=600)
+    registry = ScheduledJobRegistry(queue=q)
+    check("scheduled", registry.get_job_ids() == [scheduled.id] and q.count == 0,
+          (registry.get_job_ids(), q.count))
+    due = registry.get_scheduled_time(scheduled.id)
+    while datetime.now(timezone.utc) < due:
+        time.sleep(0.05)
+    run_worker(url, name, "--with-scheduler")
+    scheduled = Job.fetch(scheduled.id, connection=r)
+    check("scheduled job ran", scheduled.return_value() == 5 and registry.count == 0,
+          (scheduled.get_status(), registry.count))
+
     q.empty()
-    for registry in (FinishedJobRegistry(queue=q), FailedJobRegistry(queue=q)):
+    for registry in (FinishedJobRegistry(queue=q), FailedJobRegistry(queue=q),
+                     ScheduledJobRegistry(queue=q)):
         for job_id in registry.get_job_ids():
             registry.remove(job_id, delete_job=True)
     r.delete(counter)
