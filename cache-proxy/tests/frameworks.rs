@@ -11,7 +11,7 @@
 //! | app                               | node | proxy                                        |
 //! |-----------------------------------|------|----------------------------------------------|
 //! | BullMQ (`prefix: '{bull}'`)       | yes  | yes                                          |
-//! | BullMQ on node-redis, RESP3       | yes  | yes                                          |
+//! | BullMQ on node-redis, RESP3       | yes  | needs proxy script routing                   |
 //! | redis-py consumer-group pool      | yes  | yes                                          |
 //! | node-redlock                      | yes  | yes                                          |
 //! | express-rate-limit + its store    | yes  | needs proxy script routing                   |
@@ -51,7 +51,10 @@ fn bullmq_node_redis_resp3_through_node() {
     );
 }
 
+/// node-redis sends BullMQ's EVALSHAs inside MULTI with no EVAL fallback: on fresh nodes
+/// the scripts SCRIPT LOAD put on one node are NOSCRIPT on the others.
 #[test]
+#[ignore = "needs proxy script routing (s6-plan): EVALSHA in MULTI gets NOSCRIPT"]
 fn bullmq_node_redis_resp3_through_proxy() {
     run_script(
         "node",

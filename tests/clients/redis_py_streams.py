@@ -64,17 +64,22 @@ def run(r, protocol, check):
     assert r.xgroup_create(stream, group, id="$", mkstream=True) is True
     processed = []
     stop = threading.Event()
-    crasher = threading.Thread(target=consumer, args=(r, stream, group, "c-crash", processed,
-                                                      stop, 2))
+    # The stream is filled first and the consumer that crashes reads it alone: it processes
+    # one batch and crashes holding the second (racing two others, it might never get a
+    # second one). Then two healthy consumers take the rest.
     workers = [threading.Thread(target=consumer, args=(r, stream, group, f"c{k}", processed,
                                                        stop)) for k in range(2)]
-    for t in [crasher, *workers]:
-        t.start()
-    ids = []
-    for n in range(ENTRIES):
-        ids.append(r.xadd(stream, {"n": n}))
+    crasher = threading.Thread(target=consumer, args=(r, stream, group, "c-crash", processed,
+                                                      stop, 1))
+    with r.pipeline(transaction=False) as pipe:
+        for n in range(ENTRIES):
+            pipe.xadd(stream, {"n": n})
+        ids = pipe.execute()
+    crasher.start()
     crasher.join(DEADLINE_S)
     check(f"resp{protocol} crash", not crasher.is_alive(), "the crashing consumer never crashed")
+    for t in workers:
+        t.start()
 
     # Wait until all but the crashed batch is acknowledged, then rescue that batch.
     deadline = time.monotonic() + DEADLINE_S
