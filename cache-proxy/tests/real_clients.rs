@@ -8,105 +8,17 @@
 //!       ──spawn──► cache-node ×3 ◄── cache-proxy     ◄── client script / redis crate
 //! ```
 //!
-//! A script that finds its runtime or library missing exits 3 and says `SKIPPED`; the test
-//! then passes with that line, unless `FERROCACHE_REQUIRE_CLIENTS=1` (set by `.ci/run`, which
-//! installs them) makes it a failure. The scripts' output is printed when a check fails.
+//! The scripts run as `common::scripts` says (a skip when a runtime is missing, a time
+//! limit); their output is printed when a check fails. Frameworks (BullMQ, rq, Celery…) are
+//! in `frameworks.rs`.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::scripts::{run_script, Target};
 use redis::{Commands, RedisResult};
-
-/// Where the scripts live: `tests/clients/` at the workspace root.
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients")
-}
-
-/// Which server a client talks to.
-enum Target {
-    Node(NodeProcess),
-    Proxy(Cluster),
-}
-
-impl Target {
-    fn node() -> Target {
-        Target::Node(node(&[]))
-    }
-
-    fn proxy() -> Target {
-        Target::Proxy(Cluster::start(&[]))
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Target::Node(_) => "node",
-            Target::Proxy(_) => "proxy",
-        }
-    }
-
-    fn addr(&self) -> String {
-        match self {
-            Target::Node(n) => n.addr.to_string(),
-            Target::Proxy(c) => c.proxy.addr.to_string(),
-        }
-    }
-
-    fn url(&self, resp3: bool) -> String {
-        let protocol = if resp3 { "?protocol=resp3" } else { "" };
-        format!("redis://{}/{protocol}", self.addr())
-    }
-}
-
-/// Runs `program args… ADDR TARGET` from the workspace root and asserts it exits 0. Exit 3
-/// (or a missing program) is a skip.
-fn run_script(program: &str, args: &[&str], target: &Target) {
-    let what = format!("{program} {} against the {}", args.join(" "), target.name());
-    let started = Instant::now();
-    let output = Command::new(program)
-        .args(args)
-        .arg(target.addr())
-        .arg(target.name())
-        .current_dir(clients_dir().join("../.."))
-        .output();
-    let output = match output {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return skip(&format!("SKIPPED {what}: {program} is not installed"));
-        }
-        Err(e) => panic!("cannot run {what}: {e}"),
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if output.status.code() == Some(3) {
-        return skip(stdout.trim());
-    }
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{stdout}\n--- stderr ---\n{stderr}",
-        output.status
-    );
-    // Known failures stay visible in the test log.
-    for line in stdout.lines().filter(|l| l.starts_with("KNOWN-FAILURE")) {
-        eprintln!("{what}: {line}");
-    }
-    eprintln!(
-        "{what}: passed in {:.1}s ({} checks)",
-        started.elapsed().as_secs_f64(),
-        stdout.lines().filter(|l| l.starts_with("ok ")).count()
-    );
-}
-
-fn skip(message: &str) {
-    if std::env::var("FERROCACHE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
-        panic!("{message} (FERROCACHE_REQUIRE_CLIENTS=1: .ci/run installs the clients)");
-    }
-    eprintln!("{message}");
-}
 
 #[test]
 fn redis_py_through_node() {

@@ -2,7 +2,7 @@
 """redis-py's Lock against a cache-node: its release, extend and reacquire run Lua scripts
 (EVALSHA, falling back to EVAL on NOSCRIPT), as Celery, RQ and many applications use them.
 
-    python3 tests/clients/redis_py_lock.py HOST:PORT
+    python3 tests/clients/redis_py_lock.py HOST:PORT [node|proxy]
 
 Runs under RESP2 and RESP3. Prints one line per check and exits 1 if any failed; exit 3
 with "SKIPPED" when the `redis` module is missing.
@@ -84,6 +84,37 @@ def check_not_owned(r, name):
     r.delete(name)
 
 
+def check_timeout(r, name):
+    # The holder's timeout frees the lock without a release; a waiter with a short
+    # blocking_timeout gives up, one with a longer one gets it, and the old holder's release
+    # then refuses (the token is no longer its own).
+    holder = r.lock(name, timeout=0.3)
+    assert holder.acquire(blocking=False) is True
+    impatient = r.lock(name, timeout=10, blocking_timeout=0.05)
+    started = time.monotonic()
+    assert impatient.acquire() is False
+    assert time.monotonic() - started < 0.3
+    patient = r.lock(name, timeout=10, sleep=0.02)
+    assert patient.acquire(blocking=True, blocking_timeout=5) is True
+    assert patient.owned() is True and holder.owned() is False
+    try:
+        holder.release()
+        raise AssertionError("release after the lock timed out succeeded")
+    except LockNotOwnedError:
+        pass
+    assert patient.locked() is True
+    patient.release()
+    # A context manager releases on exit, and raises when it cannot acquire in time.
+    with r.lock(name, timeout=10, blocking_timeout=1):
+        assert r.exists(name) == 1
+        try:
+            with r.lock(name, timeout=10, blocking_timeout=0.05):
+                raise AssertionError("a second context acquired a held lock")
+        except LockError:
+            pass
+    assert r.exists(name) == 0
+
+
 def check_script_cache(r, name):
     # After SCRIPT FLUSH the client's EVALSHA gets NOSCRIPT and falls back to EVAL.
     lock = r.lock(name, timeout=10)
@@ -94,7 +125,7 @@ def check_script_cache(r, name):
 
 
 CHECKS = [check_acquire_release, check_contention, check_extend, check_not_owned,
-          check_script_cache]
+          check_timeout, check_script_cache]
 
 
 def main():

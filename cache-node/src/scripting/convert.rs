@@ -165,7 +165,7 @@ fn write(out: &mut ReplyBuf, v: &Value, resp: u8, depth: usize) -> mlua::Result<
             }
         }
         Value::Integer(i) => out.int(*i),
-        Value::Number(n) => out.int(*n as i64),
+        Value::Number(n) => out.int(lua_number_to_integer(*n)),
         Value::Table(t) => write_table(out, t, resp, depth)?,
         _ => out.null(),
     }
@@ -246,4 +246,16 @@ fn count_pairs(t: &Table) -> mlua::Result<usize> {
         n += 1;
     }
     Ok(n)
+}
+
+/// A Lua number as an integer reply, as Redis's C cast `(long long)n` comes out on x86: the
+/// fraction truncated, and a NaN or anything outside the 64-bit range as `i64::MIN` (Rust's
+/// `as` would saturate and make a NaN 0).
+fn lua_number_to_integer(n: f64) -> i64 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_POW_63..TWO_POW_63).contains(&n) {
+        n as i64
+    } else {
+        i64::MIN
+    }
 }

@@ -2,6 +2,8 @@
 //! cache-proxy process, all on free ports.
 #![allow(dead_code, unused_imports)]
 
+pub mod scripts;
+
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::{Duration, Instant};

@@ -259,9 +259,11 @@ pub fn format_double(v: f64) -> String {
 }
 
 /// Formats a double as Redis 7.0's `d2string`: integers in ±2^52 as integers, else `%.17g`.
+/// A NaN (only a script can make one) prints as glibc's `%.17g` does, with its sign: x86's
+/// `0/0` is the negative NaN, `-nan` on Redis.
 pub fn format_score(v: f64) -> String {
     if v.is_nan() {
-        return "nan".to_string();
+        return if v.is_sign_negative() { "-nan" } else { "nan" }.to_string();
     }
     if v.is_infinite() {
         return if v > 0.0 { "inf" } else { "-inf" }.to_string();
