@@ -54,7 +54,6 @@ fn bullmq_node_redis_resp3_through_node() {
 /// node-redis sends BullMQ's EVALSHAs inside MULTI with no EVAL fallback: on fresh nodes
 /// the scripts SCRIPT LOAD put on one node are NOSCRIPT on the others.
 #[test]
-#[ignore = "needs proxy script routing (s6-plan): EVALSHA in MULTI gets NOSCRIPT"]
 fn bullmq_node_redis_resp3_through_proxy() {
     run_script(
         "node",
@@ -83,7 +82,6 @@ fn rate_limit_redis_through_node() {
 }
 
 #[test]
-#[ignore = "needs proxy script routing (s6-plan)"]
 fn rate_limit_redis_through_proxy() {
     run_script(
         "node",
@@ -93,7 +91,6 @@ fn rate_limit_redis_through_proxy() {
 }
 
 #[test]
-#[ignore = "needs proxy script routing (s6-plan)"]
 fn redis_py_lock_through_proxy() {
     run_script(
         "python3",
@@ -141,7 +138,6 @@ fn celery_through_node() {
 }
 
 #[test]
-#[ignore = "needs proxy script routing (s6-plan): kombu's redis-py Lock gets NOSCRIPT"]
 fn celery_through_proxy() {
     run_script(
         "python3",
