@@ -482,6 +482,15 @@ fn scan(routing: &Routing, args: &[Bytes]) -> Plan {
     })
 }
 
+/// Whether a batch holds a command that may wait on its node (BLPOP, XREAD BLOCK, WAIT...).
+pub fn may_block(requests: &[Vec<Bytes>]) -> bool {
+    requests.iter().any(|r| {
+        r.first()
+            .and_then(|name| Cmd::lookup(name))
+            .is_some_and(|c| c.spec().has(cache_protocol::command::flags::BLOCKING))
+    })
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

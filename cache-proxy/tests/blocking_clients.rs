@@ -99,7 +99,6 @@ fn half_close_ends_blocked_client_on_node() {
 }
 
 #[test]
-#[ignore = "proxy: a blocked client's EOF is not read until its node replies (cache-proxy/src/client.rs `blocking`)"]
 fn half_close_ends_blocked_client_through_proxy() {
     half_close_ends_blocked_client(Target::proxy());
 }
@@ -110,7 +109,6 @@ fn push_after_client_left_is_kept_on_node() {
 }
 
 #[test]
-#[ignore = "proxy: an abandoned BLPOP stays blocked on its node and pops the next push for nobody (cache-proxy/src/client.rs `blocking`)"]
 fn push_after_client_left_is_kept_through_proxy() {
     push_after_client_left_is_kept(Target::proxy());
 }
