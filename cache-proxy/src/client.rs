@@ -190,33 +190,11 @@ pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, 
             }
         }
         if !requests.is_empty() {
-            if crate::plan::may_block(&requests) {
-                // While a blocking command waits, the socket is still read: a client that
-                // goes away ends the wait at once, as Redis frees it (else the abandoned pop
-                // takes the next element for nobody); dropping the run closes its node link.
-                let run = client.run(requests);
-                tokio::pin!(run);
-                let gone = loop {
-                    if input.len() > limit {
-                        run.as_mut().await;
-                        break false;
-                    }
-                    input.reserve(16 * 1024);
-                    tokio::select! {
-                        biased;
-                        () = &mut run => break false,
-                        read = stream.read_buf(&mut input) => {
-                            if matches!(read, Ok(0) | Err(_)) {
-                                break true;
-                            }
-                        }
-                    }
-                };
-                if gone {
-                    break;
-                }
-            } else {
-                client.run(requests).await;
+            if client
+                .run_watching(requests, &mut stream, &mut input, limit)
+                .await
+            {
+                break;
             }
             if !client.out.is_empty() {
                 if send(&mut stream, &client.out).await.is_err() {
@@ -289,7 +267,7 @@ impl Session for Client {
 
 impl Client {
     /// Runs a batch of requests, appending their replies to `out` in order.
-    async fn run(&mut self, requests: Vec<Vec<Bytes>>) {
+    pub(crate) async fn run(&mut self, requests: Vec<Vec<Bytes>>) {
         let cluster = self.worker.cluster.clone();
         cluster
             .stats
@@ -377,6 +355,7 @@ impl Client {
         let view = View {
             in_multi: self.multi.is_some(),
             pick: self.id as usize + self.items.len(),
+            subscribed: self.resp2_subscribed(),
         };
         let Plan {
             action,

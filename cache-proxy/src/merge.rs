@@ -82,6 +82,39 @@ pub fn merge(merge: Merge, parts: Vec<Bytes>, positions: &[Vec<usize>], resp3: b
             }
             out.freeze()
         }
+        Merge::PairSums => {
+            let mut sums: Vec<(Bytes, i64)> = Vec::new();
+            for part in &parts {
+                let Some(elements) = reply::elements(part) else {
+                    return part.clone();
+                };
+                for (i, pair) in elements.chunks(2).enumerate() {
+                    let [name, count] = pair else { continue };
+                    let count = reply::integer(count).unwrap_or(0);
+                    match sums.get_mut(i) {
+                        Some((_, sum)) => *sum = sum.saturating_add(count),
+                        None => sums.push((name.clone(), count)),
+                    }
+                }
+            }
+            let mut out = BytesMut::new();
+            out.put_slice(format!("*{}\r\n", 2 * sums.len()).as_bytes());
+            for (name, sum) in sums {
+                out.put_slice(&name);
+                out.put_slice(format!(":{sum}\r\n").as_bytes());
+            }
+            out.freeze()
+        }
+        Merge::Max => {
+            let mut max = 0i64;
+            for part in &parts {
+                match reply::integer(part) {
+                    Some(n) => max = max.max(n),
+                    None => return part.clone(),
+                }
+            }
+            Bytes::from(format!(":{max}\r\n"))
+        }
         Merge::Concat => {
             let mut all = Vec::new();
             for part in &parts {
@@ -174,6 +207,22 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn pubsub_counts() {
+        let numsub = merge(
+            Merge::PairSums,
+            vec![
+                b("*4\r\n$1\r\na\r\n:2\r\n$1\r\nb\r\n:0\r\n"),
+                b("*4\r\n$1\r\na\r\n:0\r\n$1\r\nb\r\n:1\r\n"),
+            ],
+            &[],
+            false,
+        );
+        assert_eq!(&numsub[..], b"*4\r\n$1\r\na\r\n:2\r\n$1\r\nb\r\n:1\r\n");
+        let numpat = merge(Merge::Max, vec![b(":1\r\n"), b(":3\r\n")], &[], false);
+        assert_eq!(&numpat[..], b":3\r\n");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct View {
     pub in_multi: bool,
     /// Spreads "any one node" commands (RANDOMKEY) over the nodes: client id + batch position.
     pub pick: usize,
+    /// A RESP2 connection with subscriptions: PING answers as an array there.
+    pub subscribed: bool,
 }
 
 /// One request's plan: the action, and the keys it names (for write marks and tracking).
@@ -142,6 +144,10 @@ pub enum Merge {
     /// all_shards without a response policy and with nondeterministic order (KEYS): the
     /// arrays end to end.
     Concat,
+    /// PUBSUB NUMSUB: `name count` pairs, the counts summed position by position.
+    PairSums,
+    /// PUBSUB NUMPAT: the largest integer (every node holds the proxy's patterns).
+    Max,
 }
 
 /// One node's share of a split command.
@@ -173,6 +179,12 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
     let cmd = call.cmd;
     let ok = || plan_of(Action::Reply(Bytes::from_static(b"+OK\r\n")));
     match cmd {
+        Cmd::Ping if view.subscribed => {
+            let msg = args.get(1).map_or(Bytes::new(), Bytes::clone);
+            let mut reply = b"*2\r\n$4\r\npong\r\n".to_vec();
+            reply.extend_from_slice(&bulk_bytes(&msg));
+            plan_of(Action::Reply(Bytes::from(reply)))
+        }
         Cmd::Ping => plan_of(Action::Reply(match args.get(1) {
             Some(msg) => bulk_bytes(msg),
             None => Bytes::from_static(b"+PONG\r\n"),
@@ -201,6 +213,22 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
             }),
             Err(e) => error(e),
         },
+        // A channel's subscribers are on its node and patterns on every node (pubsub.rs):
+        // the nodes' answers together are the cluster's.
+        Cmd::Pubsub if !is_sub(args, b"help") => {
+            let merge = if is_sub(args, b"numsub") {
+                Merge::PairSums
+            } else if is_sub(args, b"numpat") {
+                Merge::Max
+            } else {
+                Merge::Concat
+            };
+            plan_of(Action::FanOut {
+                nodes: routing.live_nodes().collect(),
+                merge,
+                stale_absent: false,
+            })
+        }
         Cmd::Info => plan_of(Action::Info {
             nodes: routing.live_nodes().collect(),
         }),
@@ -210,7 +238,6 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
         | Cmd::Move
         | Cmd::Shutdown
         | Cmd::Config
-        | Cmd::Pubsub
         | Cmd::Cluster
         | Cmd::Cache
         // Each node snapshots its own keys: ask the node.

@@ -4,6 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use cache_protocol::command::flags;
 use cache_protocol::Cmd;
+use tokio::io::AsyncReadExt;
 
 use crate::backend::{encode_command, Batch, Dedicated};
 use crate::client::Client;
@@ -13,6 +14,42 @@ use crate::plan::same_node;
 use crate::reply::error_bytes;
 
 impl Client {
+    /// Runs a batch; true when the client went away meanwhile. While a blocking command
+    /// waits on its node, the client's socket is still read: a client that goes away (EOF,
+    /// reset) ends the wait at once, as Redis frees it, or the abandoned pop would take the
+    /// next element for nobody. Dropping the run closes its dedicated node connection, which
+    /// unblocks the node. Input that arrives meanwhile is kept for the next batch.
+    pub(crate) async fn run_watching(
+        &mut self,
+        requests: Vec<Vec<Bytes>>,
+        stream: &mut impl cache_net::tls::Stream,
+        input: &mut BytesMut,
+        limit: usize,
+    ) -> bool {
+        if !crate::plan::may_block(&requests) {
+            self.run(requests).await;
+            return false;
+        }
+        let run = self.run(requests);
+        tokio::pin!(run);
+        loop {
+            if input.len() > limit {
+                run.as_mut().await;
+                return false;
+            }
+            input.reserve(16 * 1024);
+            tokio::select! {
+                biased;
+                () = &mut run => return false,
+                read = stream.read_buf(input) => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) async fn exec(&mut self, routing: &Routing) -> Bytes {
         let Some(queued) = self.multi.take() else {
             return Bytes::from_static(b"-ERR EXEC without MULTI\r\n");

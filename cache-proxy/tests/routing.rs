@@ -365,11 +365,29 @@ fn publishers_and_subscribers_meet() {
         sub.read_reply(),
         b"*4\r\n$8\r\npmessage\r\n$7\r\nalert.*\r\n$10\r\nalert.fire\r\n$3\r\nrun\r\n"
     );
+    // PUBSUB answers for the whole cluster: channels live on their nodes, patterns on all.
+    let mut admin = cluster.proxy.raw();
+    assert_eq!(
+        admin.cmd_str(&["PUBSUB", "NUMSUB", "news", "sports", "none"]),
+        b"*6\r\n$4\r\nnews\r\n:1\r\n$6\r\nsports\r\n:1\r\n$4\r\nnone\r\n:0\r\n"
+    );
+    assert_eq!(admin.cmd_str(&["PUBSUB", "NUMPAT"]), b":1\r\n");
+    let channels = admin.cmd_str(&["PUBSUB", "CHANNELS"]);
+    let text = String::from_utf8_lossy(&channels).into_owned();
+    assert!(
+        text.starts_with("*2\r\n") && text.contains("news") && text.contains("sports"),
+        "{text}"
+    );
     assert_eq!(
         sub.cmd_str(&["UNSUBSCRIBE", "news"]),
         b"*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:2\r\n"
     );
-    assert_eq!(sub.cmd_str(&["PING"]), b"+PONG\r\n");
+    // Still subscribed (RESP2): PING answers as Redis does there.
+    assert_eq!(sub.cmd_str(&["PING"]), b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert_eq!(
+        sub.cmd_str(&["PING", "hi"]),
+        b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n"
+    );
 }
 
 #[test]
