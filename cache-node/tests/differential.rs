@@ -979,3 +979,67 @@ fn zsets_match_redis() {
         "#,
     );
 }
+
+/// INCRBYFLOAT and HINCRBYFLOAT in C long double, bit for bit as Redis on x86-64: seeded
+/// increments over every magnitude a long double holds (near 2^63, 17+ significant digits,
+/// 1e±300, 1e±4000, denormals, hexadecimal), compared reply by reply.
+#[test]
+fn float_increments_match_redis_in_long_double() {
+    let _turn = DB_LOCKS[12].lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(mut theirs) = reference("float_increments_match_redis_in_long_double", 12) else {
+        return;
+    };
+    let node = node(&[]);
+    let mut ours = node.raw();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut script: Vec<Vec<String>> = Vec::new();
+    for i in 0..3000 {
+        let r = next();
+        let mantissa = next() % 1_000_000_000_000_000_000;
+        let increment = match r % 9 {
+            0 => format!("{}", (next() % 2000) as i64 - 1000),
+            1 => format!(
+                "{}.{:017}",
+                (next() % 100) as i64 - 50,
+                mantissa % 100_000_000_000_000_000
+            ),
+            2 => format!("9223372036854775{:03}", next() % 1000),
+            3 => format!("-{mantissa}e{}", (next() % 600) as i64 - 300),
+            4 => format!("{mantissa}e{}", (next() % 8000) as i64 - 4000),
+            5 => format!("1e-49{}", 40 + next() % 10),
+            6 => format!("0x1.{:x}p{}", next() % 0xfffff, (next() % 100) as i64 - 50),
+            7 => format!("{}.5", (next() % 10) as i64 - 5),
+            _ => format!("{}e-{}", mantissa % 1000, next() % 30),
+        };
+        let key = format!("ld:{}", r % 4);
+        if i % 2 == 0 {
+            script.push(vec!["INCRBYFLOAT".into(), key, increment]);
+        } else {
+            script.push(vec![
+                "HINCRBYFLOAT".into(),
+                format!("h{key}"),
+                "f".into(),
+                increment,
+            ]);
+        }
+        if r % 97 == 0 {
+            script.push(vec![
+                "DEL".into(),
+                format!("ld:{}", r % 4),
+                format!("hld:{}", r % 4),
+            ]);
+        }
+    }
+    let lines: Vec<Vec<&[u8]>> = script
+        .iter()
+        .map(|c| c.iter().map(|a| a.as_bytes()).collect())
+        .collect();
+    compare(&mut ours, &mut theirs, &lines);
+    theirs.cmd_str(&["FLUSHDB"]);
+}

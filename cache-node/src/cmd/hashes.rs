@@ -1,10 +1,9 @@
 //! Hash commands.
 
 use bytes::Bytes;
-use cache_protocol::format_double;
 use cache_store::{Entry, HashValue, Value};
 
-use super::{float_arg, int_arg, is, parse_float, scan_args, CmdError, CmdResult, Ctx, Notify};
+use super::{int_arg, is, long_double, scan_args, CmdError, CmdResult, Ctx, Notify};
 
 /// Small hashes keep insertion order on delete (as Redis's listpack does), so replies match
 /// Redis's order; big ones swap-remove in O(1), where Redis's order is unspecified anyway.
@@ -214,21 +213,22 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[3])?;
+    // In C long double, as Redis on x86-64 (see long_double.rs).
+    let delta = long_double::parse(&args[3]).ok_or(CmdError::NotFloat)?;
     // Redis rejects an infinite increment before looking at the key (unlike INCRBYFLOAT).
-    if delta.is_infinite() {
+    if long_double::is_infinite(delta) {
         return Err(CmdError::Msg("ERR value is NaN or Infinity"));
     }
     let text = with_hash(ctx, &args[1], |h| {
         let current = match h.get(&args[2][..]) {
-            Some(v) => parse_float(v).ok_or(CmdError::Msg("ERR hash value is not a float"))?,
-            None => 0.0,
+            Some(v) => {
+                long_double::parse(v).ok_or(CmdError::Msg("ERR hash value is not a float"))?
+            }
+            None => long_double::ZERO,
         };
-        let next = current + delta;
-        if next.is_nan() || next.is_infinite() {
-            return Err(CmdError::Msg("ERR increment would produce NaN or Infinity"));
-        }
-        let text = format_double(next);
+        let next = long_double::add(current, delta)
+            .ok_or(CmdError::Msg("ERR increment would produce NaN or Infinity"))?;
+        let text = long_double::format(next);
         h.insert(args[2][..].into(), text.clone().into_bytes());
         Ok(text)
     })?;

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod latency;
 pub mod lcs;
 pub mod lists;
+pub mod long_double;
 pub mod memory;
 pub mod monitor;
 pub mod multi;

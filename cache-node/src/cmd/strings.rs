@@ -3,10 +3,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use cache_protocol::format_double;
 use cache_store::{Entry, Value};
 
-use super::{float_arg, int_arg, is, parse_float, CmdError, CmdResult, Ctx, Notify};
+use super::{int_arg, is, long_double, CmdError, CmdResult, Ctx, Notify};
 
 fn as_str(entry: &Entry) -> Result<&[u8], CmdError> {
     entry.value.as_bytes().ok_or(CmdError::WrongType)
@@ -444,16 +443,15 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut locked = ctx.shared.store.lock(key);
     // Redis checks the key's type, then its value, and only then parses the increment:
     // `INCRBYFLOAT list x` is WRONGTYPE, not "not a valid float".
+    // In C long double, as Redis on x86-64 (see long_double.rs).
     let current = match locked.get(db, key, now) {
-        Some(e) => parse_float(as_str(e)?).ok_or(CmdError::NotFloat)?,
-        None => 0.0,
+        Some(e) => long_double::parse(as_str(e)?).ok_or(CmdError::NotFloat)?,
+        None => long_double::ZERO,
     };
-    let delta = float_arg(&args[2])?;
-    let next = current + delta;
-    if next.is_nan() || next.is_infinite() {
-        return Err(CmdError::Msg("ERR increment would produce NaN or Infinity"));
-    }
-    let text = format_double(next);
+    let delta = long_double::parse(&args[2]).ok_or(CmdError::NotFloat)?;
+    let next = long_double::add(current, delta)
+        .ok_or(CmdError::Msg("ERR increment would produce NaN or Infinity"))?;
+    let text = long_double::format(next);
     match locked.get_mut(db, key, now) {
         Some(e) => {
             as_str(e)?;
