@@ -456,6 +456,14 @@ fn lists_match_redis() {
         LRANGE r 0 -1
         LREM r 0 a
         LREM r x a
+        RPUSH m a b a c a d a a e a
+        LREM m -2 a
+        LRANGE m 0 -1
+        LREM m 2 a
+        LRANGE m 0 -1
+        LREM m -100 a
+        LRANGE m 0 -1
+        LREM m 1 nosuch
         LREM nosuch 0 a
         LTRIM r 0 0
         LRANGE r 0 -1

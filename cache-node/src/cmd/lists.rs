@@ -251,27 +251,28 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         count.unsigned_abs() as usize
     };
-    let mut removed = 0;
-    if count >= 0 {
-        let mut i = 0;
-        while i < list.len() && removed < limit {
-            if list[i] == target {
-                list.remove(i);
-                removed += 1;
-            } else {
-                i += 1;
-            }
-        }
+    // One pass (two from the tail): removing elements one by one from the middle was
+    // quadratic (14.5 s for LREM on a 600k-element list).
+    let matches = |e: &[u8]| e == target;
+    let skip = if count >= 0 {
+        0
     } else {
-        let mut i = list.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if list[i] == target {
-                list.remove(i);
-                removed += 1;
-            }
+        // From the tail: keep the first (all - limit) matches, remove the rest.
+        let all = list.iter().filter(|e| matches(e)).count();
+        all.saturating_sub(limit)
+    };
+    let (mut seen, mut removed) = (0usize, 0usize);
+    list.retain(|e| {
+        if !matches(e) || removed >= limit {
+            return true;
         }
-    }
+        seen += 1;
+        if seen <= skip {
+            return true;
+        }
+        removed += 1;
+        false
+    });
     let deleted = locked.remove_if_empty(db, key, now);
     drop(locked);
     super::reply_removed(ctx, key, removed, deleted, Notify::LIST, "lrem");
