@@ -1907,3 +1907,19 @@ fn monitor_streams_executed_commands_in_redis_order() {
         assert_eq!(rest, format!("{want}\r\n"));
     }
 }
+
+/// A request-size limit below 1mb would refuse every later argument, CONFIG SET included (the
+/// node could not be repaired): refused with Redis 7.0.15's bounds error.
+#[test]
+fn request_limits_keep_redis_lower_bounds() {
+    let node = node(&[]);
+    let mut c = node.raw();
+    for name in ["proto-max-bulk-len", "client-query-buffer-limit"] {
+        assert_eq!(
+            String::from_utf8_lossy(&c.cmd_str(&["CONFIG", "SET", name, "0"])),
+            format!("-ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be between 1048576 and 9223372036854775807 inclusive\r\n")
+        );
+        assert_eq!(c.cmd_str(&["CONFIG", "SET", name, "1mb"]), b"+OK\r\n");
+    }
+    assert_eq!(c.cmd_str(&["SET", "k", "v"]), b"+OK\r\n");
+}

@@ -42,7 +42,7 @@ static PARAMS: &[Param] = &[
     Param::new("protected-mode", Kind::Bool, "yes", "yes: while the proxy's default user has no password, refuse clients not on loopback (as Redis)"),
     Param::new("change-feed-url", Kind::Text, "", "postgres://… to LISTEN on for rows changed by other programs (see cache-node install-change-feed); empty = off"),
     Param::new("tracking-table-max-keys", Kind::Int { min: 0, max: i64::MAX }, "1000000", "keys remembered per worker for CLIENT TRACKING clients (beyond: invalidated)"),
-    Param::new("client-query-buffer-limit", Kind::Memory, "1gb", "largest request (units as redis.conf: 1gb, 512mb)"),
+    Param::new("client-query-buffer-limit", Kind::Memory, "1gb", "largest request (units as redis.conf: 1gb, 512mb)").at_least(1024 * 1024),
     Param::new("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]), "notice", "debug, verbose, notice, warning or nothing"),
     Param::new("logfile", Kind::Text, "", "file to append the log to (empty = standard output)"),
     Param::new("metrics-addr", Kind::Text, "", "HOST:PORT to serve Prometheus metrics on, at GET /metrics (empty = off)"),

@@ -49,6 +49,9 @@ pub struct Param {
     pub effect: Effect,
     /// What it does, for `--help`.
     pub help: &'static str,
+    /// Smallest value a [`Kind::Memory`] parameter takes (Redis's bounds: a zero
+    /// `proto-max-bulk-len` would refuse every argument, CONFIG SET included).
+    pub memory_min: u64,
 }
 
 impl Param {
@@ -67,7 +70,14 @@ impl Param {
             mutable: true,
             effect: Effect::Applies,
             help,
+            memory_min: 0,
         }
+    }
+
+    /// A memory parameter's lower bound, in bytes.
+    pub const fn at_least(mut self, bytes: u64) -> Param {
+        self.memory_min = bytes;
+        self
     }
 
     /// Only settable at start.
@@ -118,9 +128,21 @@ impl Param {
                     ))
                 }
             },
-            Kind::Memory => parse_memory(value.trim())
-                .map(|v| v.to_string())
-                .ok_or_else(|| ConfigError::Invalid("argument must be a memory value".into()))?,
+            Kind::Memory => match parse_memory(value.trim()) {
+                Some(v) if v >= self.memory_min => v.to_string(),
+                Some(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "argument must be between {} and {} inclusive",
+                        self.memory_min,
+                        i64::MAX
+                    )))
+                }
+                None => {
+                    return Err(ConfigError::Invalid(
+                        "argument must be a memory value".into(),
+                    ))
+                }
+            },
             Kind::Bool => match value.trim().to_ascii_lowercase().as_str() {
                 "yes" => "yes".to_string(),
                 "no" => "no".to_string(),
