@@ -1051,3 +1051,33 @@ fn float_increments_match_redis_in_long_double() {
     compare(&mut ours, &mut theirs, &lines);
     theirs.cmd_str(&["FLUSHDB"]);
 }
+
+/// Extreme counts, cursors and DB indexes get Redis 7.0.15's replies (found by a hostile
+/// client: each used to differ).
+#[test]
+fn extreme_arguments_match_redis() {
+    run_script(
+        "extreme_arguments_match_redis",
+        11,
+        r#"
+        HSET h a 1 b 2
+        HRANDFIELD h 9223372036854775807
+        HRANDFIELD h 9223372036854775807 WITHVALUES
+        HRANDFIELD h -9223372036854775807 WITHVALUES
+        SCAN 18446744073709551616
+        SCAN 1x
+        SCAN " 1"
+        SCAN -
+        SELECT 99999999999
+        SELECT -1
+        SELECT x
+        MOVE h 9223372036854775807
+        MOVE h -1
+        SWAPDB 0 99999999999
+        SWAPDB x 0
+        SWAPDB 0 100
+        COPY h h2 DB 99999999999
+        COPY h h2 DB -1
+        "#,
+    );
+}

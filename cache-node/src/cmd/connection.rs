@@ -79,7 +79,13 @@ fn set_protocol(ctx: &mut Ctx<'_>, protocol: Protocol) {
 
 /// Parses a database index argument against the configured count.
 pub fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
+    // Redis reads a DB index as a C int first (`getIntFromObjectOrReply`).
     let db = int_arg(arg)?;
+    if i32::try_from(db).is_err() {
+        return Err(CmdError::Msg(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     if db < 0 || db as usize >= ctx.shared.store.databases() {
         return Err(CmdError::DbIndex);
     }

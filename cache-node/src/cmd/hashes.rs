@@ -244,12 +244,8 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         4 if is(&args[3], "withvalues") => Some(super::random_count(&args[2], true)?),
         _ => return Err(CmdError::Syntax),
     };
+    // (WITHVALUES's half-range check is random_count's `paired`.)
     let with_values = args.len() == 4;
-    if let Some(c) = count {
-        if c.unsigned_abs() > (i64::MAX as u64) / 2 {
-            return Err(CmdError::Msg("ERR value is out of range"));
-        }
-    }
     let picked = read_hash(ctx, &args[1], |h| {
         let len = h.len();
         let indices = super::random_indices(len, count.unwrap_or(1));

@@ -349,13 +349,35 @@ impl ScanArgs<'_> {
     }
 }
 
+/// A SCAN cursor as Redis reads it (`strtoul`): no leading blank, an optional sign (`-1` is
+/// the largest cursor, as C's unsigned negation gives), digits that fit 64 bits; "" is 0.
+pub fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    let invalid = CmdError::Msg("ERR invalid cursor");
+    let (negative, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
+        return if arg.is_empty() { Ok(0) } else { Err(invalid) };
+    }
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(invalid);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            .ok_or(CmdError::Msg("ERR invalid cursor"))?;
+    }
+    Ok(if negative { n.wrapping_neg() } else { n })
+}
+
 /// Parses `cursor [MATCH p] [COUNT n]` with the cursor at `args[at - 1]`... for HSCAN, SSCAN
 /// and ZSCAN the cursor is `args[2]` and options start at 3.
 pub fn scan_args(args: &[Bytes], at: usize) -> Result<ScanArgs<'_>, CmdError> {
-    let cursor = std::str::from_utf8(&args[at])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CmdError::Msg("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&args[at])?;
     let mut scan = ScanArgs {
         cursor,
         count: 10,

@@ -48,8 +48,10 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let a = super::parse_i64(&args[1]).ok_or(CmdError::Msg("ERR invalid first DB index"))?;
-    let b = super::parse_i64(&args[2]).ok_or(CmdError::Msg("ERR invalid second DB index"))?;
+    // C ints, as Redis reads them (a value past i32 is "invalid", not "out of range").
+    let int = |a: &[u8]| super::parse_i64(a).filter(|v| i32::try_from(*v).is_ok());
+    let a = int(&args[1]).ok_or(CmdError::Msg("ERR invalid first DB index"))?;
+    let b = int(&args[2]).ok_or(CmdError::Msg("ERR invalid second DB index"))?;
     let n = ctx.shared.store.databases() as i64;
     if !(0..n).contains(&a) || !(0..n).contains(&b) {
         return Err(CmdError::DbIndex);
