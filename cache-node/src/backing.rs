@@ -152,7 +152,11 @@ impl Installer for Install {
                 shared.invalidate_keys(db as usize, &[key]);
             }
             Some(_) => {}
-            None => shared.store.flush(None),
+            None => {
+                // Anything may have changed in the database: every watcher is dirty.
+                shared.watches.flushed(None);
+                shared.store.flush(None);
+            }
         }
     }
 }

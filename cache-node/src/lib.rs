@@ -197,14 +197,24 @@ impl cache_store::KeyObserver for Observer {
     }
 
     fn flushed(&self, db: Option<usize>) {
+        // WATCH: FLUSHDB/FLUSHALL touched the watched keys that existed before flushing
+        // (`Watches::flushing`), as Redis does; a watched absent key stays untouched.
         if let Some(shared) = self.shared.upgrade() {
-            shared.watches.flushed(db);
             shared.blocking.flushed(db);
             if shared.backing.is_some() {
                 backing::record_flush(db);
             }
             shared.tracking.flushed(&shared);
         }
+    }
+
+    fn swapped(&self, a: usize, b: usize) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.watches.flushed(Some(a));
+            shared.watches.flushed(Some(b));
+        }
+        self.flushed(Some(a));
+        self.flushed(Some(b));
     }
 }
 

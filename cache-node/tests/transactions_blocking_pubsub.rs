@@ -1830,3 +1830,49 @@ fn keyspace_notifications_off_send_nothing() {
     assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
     s.assert_silent(Duration::from_millis(200), "no K or E");
 }
+
+/// WATCH is touched only by what could change the key: FLUSHDB leaves a watched key that did
+/// not exist clean, and SMOVE into a set that already holds the member leaves that set clean
+/// (Redis signals the destination only when the member was added).
+#[test]
+fn watch_ignores_changes_that_change_nothing() {
+    let _guard = ref_lock();
+    let node = node(&[]);
+    compare_scenario(
+        "watch_ignores_changes_that_change_nothing",
+        &node,
+        |a, b| {
+            let mut r = Vec::new();
+            for cmd in [
+                &["DEL", "x"][..],
+                &["WATCH", "x"],
+                &["FLUSHDB"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+                &["SET", "x", "1"],
+                &["WATCH", "x"],
+                &["FLUSHDB"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+                &["SADD", "src{t}", "a", "b"],
+                &["SADD", "dst{t}", "a"],
+                &["WATCH", "dst{t}"],
+                &["MULTI"],
+                &["SADD", "dst{t}", "c"],
+            ] {
+                r.push(a.cmd_str(cmd));
+            }
+            r.push(b.cmd_str(&["SMOVE", "src{t}", "dst{t}", "a"]));
+            r.push(a.cmd_str(&["EXEC"]));
+            r.push(a.cmd_str(&["SCARD", "dst{t}"]));
+            r.push(a.cmd_str(&["WATCH", "dst{t}"]));
+            r.push(a.cmd_str(&["MULTI"]));
+            r.push(a.cmd_str(&["PING"]));
+            r.push(b.cmd_str(&["SMOVE", "src{t}", "dst{t}", "b"]));
+            r.push(a.cmd_str(&["EXEC"]));
+            r
+        },
+    );
+}

@@ -38,6 +38,22 @@ impl Watches {
         }
     }
 
+    /// Before FLUSHDB (`Some`) or FLUSHALL: marks the watched keys that exist now (Redis's
+    /// `touchAllWatchedKeysInDb`: a watched key the flush cannot change stays clean).
+    pub fn flushing(&self, store: &cache_store::Store, db: Option<usize>, now: u64) {
+        if self.count.load(Relaxed) == 0 {
+            return;
+        }
+        for ((d, key), flags) in lock(&self.map).iter() {
+            if db.is_none_or(|db| db == *d) && store.lock(key).contains(*d, key, now) {
+                for f in flags {
+                    f.store(true, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Every watched key of `db` (or all) changed as a whole (SWAPDB, a full invalidation).
     pub fn flushed(&self, db: Option<usize>) {
         if self.count.load(Relaxed) == 0 {
             return;

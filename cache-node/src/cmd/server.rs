@@ -35,14 +35,20 @@ fn flush_mode(args: &[Bytes]) -> CmdResult {
 
 pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
-    ctx.shared.store.flush(Some(ctx.db()));
+    let shared = ctx.shared;
+    shared
+        .watches
+        .flushing(&shared.store, Some(ctx.db()), ctx.now);
+    shared.store.flush(Some(ctx.db()));
     ctx.out.ok();
     Ok(())
 }
 
 pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
-    ctx.shared.store.flush(None);
+    let shared = ctx.shared;
+    shared.watches.flushing(&shared.store, None, ctx.now);
+    shared.store.flush(None);
     ctx.out.ok();
     Ok(())
 }

@@ -190,22 +190,30 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     let has = as_set(e)?.contains(member);
+    let mut in_dst = false;
     if let Some(d) = locked.peek(db, dst, now) {
-        as_set(d)?;
+        in_dst = as_set(d)?.contains(member);
     }
     if !has {
         drop(locked);
         ctx.out.int(0);
         return Ok(());
     }
+    let added = src != dst && !in_dst;
     if src != dst {
         as_set_mut(locked.get_mut(db, src, now).expect("present"))?.swap_remove(member);
         locked.remove_if_empty(db, src, now);
-        as_set_mut(locked.get_or_insert(db, dst, now, Value::new_set))?.insert(member.into());
+        // A destination that already holds the member is not changed (Redis signals it,
+        // for WATCH and `sadd` events, only when the member was added).
+        if added {
+            as_set_mut(locked.get_or_insert(db, dst, now, Value::new_set))?.insert(member.into());
+        }
     }
     drop(locked);
     ctx.notify(Notify::SET, "srem", src);
-    ctx.notify(Notify::SET, "sadd", dst);
+    if added || src == dst {
+        ctx.notify(Notify::SET, "sadd", dst);
+    }
     ctx.out.int(1);
     Ok(())
 }

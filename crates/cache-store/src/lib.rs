@@ -147,8 +147,13 @@ pub trait KeyObserver: Send + Sync {
     fn modified(&self, db: usize, key: &[u8]);
     /// `key` in `db` was removed because its TTL passed.
     fn expired(&self, db: usize, key: &[u8]);
-    /// A whole database (or all, for None) was flushed or swapped.
+    /// A whole database (or all, for None) was flushed.
     fn flushed(&self, db: Option<usize>);
+    /// Databases `a` and `b` were swapped: each one's keys changed as a whole.
+    fn swapped(&self, a: usize, b: usize) {
+        self.flushed(Some(a));
+        self.flushed(Some(b));
+    }
     /// `key` in `db` was evicted to free memory: gone from memory, not deleted (a backing
     /// store keeps it). Others see it as a change.
     fn evicted(&self, db: usize, key: &[u8]) {
@@ -961,8 +966,7 @@ impl Store {
         }
         drop(all);
         if let Some(observer) = self.observer.get() {
-            observer.flushed(Some(a));
-            observer.flushed(Some(b));
+            observer.swapped(a, b);
         }
     }
 
