@@ -15,6 +15,9 @@
 #   --extra "ARGS"      extra redis-benchmark arguments, appended as-is, e.g.
 #                       --extra "-t lpush,rpop,sadd,hset,zadd,lrange_100"
 #                       (a -t in ARGS replaces --tests)
+#   --command "CMD.."   benchmark this one command instead of -t tests, given as
+#                       redis-benchmark takes it (`__rand_int__` is replaced), e.g.
+#                       --command "XADD bench:s * f 0123456789abcdef0123456789abcdef"
 #   --node-args "ARGS"  extra cache-node arguments, e.g. --node-args "--threads 1"
 #   --pipelines "P.."   pipeline depths (-P) [1 16]
 #   --modes "M.."       'pinned' and/or 'unpinned' [pinned unpinned]
@@ -59,6 +62,7 @@ TESTS=set,get,incr,mset
 REQUESTS=200000
 RUNS=3
 EXTRA=""
+COMMAND=""
 NODE_ARGS=""
 PIPES="1 16"
 MODES="pinned unpinned"
@@ -72,7 +76,7 @@ SERVER_CPU=1
 HOST=127.0.0.1
 
 parse_options --node-bin=NODE_BIN --build=BUILD=1 --tests=TESTS '--requests|-n=REQUESTS' --runs=RUNS \
-  --extra=EXTRA --node-args=NODE_ARGS --pipelines=PIPES --modes=MODES --raw=RAW_OUT -- "$@"
+  --extra=EXTRA --command=COMMAND --node-args=NODE_ARGS --pipelines=PIPES --modes=MODES --raw=RAW_OUT -- "$@"
 
 # ---- validate ---------------------------------------------------------------
 [[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "--requests must be a positive integer"
@@ -110,6 +114,12 @@ TEST_ARGS=(-t "$TESTS")
 for a in ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}; do
   if [ "$a" = -t ]; then TEST_ARGS=(); fi
 done
+# A custom command goes last (redis-benchmark reads the command after its options).
+COMMAND_ARGS=()
+if [ -n "$COMMAND" ]; then
+  read -r -a COMMAND_ARGS <<<"$COMMAND"
+  TEST_ARGS=()
+fi
 
 if [ "$BUILD" = 1 ]; then
   echo "compare.sh: building: (cd $ROOT && cargo build --release -p cache-node)" >&2
@@ -138,7 +148,8 @@ warmup() {  # mode port: short unmeasured pass so neither server starts from an 
   [ "$1" = pinned ] && pre=(taskset -c "$CLIENT_CPU")
   bg_wait /dev/null /dev/null timeout "$TMO" ${pre[@]+"${pre[@]}"} redis-benchmark -h "$HOST" \
     -p "$2" -c "$CLIENTS" -d "$DSIZE" -r "$KEYSPACE" -n $((REQUESTS / 4 + 1)) -P 16 \
-    ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} --csv || true
+    ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} --csv \
+    ${COMMAND_ARGS[@]+"${COMMAND_ARGS[@]}"} || true
 }
 
 start_servers() {  # mode
@@ -171,7 +182,7 @@ bench_one() {  # mode server P run
   [ "$mode" = pinned ] && pre=(taskset -c "$CLIENT_CPU")
   cmd=(redis-benchmark -h "$HOST" -p "$port" -c "$CLIENTS" -d "$DSIZE" -r "$KEYSPACE"
        -n "$REQUESTS" -P "$P" ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
-       ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} --csv)
+       ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} --csv ${COMMAND_ARGS[@]+"${COMMAND_ARGS[@]}"})
   run_bench "$mode" "$server" "$P" "$run" ${pre[@]+"${pre[@]}"} "${cmd[@]}"
   check_alive "$pid" "$server" "$log" "$server (port $port) died during: ${cmd[*]}"
 }
