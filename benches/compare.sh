@@ -18,6 +18,8 @@
 #   --command "CMD.."   benchmark this one command instead of -t tests, given as
 #                       redis-benchmark takes it (`__rand_int__` is replaced), e.g.
 #                       --command "XADD bench:s * f 0123456789abcdef0123456789abcdef"
+#   --setup "SHELL"     run before the warm-up against each fresh server, with $PORT set,
+#                       e.g. --setup 'redis-cli -p $PORT XGROUP CREATE s g $ MKSTREAM'
 #   --node-args "ARGS"  extra cache-node arguments, e.g. --node-args "--threads 1"
 #   --pipelines "P.."   pipeline depths (-P) [1 16]
 #   --modes "M.."       'pinned' and/or 'unpinned' [pinned unpinned]
@@ -63,6 +65,7 @@ REQUESTS=200000
 RUNS=3
 EXTRA=""
 COMMAND=""
+SETUP=""
 NODE_ARGS=""
 PIPES="1 16"
 MODES="pinned unpinned"
@@ -76,7 +79,7 @@ SERVER_CPU=1
 HOST=127.0.0.1
 
 parse_options --node-bin=NODE_BIN --build=BUILD=1 --tests=TESTS '--requests|-n=REQUESTS' --runs=RUNS \
-  --extra=EXTRA --command=COMMAND --node-args=NODE_ARGS --pipelines=PIPES --modes=MODES --raw=RAW_OUT -- "$@"
+  --extra=EXTRA --command=COMMAND --setup=SETUP --node-args=NODE_ARGS --pipelines=PIPES --modes=MODES --raw=RAW_OUT -- "$@"
 
 # ---- validate ---------------------------------------------------------------
 [[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "--requests must be a positive integer"
@@ -167,6 +170,10 @@ start_servers() {  # mode
   NODE_PID=$!
   wait_ready redis-server "$REDIS_PORT" "$REDIS_PID" "$TMP/redis-$mode.log"
   wait_ready cache-node "$NODE_PORT" "$NODE_PID" "$TMP/node-$mode.log"
+  if [ -n "$SETUP" ]; then
+    PORT=$REDIS_PORT bash -c "$SETUP" >/dev/null || die "--setup failed on redis-server"
+    PORT=$NODE_PORT bash -c "$SETUP" >/dev/null || die "--setup failed on cache-node"
+  fi
   warmup "$mode" "$REDIS_PORT"
   warmup "$mode" "$NODE_PORT"
 }
