@@ -104,11 +104,7 @@ pub fn flush_pending() {
                 buf: BytesMut::new(),
                 protocol: target.protocol(),
             };
-            invalidation_header(&mut out, resp3);
-            out.array(keys.len());
-            for key in &keys {
-                out.bulk(key);
-            }
+            write_keys_message(&mut out, resp3, &keys);
             PENDING.with(|p| {
                 let mut p = p.borrow_mut();
                 match p.iter_mut().find(|(o, _)| Arc::ptr_eq(o, &target)) {
@@ -153,11 +149,7 @@ pub fn deliver_own(ctx: &mut Ctx<'_>) {
         while i < k.len() {
             if Arc::ptr_eq(&k[i].0, &own) {
                 let (_, resp3, _, keys) = k.remove(i);
-                invalidation_header(ctx.out, resp3);
-                ctx.out.array(keys.len());
-                for key in &keys {
-                    ctx.out.bulk(key);
-                }
+                write_keys_message(ctx.out, resp3, &keys);
             } else {
                 i += 1;
             }
@@ -512,6 +504,15 @@ fn invalidation_header(out: &mut ReplyBuf, resp3: bool) {
     }
 }
 
+/// One invalidation message naming `keys`.
+fn write_keys_message<K: AsRef<[u8]>>(out: &mut ReplyBuf, resp3: bool, keys: &[K]) {
+    invalidation_header(out, resp3);
+    out.array(keys.len());
+    for key in keys {
+        out.bulk(key.as_ref());
+    }
+}
+
 /// Encodes and queues one invalidation for `t`, at its REDIRECT target if it has one.
 fn deliver(shared: &Shared, t: &Tracker, prefix: Option<&[u8]>, payload: Payload<'_>) {
     let (target, redirected) = if t.redirect == 0 {
@@ -574,15 +575,12 @@ fn deliver(shared: &Shared, t: &Tracker, prefix: Option<&[u8]>, payload: Payload
         buf: BytesMut::new(),
         protocol,
     };
-    invalidation_header(&mut out, resp3);
     match payload {
-        Payload::Keys(keys) => {
-            out.array(keys.len());
-            for k in keys {
-                out.bulk(k);
-            }
+        Payload::Keys(keys) => write_keys_message(&mut out, resp3, keys),
+        Payload::All => {
+            invalidation_header(&mut out, resp3);
+            out.null();
         }
-        Payload::All => out.null(),
     }
     queue(&target, out.buf);
 }

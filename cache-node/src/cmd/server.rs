@@ -503,15 +503,7 @@ fn write_command_info(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
     out.array(10);
     out.bulk(spec.name.as_bytes());
     out.int(i64::from(spec.arity));
-    let names: Vec<&str> = flags::NAMES
-        .iter()
-        .filter(|(f, _)| spec.flags & f != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    out.set(names.len());
-    for n in names {
-        out.simple(n);
-    }
+    write_flag_set(out, flags::NAMES, spec.flags);
     out.int(i64::from(spec.first_key));
     out.int(i64::from(spec.last_key));
     out.int(i64::from(spec.step));
@@ -532,6 +524,23 @@ fn write_command_info(ctx: &mut Ctx<'_>, spec: &CommandSpec) {
     }
 }
 
+/// The names of the `bits` set in `names`, as a RESP set of simple strings.
+fn write_flag_set<F: Copy + Into<u64>>(
+    out: &mut cache_protocol::ReplyBuf,
+    names: &[(F, &str)],
+    bits: F,
+) {
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| (*f).into() & bits.into() != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    out.set(set.len());
+    for n in set {
+        out.simple(n);
+    }
+}
+
 /// Key specs in the shape of Redis 7's `addReplyCommandKeySpecs`.
 fn write_key_specs(out: &mut cache_protocol::ReplyBuf, specs: &[KeySpec]) {
     out.set(specs.len());
@@ -542,15 +551,7 @@ fn write_key_specs(out: &mut cache_protocol::ReplyBuf, specs: &[KeySpec]) {
             out.bulk(notes.as_bytes());
         }
         out.bulk(b"flags");
-        let names: Vec<&str> = key_flags::NAMES
-            .iter()
-            .filter(|(f, _)| spec.flags & f != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        out.set(names.len());
-        for n in names {
-            out.simple(n);
-        }
+        write_flag_set(out, key_flags::NAMES, spec.flags);
         out.bulk(b"begin_search");
         out.map(2);
         out.bulk(b"type");

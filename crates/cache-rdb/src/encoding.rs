@@ -134,16 +134,7 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
             }
         }
     }
-    if compress && s.len() > 20 {
-        if let Some(c) = lzf::compress(s, s.len() - 4) {
-            out.push(0xc0 | ENC_LZF);
-            write_len(out, c.len() as u64);
-            write_len(out, s.len() as u64);
-            out.extend_from_slice(&c);
-            return;
-        }
-    }
-    write_raw_string(out, s);
+    write_blob(out, s, compress);
 }
 
 /// A string written plain, never as an integer or compressed (stream IDs, listpacks when
