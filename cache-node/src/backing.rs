@@ -12,7 +12,6 @@
 //! With `backing-mode none` nothing here runs: the connection calls `dispatch` directly.
 //! Commands that see only memory: KEYS, SCAN, RANDOMKEY, DBSIZE (a cache's view).
 
-use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use cache_backing::{
 };
 use cache_protocol::command::keyspec::overwrites;
 use cache_protocol::Cmd;
-use cache_store::{Entry, Key};
+use cache_store::{Entry, Key, KeyChange};
 
 use crate::cmd::{dispatch, is, Ctx};
 use crate::{Config, Shared};
@@ -70,43 +69,6 @@ pub fn engine_config(config: &Config) -> Result<Option<EngineConfig>, String> {
             crate::now_ms() & 0xFFFF_FFFF
         ),
     }))
-}
-
-/// A change the store reported while a write command ran.
-enum Changed {
-    Key(u32, Key),
-    Flushed(Option<u32>),
-}
-
-thread_local! {
-    /// Some while this thread runs a write command under the engine's order lock.
-    static CHANGES: RefCell<Option<Vec<Changed>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` collecting the changes the store reports on this thread meanwhile.
-fn collect<R>(f: impl FnOnce() -> R) -> (R, Vec<Changed>) {
-    CHANGES.with(|c| *c.borrow_mut() = Some(Vec::new()));
-    let r = f();
-    let changes = CHANGES.with(|c| c.borrow_mut().take()).unwrap_or_default();
-    (r, changes)
-}
-
-/// Called by the store's observer: a key changed.
-pub fn record_key(db: usize, key: &[u8]) {
-    CHANGES.with(|c| {
-        if let Some(v) = c.borrow_mut().as_mut() {
-            v.push(Changed::Key(db as u32, key.into()));
-        }
-    });
-}
-
-/// Called by the store's observer: a database (or all) was flushed.
-pub fn record_flush(db: Option<usize>) {
-    CHANGES.with(|c| {
-        if let Some(v) = c.borrow_mut().as_mut() {
-            v.push(Changed::Flushed(db.map(|d| d as u32)));
-        }
-    });
 }
 
 /// Puts loaded rows into the keyspace and drops invalidated keys.
@@ -339,10 +301,13 @@ pub fn before_run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> bool {
         return false;
     }
     let keys = keys_of(ctx.db(), cmd, args);
-    let absent = std::mem::take(&mut ctx.conn.backing.absent);
     if keys.is_empty() {
+        // EXEC (and a script) name no keys of their own: what their last run found absent
+        // is for `run_exec` / `run_script`. Taken here, a transaction on a key the
+        // database lacks loaded it again on every run, for ever.
         return true;
     }
+    let absent = std::mem::take(&mut ctx.conn.backing.absent);
     if let Some(w) = check_keys(shared, engine, &keys, is_blind(cmd, args), &absent, ctx.now) {
         ctx.conn.backing.wait = Some(w);
         return false;
@@ -354,26 +319,27 @@ pub fn before_run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> bool {
 }
 
 /// The writes for what a command changed: each changed key's state now.
-fn to_writes(shared: &Shared, changes: &[Changed], now: u64) -> (Vec<Write>, Vec<(u32, Key)>) {
+fn to_writes(shared: &Shared, changes: &[KeyChange], now: u64) -> (Vec<Write>, Vec<(u32, Key)>) {
     let mut writes = Vec::with_capacity(changes.len());
     let mut changed: Vec<(u32, Key)> = Vec::with_capacity(changes.len());
     let mut seen = hashbrown::HashSet::new();
     for c in changes {
         match c {
-            Changed::Flushed(Some(db)) => writes.push(Write::FlushDb(*db)),
-            Changed::Flushed(None) => writes.push(Write::FlushAll),
-            Changed::Key(db, key) => {
-                if changes.len() > 1 && !seen.insert((*db, key.clone())) {
+            KeyChange::Flushed(Some(db)) => writes.push(Write::FlushDb(*db as u32)),
+            KeyChange::Flushed(None) => writes.push(Write::FlushAll),
+            KeyChange::Key(index, key) => {
+                let db = *index as u32;
+                if changes.len() > 1 && !seen.insert((db, key.clone())) {
                     continue;
                 }
                 // Encoded under the shard lock: no copy of the value on the way.
                 let write = shared
                     .store
-                    .with_entry(*db as usize, key, now, |entry| match entry {
+                    .with_entry(*index, key, now, |entry| match entry {
                         Some(entry) => {
                             let (kind, value) = cache_backing::encoding::encode(&entry.value);
                             Write::Put {
-                                db: *db,
+                                db,
                                 key: key.to_vec(),
                                 row: Row {
                                     kind: kind as i16,
@@ -383,12 +349,12 @@ fn to_writes(shared: &Shared, changes: &[Changed], now: u64) -> (Vec<Write>, Vec
                             }
                         }
                         None => Write::Delete {
-                            db: *db,
+                            db,
                             key: key.to_vec(),
                         },
                     });
                 writes.push(write);
-                changed.push((*db, key.clone()));
+                changed.push((db, key.clone()));
             }
         }
     }
@@ -424,7 +390,7 @@ pub fn run_frame(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Step {
     }
     let before = ctx.out.len();
     let (outcome, pending) = engine.write(|| {
-        let ((), changes) = collect(|| dispatch(ctx, args));
+        let ((), changes) = ctx.changes.record(|| dispatch(ctx, args));
         if let Some(w) = ctx.conn.backing.wait.take() {
             return (Err(w), Vec::new());
         }
@@ -476,7 +442,11 @@ pub fn run_exec(ctx: &mut Ctx<'_>, queue: Vec<Vec<Bytes>>) -> Step {
         } else {
             Vec::new()
         };
-        let ((), changes) = collect(|| crate::cmd::multi::run(ctx, queue));
+        // Blocked clients its pushes serve pop here, inside its writes.
+        let ((), changes) = ctx.changes.record(|| {
+            crate::cmd::multi::run(ctx, queue);
+            crate::cmd::blocking::serve_ready(shared, ctx.store(), ctx.now);
+        });
         let (writes, changed) = to_writes(shared, &changes, ctx.now);
         (Ok((snapshot, changed)), writes)
     });
@@ -499,7 +469,10 @@ pub fn run_script(ctx: &mut Ctx<'_>, script: crate::scripting::Invocation) -> St
         } else {
             Vec::new()
         };
-        let ((), changes) = collect(|| crate::scripting::run(ctx, script));
+        let ((), changes) = ctx.changes.record(|| {
+            crate::scripting::run(ctx, script);
+            crate::cmd::blocking::serve_ready(shared, ctx.store(), ctx.now);
+        });
         let (writes, changed) = to_writes(shared, &changes, ctx.now);
         (Ok((snapshot, changed)), writes)
     });

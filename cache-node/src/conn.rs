@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use cache_net::tls::{send, Stream, TlsAcceptor};
 use cache_protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
+use cache_store::ChangeLog;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
@@ -86,9 +87,13 @@ impl Drop for Registration<'_> {
     }
 }
 
-pub(crate) fn limits(shared: &Shared) -> Limits {
+/// The decoder's limits for a connection now: the configured sizes, and Redis's tighter
+/// ones while the client still has to authenticate.
+pub(crate) fn limits(shared: &Shared, conn: &ConnState) -> Limits {
     Limits {
         max_bulk_len: shared.config.proto_max_bulk_len.load(Relaxed) as usize,
+        max_query_len: shared.config.client_query_buffer_limit.load(Relaxed) as usize,
+        unauthenticated: !conn.authenticated,
         ..Limits::default()
     }
 }
@@ -139,7 +144,7 @@ async fn serve(
         ),
     };
     let conn = &mut state.conn;
-    let mut decoder = Decoder::new(limits(shared));
+    let mut decoder = Decoder::new(limits(shared, conn));
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = ReplyBuf::new();
     let mut carry = Carry::default();
@@ -251,11 +256,15 @@ async fn serve(
             let _ = stream.shutdown().await;
             return Ok(());
         }
-        // After a huge reply, give the memory back instead of keeping it per connection.
+        // After a huge reply or request, give the memory back instead of keeping it per
+        // connection (Redis shrinks idle query buffers too).
         if out.buf.capacity() > 1 << 20 {
             out.buf = BytesMut::with_capacity(READ_CHUNK);
         }
-        decoder.set_limits(limits(shared));
+        if input.is_empty() && input.capacity() > 1 << 20 {
+            input = BytesMut::with_capacity(READ_CHUNK);
+        }
+        decoder.set_limits(limits(shared, conn));
         let needed = decoder.bytes_needed(&input).max(READ_CHUNK);
         input.reserve(needed);
         let n = match conn.subs.as_mut() {
@@ -338,9 +347,13 @@ pub(crate) fn run_batch(
         parked: None,
         after: None,
     };
+    // What each write command changed, for the backing store (armed only there).
+    let changes = ChangeLog::default();
     // Shared hold on the transaction gate for this batch; never held across .await.
     let mut gate = Some(shared.gate.read());
     loop {
+        // AUTH (or RESET) earlier in this batch changes what the next request may be.
+        decoder.set_unauthenticated(!conn.authenticated);
         let args = match carry.args.take() {
             Some(args) => args,
             None => match decoder.decode(input) {
@@ -358,6 +371,7 @@ pub(crate) fn run_batch(
             out: &mut *out,
             now,
             clock: &mut *clock,
+            changes: &changes,
         };
         let mut step = if shared.backing.is_none() {
             dispatch(&mut ctx, &args);
@@ -379,7 +393,10 @@ pub(crate) fn run_batch(
             }
             drop(exclusive);
             gate = Some(shared.gate.read());
-            blocking::serve_ready(shared, now);
+            if shared.backing.is_none() {
+                // (With a backing store, run_exec served them: their pops are its writes.)
+                blocking::serve_ready(shared, ctx.store(), now);
+            }
         }
         if let Some(script) = ctx.conn.script.take() {
             // A script runs alone too, like EXEC.
@@ -394,7 +411,9 @@ pub(crate) fn run_batch(
             crate::tracking::after_script(&mut ctx, &keys);
             drop(exclusive);
             gate = Some(shared.gate.read());
-            blocking::serve_ready(shared, now);
+            if shared.backing.is_none() {
+                blocking::serve_ready(shared, ctx.store(), now);
+            }
         }
         match step {
             Step::Done => {}

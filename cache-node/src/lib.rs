@@ -172,9 +172,6 @@ impl cache_store::KeyObserver for Observer {
         if let Some(shared) = self.shared.upgrade() {
             shared.watches.key_modified(db, key);
             shared.blocking.key_modified(db, key);
-            if shared.backing.is_some() {
-                backing::record_key(db, key);
-            }
             shared.tracking.key_changed(&shared, key);
         }
     }
@@ -201,9 +198,6 @@ impl cache_store::KeyObserver for Observer {
         // (`Watches::flushing`), as Redis does; a watched absent key stays untouched.
         if let Some(shared) = self.shared.upgrade() {
             shared.blocking.flushed(db);
-            if shared.backing.is_some() {
-                backing::record_flush(db);
-            }
             shared.tracking.flushed(&shared);
         }
     }
@@ -328,7 +322,6 @@ impl Node {
         };
         let shared = Shared::build(config, acl, addr, config_file, engine);
         if let Some(engine) = &shared.backing {
-            shared.store.set_report_all(true);
             engine.set_installer(Arc::new(backing::Install {
                 shared: Arc::downgrade(&shared),
             }));

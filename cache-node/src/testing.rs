@@ -41,9 +41,10 @@ impl Session {
         let info = shared
             .clients
             .register(id, SocketAddr::from(([127, 0, 0, 1], 1)), local);
+        let conn = ConnState::new(info, shared.acl.default_user(), shared.acl.default_open());
         Session {
-            decoder: Decoder::new(conn::limits(&shared)),
-            conn: ConnState::new(info, shared.acl.default_user(), shared.acl.default_open()),
+            decoder: Decoder::new(conn::limits(&shared, &conn)),
+            conn,
             shared,
             input: BytesMut::new(),
             out: ReplyBuf::new(),
@@ -111,7 +112,8 @@ impl Session {
         if self.conn.close || self.conn.info.killed.load(Relaxed) {
             self.closed = true;
         }
-        self.decoder.set_limits(conn::limits(&self.shared));
+        self.decoder
+            .set_limits(conn::limits(&self.shared, &self.conn));
         out.buf.to_vec()
     }
 }

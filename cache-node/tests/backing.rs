@@ -304,6 +304,16 @@ fn info(conn: &mut RawConn, field: &str) -> String {
         .unwrap_or_else(|| panic!("INFO backing lacks {field}: {text}"))
 }
 
+/// INFO clients' blocked_clients.
+fn blocked_clients(conn: &mut RawConn) -> u64 {
+    let reply = String::from_utf8_lossy(&conn.cmd_str(&["INFO", "clients"])).into_owned();
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO clients lacks blocked_clients: {reply}"))
+}
+
 fn info_n(conn: &mut RawConn, field: &str) -> u64 {
     info(conn, field).parse().unwrap()
 }
@@ -1102,3 +1112,48 @@ fn default_store_is_sqlite_in_dir() {
     assert!(dir.join("ferrocache.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+both_stores!(pops_served_by_exec_and_scripts_are_written, |db: &Db| {
+    // A client blocked on a list is served by a transaction's (and a script's) push: its pop
+    // is part of that command's writes, so the next node reads the list without the popped
+    // element. (Before, the push was written and the pop was not: `x` came back.)
+    {
+        let n = db.start("write-through", &[]);
+        let mut waiter = n.raw();
+        let mut second = n.raw();
+        let blocked = std::thread::spawn(move || {
+            let first = waiter.cmd_str(&["BLPOP", "q", "10"]);
+            let second_pop = waiter.cmd_str(&["BLPOP", "q2", "10"]);
+            (first, second_pop)
+        });
+        let mut c = n.raw();
+        wait_until("the waiter blocks", Duration::from_secs(5), || {
+            blocked_clients(&mut second) == 1
+        });
+        assert_eq!(c.cmd_str(&["MULTI"]), OK);
+        assert_eq!(c.cmd_str(&["RPUSH", "q", "x", "y"]), b"+QUEUED\r\n");
+        assert_eq!(c.cmd_str(&["EXEC"]), b"*1\r\n:2\r\n");
+        wait_until("the waiter blocks again", Duration::from_secs(5), || {
+            blocked_clients(&mut second) == 1
+        });
+        assert_eq!(
+            c.cmd_str(&[
+                "EVAL",
+                "return redis.call('rpush', KEYS[1], 'a', 'b')",
+                "1",
+                "q2"
+            ]),
+            b":2\r\n"
+        );
+        let (first, second_pop) = blocked.join().unwrap();
+        assert_eq!(first, b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+        assert_eq!(second_pop, b"*2\r\n$2\r\nq2\r\n$1\r\na\r\n");
+    }
+    let n = db.start("write-through", &[]);
+    let mut c = n.raw();
+    assert_eq!(c.cmd_str(&["LRANGE", "q", "0", "-1"]), b"*1\r\n$1\r\ny\r\n");
+    assert_eq!(
+        c.cmd_str(&["LRANGE", "q2", "0", "-1"]),
+        b"*1\r\n$1\r\nb\r\n"
+    );
+});

@@ -201,3 +201,54 @@ fn a_busy_polling_worker_serves_everything_and_sleeps_when_idle() {
         after - before
     );
 }
+
+#[test]
+fn unauthenticated_clients_get_redis_limits_before_auth() {
+    // Redis (networking.c) lets a client that must authenticate send at most 10 arguments
+    // of at most 16384 bytes before AUTH: a header alone used to make the node reserve
+    // 512 MB per connection.
+    let node = node(&["--requirepass", "sekret"]);
+    cache_testkit::assert_unauthenticated_limits(|| node.raw());
+    // At the limits, and after AUTH, everything passes.
+    let mut c = node.raw();
+    let ten: Vec<&[u8]> = std::iter::once(&b"DEL"[..])
+        .chain(std::iter::repeat_n(&b"x"[..], 9))
+        .collect();
+    assert_eq!(
+        c.cmd(&ten),
+        b"-NOAUTH Authentication required.\r\n".to_vec()
+    );
+    let value = vec![b'v'; 16384];
+    assert_eq!(
+        c.cmd(&[b"ECHO", &value]),
+        b"-NOAUTH Authentication required.\r\n".to_vec()
+    );
+    assert_eq!(c.cmd_str(&["AUTH", "sekret"]), b"+OK\r\n");
+    let value = vec![b'v'; 100_000];
+    assert_eq!(c.cmd(&[b"SET", b"k", &value]), b"+OK\r\n".to_vec());
+    let eleven: Vec<&[u8]> = std::iter::once(&b"DEL"[..])
+        .chain(std::iter::repeat_n(&b"x"[..], 10))
+        .collect();
+    assert_eq!(c.cmd(&eleven), b":0\r\n".to_vec());
+}
+
+#[test]
+fn parsed_arguments_count_against_the_query_buffer_limit() {
+    // `*N` and empty arguments: each costs 6 bytes on the wire and a slot in the argument
+    // vector, so the vector outgrew what was sent. What a request holds counts against
+    // client-query-buffer-limit, as its unparsed bytes always did.
+    let node = node(&["--client-query-buffer-limit", "1mb"]);
+    let mut c = node.raw();
+    // 32,768 empty arguments hold 1 MiB of slots; the next one is over the limit.
+    let mut frame = b"*1000000\r\n".to_vec();
+    for _ in 0..32_770 {
+        frame.extend_from_slice(b"$0\r\n\r\n");
+    }
+    c.send(&frame);
+    assert_eq!(
+        c.read_to_close(),
+        b"-ERR Protocol error: query buffer limit exceeded\r\n"
+    );
+    let mut again = node.raw();
+    assert_eq!(again.cmd_str(&["PING"]), b"+PONG\r\n");
+}

@@ -172,10 +172,16 @@ pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, 
         quit: false,
     };
     let mut input = BytesMut::with_capacity(16 * 1024);
-    let mut decoder = Decoder::new(Limits::default());
     let limit = cluster.config.query_buffer_limit;
+    let mut decoder = Decoder::new(Limits {
+        max_query_len: limit,
+        ..Limits::default()
+    });
     loop {
-        // Every complete request already in the buffer.
+        // Every complete request already in the buffer. Before AUTH, Redis's limits on
+        // argument count and size apply; the batch is decoded before it runs, so a
+        // pipelined AUTH lifts them from the next read on.
+        decoder.set_unauthenticated(!client.authenticated);
         let mut requests = Vec::new();
         loop {
             match decoder.decode(&mut input) {
@@ -213,6 +219,10 @@ pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, 
             )
             .await;
             break;
+        }
+        if input.is_empty() && input.capacity() > 1 << 20 {
+            // After a huge request, give the memory back (Redis shrinks idle query buffers).
+            input = BytesMut::with_capacity(16 * 1024);
         }
         input.reserve(16 * 1024);
         let read = if let Some(pushes) = client.pushes.as_mut() {

@@ -454,6 +454,12 @@ fn password_for_clients_and_for_nodes() {
     assert_eq!(raw.cmd_str(&["AUTH", "clientpw"]), b"+OK\r\n");
     assert_eq!(raw.cmd_str(&["SET", "k", "v"]), b"+OK\r\n");
     assert_eq!(raw.cmd_str(&["GET", "k"]), b"$1\r\nv\r\n");
+    let value = vec![b'v'; 100_000];
+    assert_eq!(raw.cmd(&[b"SET", b"big", &value]), b"+OK\r\n".to_vec());
+
+    // Before AUTH, Redis's limits: 10 arguments of at most 16384 bytes (a bare
+    // `$536870912` header is answered, not reserved).
+    cache_testkit::assert_unauthenticated_limits(|| proxy.raw());
 }
 
 #[test]

@@ -14,6 +14,8 @@ mod common;
 const LIMITS: Limits = Limits {
     max_bulk_len: 1024,
     max_multibulk_len: 64,
+    max_query_len: 64 * 1024,
+    unauthenticated: false,
 };
 
 #[derive(Debug, PartialEq)]

@@ -37,7 +37,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, now) = (ctx.db(), ctx.now);
     let dst = &args[2][..];
-    let mut locked = ctx.shared.store.lock_keys(args[2..].iter().map(|k| &k[..]));
+    let mut locked = ctx.store().lock_keys(args[2..].iter().map(|k| &k[..]));
     let mut sources: Vec<Option<Vec<u8>>> = Vec::with_capacity(args.len() - 3);
     for key in &args[3..] {
         sources.push(match locked.get(db, key, now) {
@@ -80,7 +80,7 @@ pub fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult 
     let parsed = bitfield::parse(&args[2..], max)?;
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let Some(highest) = parsed.highest_write else {
         let replies: Vec<i64> = match locked.get(db, key, now) {
             Some(e) => {

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use cache_protocol::{Protocol, ReplyBuf};
 use hashbrown::HashMap;
 
+use cache_store::Keyspace;
+
 use super::{parse_float, CmdError, CmdResult, Ctx};
 use crate::Shared;
 
@@ -212,20 +214,21 @@ impl Blocking {
 
 fn serve_op(
     shared: &Shared,
+    store: Keyspace<'_>,
     db: usize,
     now: u64,
     key: &[u8],
     op: &BlockOp,
     out: &mut ReplyBuf,
 ) -> Result<bool, CmdError> {
-    super::lists::serve(shared, db, now, key, op, out)
+    super::lists::serve(shared, store, db, now, key, op, out)
 }
 
 /// Runs `op` on the first of `keys` that has data, writing its reply; false if none had.
 /// LMPOP and ZMPOP are exactly this; the blocking forms try it before they block.
 pub fn serve_first(ctx: &mut Ctx<'_>, keys: &[Bytes], op: &BlockOp) -> Result<bool, CmdError> {
     for k in keys {
-        if serve_op(ctx.shared, ctx.db(), ctx.now, k, op, ctx.out)? {
+        if serve_op(ctx.shared, ctx.store(), ctx.db(), ctx.now, k, op, ctx.out)? {
             return Ok(true);
         }
     }
@@ -283,7 +286,7 @@ pub fn park(ctx: &mut Ctx<'_>, keys: Vec<Bytes>, timeout: Option<Duration>, op: 
 
 /// Serves blocked clients whose keys received data. Runs after every command while anything
 /// is ready; cheap (one atomic load) otherwise.
-pub fn serve_ready(shared: &Shared, now: u64) {
+pub fn serve_ready(shared: &Shared, store: Keyspace<'_>, now: u64) {
     let blocking = &shared.blocking;
     // A plain load first: a read-modify-write here on every command would bounce this
     // cache line between cores.
@@ -302,8 +305,8 @@ pub fn serve_ready(shared: &Shared, now: u64) {
                 // leaves them blocked instead of answering them WRONGTYPE.
                 // Streams serve every reader that has news, not just the first; a key that is
                 // no stream any more answers XREADGROUP waiters with an error.
-                serve_stream_readers(shared, db, &key, now);
-                let is_zset = match shared.store.lock(&key).peek(db, &key, now) {
+                serve_stream_readers(shared, store, db, &key, now);
+                let is_zset = match store.lock(&key).peek(db, &key, now) {
                     Some(e) if e.value.as_list().is_some() => false,
                     Some(e) if e.value.as_zset().is_some() => true,
                     Some(_) => break,
@@ -323,7 +326,7 @@ pub fn serve_ready(shared: &Shared, now: u64) {
                     continue;
                 };
                 let mut out = waiter.reply_buf();
-                let result = serve_op(shared, waiter.db, now, &key, &waiter.op, &mut out);
+                let result = serve_op(shared, store, waiter.db, now, &key, &waiter.op, &mut out);
                 if !hand_over(shared, &waiter, state, out, result) {
                     break;
                 }
@@ -335,7 +338,7 @@ pub fn serve_ready(shared: &Shared, now: u64) {
 }
 
 /// Serves, in arrival order, the XREAD/XREADGROUP waiters of `key` that it can answer now.
-fn serve_stream_readers(shared: &Shared, db: usize, key: &[u8], now: u64) {
+fn serve_stream_readers(shared: &Shared, store: Keyspace<'_>, db: usize, key: &[u8], now: u64) {
     let blocking = &shared.blocking;
     let readers: Vec<Arc<Waiter>> = match lock(&blocking.waiters).get(&(db, key.into())) {
         Some(q) => q.iter().filter(|w| w.op.reads_stream()).cloned().collect(),
@@ -351,6 +354,7 @@ fn serve_stream_readers(shared: &Shared, db: usize, key: &[u8], now: u64) {
         let mut out = waiter.reply_buf();
         let result = super::streams::serve_blocked(
             shared,
+            store,
             waiter.db,
             now,
             key,

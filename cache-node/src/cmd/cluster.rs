@@ -116,7 +116,7 @@ pub fn cache(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let keys: Vec<&[u8]> = args[2..].iter().map(|k| &k[..]).collect();
         let held = keys
             .iter()
-            .filter(|k| ctx.shared.store.lock(k).contains(db, k, now))
+            .filter(|k| ctx.store().lock(k).contains(db, k, now))
             .count();
         if let Some(engine) = &ctx.shared.backing {
             // A load racing this change must not install the old row.

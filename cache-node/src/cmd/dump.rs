@@ -80,7 +80,7 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let (db, now) = (ctx.db(), ctx.now);
     // Redis checks, in order: the key, the TTL, the footer, the value.
-    if !o.replace && ctx.shared.store.lock(key).contains(db, key, now) {
+    if !o.replace && ctx.store().lock(key).contains(db, key, now) {
         return Err(CmdError::Msg("BUSYKEY Target key name already exists."));
     }
     let ttl = int_arg(&args[2])?;
@@ -98,7 +98,7 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         (t, true) => t as u64,
         (t, false) => now.saturating_add(t as u64),
     };
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     if !o.replace && locked.contains(db, key, now) {
         // Another client created it between the check and now.
         return Err(CmdError::Msg("BUSYKEY Target key name already exists."));

@@ -32,7 +32,7 @@ fn with_hash<R>(
     f: impl FnOnce(&mut HashValue) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     if let Some(e) = locked.peek(db, key, now) {
         as_hash(e)?;
     }
@@ -129,7 +129,7 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let removed = match locked.get(db, key, now) {
         None => 0,
         Some(e) => {
@@ -168,7 +168,7 @@ pub fn hstrlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// HKEYS, HVALS, HGETALL.
 pub fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes], keys: bool, values: bool) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let Some(e) = locked.get(db, &args[1], now) else {
         drop(locked);
         if keys && values {

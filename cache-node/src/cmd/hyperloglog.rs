@@ -41,7 +41,7 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let regs: Vec<(usize, u8)> = args[2..].iter().map(|e| hll::pat_len(e)).collect();
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let changes = match locked.get(db, key, now) {
         None => None,
         Some(e) => {
@@ -95,7 +95,7 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 {
         let keys = &args[1..];
         let mut max = Box::new([0u8; hll::REGISTERS]);
-        let mut locked = ctx.shared.store.lock_keys(keys.iter().map(|k| &k[..]));
+        let mut locked = ctx.store().lock_keys(keys.iter().map(|k| &k[..]));
         for key in keys {
             if let Some(e) = locked.get(db, key, now) {
                 hll::merge_into(&mut max, as_hll(&e.value)?).map_err(|_| INVALID)?;
@@ -106,7 +106,7 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let card = match locked.get(db, key, now) {
         None => 0,
         Some(e) => {
@@ -139,7 +139,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut max = Box::new([0u8; hll::REGISTERS]);
     let mut use_dense = false;
     // The destination is a source too, as in Redis.
-    let mut locked = ctx.shared.store.lock_keys(args[1..].iter().map(|k| &k[..]));
+    let mut locked = ctx.store().lock_keys(args[1..].iter().map(|k| &k[..]));
     for key in &args[1..] {
         if let Some(e) = locked.get(db, key, now) {
             let s = as_hll(&e.value)?;
@@ -177,7 +177,7 @@ pub fn pfdebug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let sub = &args[1];
     let key = &args[2][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let Some(e) = locked.get(db, key, now) else {
         return Err(CmdError::Msg("ERR The specified key does not exist"));
     };

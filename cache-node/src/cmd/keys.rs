@@ -14,7 +14,7 @@ fn key_slices(args: &[Bytes]) -> impl Iterator<Item = &[u8]> {
 
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock_keys(key_slices(&args[1..]));
+    let mut locked = ctx.store().lock_keys(key_slices(&args[1..]));
     let removed: Vec<&Bytes> = args[1..]
         .iter()
         .filter(|k| locked.remove(db, k, now).is_some())
@@ -30,7 +30,7 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock_keys(key_slices(&args[1..]));
+    let mut locked = ctx.store().lock_keys(key_slices(&args[1..]));
     let n = args[1..]
         .iter()
         .filter(|k| locked.contains(db, k, now))
@@ -42,7 +42,7 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock_keys(key_slices(&args[1..]));
+    let mut locked = ctx.store().lock_keys(key_slices(&args[1..]));
     let n = args[1..]
         .iter()
         .filter(|k| locked.get(db, k, now).is_some())
@@ -67,7 +67,7 @@ pub fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let (src, dst) = (&args[1][..], &args[2][..]);
-    let mut locked = ctx.shared.store.lock_keys([src, dst]);
+    let mut locked = ctx.store().lock_keys([src, dst]);
     if !locked.contains(db, src, now) {
         return Err(CmdError::NoSuchKey);
     }
@@ -120,7 +120,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    let mut locked = ctx.shared.store.lock_keys([src, dst]);
+    let mut locked = ctx.store().lock_keys([src, dst]);
     let Some(entry) = locked.peek(db, src, now).cloned() else {
         drop(locked);
         ctx.out.int(0);
@@ -144,7 +144,7 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    let moved = ctx.shared.store.move_key(&args[1], ctx.db(), to, ctx.now);
+    let moved = ctx.store().move_key(&args[1], ctx.db(), to, ctx.now);
     ctx.out.int(i64::from(moved));
     Ok(())
 }
@@ -250,7 +250,7 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64, absolute: bool) -
         when_ms.checked_add(now).ok_or_else(invalid)?
     };
     let db = ctx.db();
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let Some(entry) = locked.peek(db, &args[1], ctx.now) else {
         drop(locked);
         ctx.out.int(0);
@@ -317,7 +317,7 @@ pub fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes], millis: bool, absolute: bool) -> C
 
 pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let had_ttl = locked
         .peek(db, &args[1], now)
         .is_some_and(|e| e.expires_at != 0);

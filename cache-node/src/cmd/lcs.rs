@@ -145,7 +145,7 @@ pub fn compute(
 
 pub fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock_keys([&args[1][..], &args[2][..]]);
+    let mut locked = ctx.store().lock_keys([&args[1][..], &args[2][..]]);
     let mut read = |key: &[u8]| -> Result<Vec<u8>, CmdError> {
         match locked.get(db, key, now) {
             None => Ok(Vec::new()),

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use cache_protocol::ReplyBuf;
-use cache_store::{Entry, ListValue, Locked, Value};
+use cache_store::{Entry, Keyspace, ListValue, Locked, Value};
 
 use super::blocking::{parse_timeout, BlockOp};
 use super::{int_arg, is, CmdError, CmdResult, Ctx, Notify};
@@ -92,7 +92,7 @@ pub fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) 
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let values: Vec<&[u8]> = args[2..].iter().map(|v| &v[..]).collect();
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let len = push_values(&mut locked, db, key, now, &values, left, only_existing)?;
     drop(locked);
     if len > 0 {
@@ -123,7 +123,7 @@ pub fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let popped = pop_values(&mut locked, db, key, now, left, count.unwrap_or(1))?;
     drop(locked);
     if popped.as_ref().is_some_and(|p| !p.is_empty()) {
@@ -169,7 +169,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let start = int_arg(&args[2])?;
     let end = int_arg(&args[3])?;
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let Some(e) = locked.get(db, &args[1], now) else {
         drop(locked);
         ctx.out.array(0);
@@ -211,7 +211,7 @@ pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     match locked.get(db, key, now) {
         None => return Err(CmdError::NoSuchKey),
         Some(e) => {
@@ -234,7 +234,7 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let target = &args[3][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     match locked.get(db, key, now) {
         None => {
             drop(locked);
@@ -284,7 +284,7 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let end = int_arg(&args[3])?;
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     match locked.get(db, key, now) {
         None => {
             drop(locked);
@@ -323,7 +323,7 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     match locked.get(db, key, now) {
         None => {
             drop(locked);
@@ -445,14 +445,14 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
 /// empty. Used by LMOVE, RPOPLPUSH and, when served, their blocking forms.
 pub fn move_value(
     shared: &Shared,
+    store: Keyspace<'_>,
     db: usize,
     now: u64,
     src: &[u8],
     dst: &[u8],
-    from_left: bool,
-    to_left: bool,
+    (from_left, to_left): (bool, bool),
 ) -> Result<Option<Vec<u8>>, CmdError> {
-    let mut locked = shared.store.lock_keys([src, dst]);
+    let mut locked = store.lock_keys([src, dst]);
     match locked.get(db, src, now) {
         None => return Ok(None),
         Some(e) => {
@@ -516,18 +516,18 @@ pub fn move_value(
 }
 
 pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes], sides: Option<(bool, bool)>) -> CmdResult {
-    let (from_left, to_left) = match sides {
+    let sides = match sides {
         Some(s) => s,
         None => (side(&args[3])?, side(&args[4])?),
     };
     match move_value(
         ctx.shared,
+        ctx.store(),
         ctx.db(),
         ctx.now,
         &args[1],
         &args[2],
-        from_left,
-        to_left,
+        sides,
     )? {
         Some(v) => ctx.out.bulk(&v),
         None => ctx.out.null(),
@@ -538,6 +538,7 @@ pub fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes], sides: Option<(bool, bool)>) -> 
 /// Tries a blocking-list operation on `key` now; writes the reply and returns true if done.
 pub fn serve(
     shared: &Shared,
+    store: Keyspace<'_>,
     db: usize,
     now: u64,
     key: &[u8],
@@ -546,7 +547,7 @@ pub fn serve(
 ) -> Result<bool, CmdError> {
     match op {
         BlockOp::ListPop { left } => {
-            let mut locked = shared.store.lock(key);
+            let mut locked = store.lock(key);
             let popped = pop_values(&mut locked, db, key, now, *left, 1)?;
             drop(locked);
             let Some(v) = popped.and_then(|mut p| p.pop()) else {
@@ -562,7 +563,7 @@ pub fn serve(
             dst,
             from_left,
             to_left,
-        } => match move_value(shared, db, now, key, dst, *from_left, *to_left)? {
+        } => match move_value(shared, store, db, now, key, dst, (*from_left, *to_left))? {
             Some(v) => {
                 out.bulk(&v);
                 Ok(true)
@@ -570,7 +571,7 @@ pub fn serve(
             None => Ok(false),
         },
         BlockOp::ListMPop { left, count } => {
-            let mut locked = shared.store.lock(key);
+            let mut locked = store.lock(key);
             let popped = pop_values(&mut locked, db, key, now, *left, *count)?;
             drop(locked);
             let Some(values) = popped.filter(|p| !p.is_empty()) else {
@@ -586,7 +587,7 @@ pub fn serve(
             Ok(true)
         }
         BlockOp::ZPop { .. } | BlockOp::ZMPop { .. } => {
-            super::zsets::serve(shared, db, now, key, op, out)
+            super::zsets::serve(shared, store, db, now, key, op, out)
         }
         // Served by serve_ready's stream path, never as a pop.
         BlockOp::XRead(_) => Ok(false),

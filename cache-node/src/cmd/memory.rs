@@ -79,7 +79,7 @@ fn usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[2][..];
     let size = {
-        let mut locked = ctx.shared.store.lock(key);
+        let mut locked = ctx.store().lock(key);
         locked
             .peek(db, key, now)
             .map(|e| e.value.approx_bytes() + key.len() + KEY_OVERHEAD)

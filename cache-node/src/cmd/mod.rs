@@ -42,6 +42,7 @@ use bytes::Bytes;
 use cache_protocol::admit::{admit, Admission, Resolved};
 use cache_protocol::command::Role;
 use cache_protocol::{parse_i64, Cmd, ReplyBuf};
+use cache_store::{ChangeLog, Keyspace};
 
 use crate::client::ClientInfo;
 use crate::Shared;
@@ -132,6 +133,16 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// When the previous command of this batch ended: the start of this one.
     pub clock: &'a mut Instant,
+    /// Where this connection's commands note what they change (armed while a write runs
+    /// with a backing store on: `backing::run_frame`).
+    pub changes: &'a ChangeLog,
+}
+
+impl<'a> Ctx<'a> {
+    /// The keyspace, with this command's changes noted. Every write goes through it.
+    pub fn store(&self) -> Keyspace<'a> {
+        Keyspace::new(&self.shared.store, self.changes)
+    }
 }
 
 /// An error reply. `Display` gives Redis's exact text.
@@ -454,7 +465,7 @@ pub fn read_value<T: ?Sized, R>(
     f: impl FnOnce(&T) -> R,
 ) -> Result<Option<R>, CmdError> {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     match locked.get(db, key, now) {
         Some(e) => Ok(Some(f(as_type(&e.value).ok_or(CmdError::WrongType)?))),
         None => Ok(None),
@@ -541,7 +552,7 @@ pub fn store_result(
     event: &str,
 ) {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(dst);
+    let mut locked = ctx.store().lock(dst);
     if len == 0 {
         let existed = locked.remove(db, dst, now).is_some();
         drop(locked);
@@ -780,7 +791,7 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
             let (db, now) = (ctx.db(), ctx.now);
             cmd.keys(args)
                 .into_iter()
-                .filter(|&i| !ctx.shared.store.lock(&args[i]).contains(db, &args[i], now))
+                .filter(|&i| !ctx.store().lock(&args[i]).contains(db, &args[i], now))
                 .collect()
         } else {
             Vec::new()
@@ -803,7 +814,7 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     }
     for i in absent {
         let (db, now) = (ctx.db(), ctx.now);
-        if ctx.shared.store.lock(&args[i]).contains(db, &args[i], now) {
+        if ctx.store().lock(&args[i]).contains(db, &args[i], now) {
             ctx.notify(Notify::NEW, "new", &args[i]);
         }
     }
@@ -839,7 +850,7 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         }
     }
     if !ctx.conn.in_exec {
-        blocking::serve_ready(ctx.shared, ctx.now);
+        blocking::serve_ready(ctx.shared, ctx.store(), ctx.now);
     }
 }
 

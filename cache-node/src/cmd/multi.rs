@@ -110,7 +110,7 @@ pub fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         // A key already past its time is deleted now, before we observe it: as in Redis, its
         // expiry is not a change this client sees (see `run`).
-        ctx.shared.store.lock(key).peek(db, key, ctx.now);
+        ctx.store().lock(key).peek(db, key, ctx.now);
         // Observe first: from here on every change of the key reaches the registry.
         ctx.shared.store.observe(key, 1);
         lock(&ctx.shared.watches.map)
@@ -172,7 +172,7 @@ pub fn run(ctx: &mut Ctx<'_>, queue: Vec<Vec<Bytes>>) {
     // (active expiry may not have come by). Looking each one up deletes such a key, and the
     // deletion reaches the watch registry like any other expiry.
     for (db, key) in &ctx.conn.watched {
-        ctx.shared.store.lock(key).peek(*db, key, ctx.now);
+        ctx.store().lock(key).peek(*db, key, ctx.now);
     }
     if ctx.conn.watch_dirty.load(Relaxed) {
         unwatch_all(ctx);

@@ -39,7 +39,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     shared
         .watches
         .flushing(&shared.store, Some(ctx.db()), ctx.now);
-    shared.store.flush(Some(ctx.db()));
+    ctx.store().flush(Some(ctx.db()));
     ctx.out.ok();
     Ok(())
 }
@@ -48,7 +48,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     let shared = ctx.shared;
     shared.watches.flushing(&shared.store, None, ctx.now);
-    shared.store.flush(None);
+    ctx.store().flush(None);
     ctx.out.ok();
     Ok(())
 }
@@ -63,7 +63,7 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndex);
     }
     if a != b {
-        ctx.shared.store.swap_db(a as usize, b as usize);
+        ctx.store().swap_db(a as usize, b as usize);
     }
     ctx.out.ok();
     Ok(())

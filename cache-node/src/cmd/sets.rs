@@ -24,7 +24,7 @@ fn read_set<R>(
 pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     if let Some(e) = locked.peek(db, key, now) {
         as_set(e)?;
     }
@@ -44,7 +44,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let removed = match locked.get(db, key, now) {
         None => 0,
         Some(e) => {
@@ -113,7 +113,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let popped = match locked.get(db, key, now) {
         None => None,
         Some(e) => {
@@ -182,7 +182,7 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let (src, dst, member) = (&args[1][..], &args[2][..], &args[3][..]);
-    let mut locked = ctx.shared.store.lock_keys([src, dst]);
+    let mut locked = ctx.store().lock_keys([src, dst]);
     // A missing source answers 0 before the destination's type is checked (as Redis).
     let Some(e) = locked.get(db, src, now) else {
         drop(locked);

@@ -111,7 +111,7 @@ fn lookup(ctx: &Ctx<'_>, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
         Target::Key(k) => (k, None),
         Target::Field(k, f) => (k, Some(f)),
     };
-    let mut locked = ctx.shared.store.lock(&key);
+    let mut locked = ctx.store().lock(&key);
     let e = locked.get(db, &key, now)?;
     match field {
         Some(f) => e.value.as_hash()?.get(&f[..]).cloned(),
@@ -158,7 +158,7 @@ pub fn sort(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult {
     let mut o = parse(&args[2..], readonly)?;
     let (db, now) = (ctx.db(), ctx.now);
     let (kind, mut elems): (Kind, Vec<Vec<u8>>) = {
-        let mut locked = ctx.shared.store.lock(&args[1]);
+        let mut locked = ctx.store().lock(&args[1]);
         match locked.get(db, &args[1], now) {
             None => (Kind::List, Vec::new()),
             Some(e) => {

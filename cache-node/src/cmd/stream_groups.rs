@@ -123,8 +123,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[2][..];
     let group = &args[3][..];
-    let shared = ctx.shared;
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let exists = match locked.peek(db, key, now) {
         Some(e) => {
             let s = as_stream(e)?;
@@ -225,7 +224,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now, key) = (ctx.db(), ctx.now, &args[1][..]);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let has_group = match locked.peek(db, key, now) {
         Some(e) => as_stream(e)?.groups.contains_key(&args[2][..]),
         None => false,
@@ -277,8 +276,7 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         range = Some((start, end, count));
     }
     let (db, now, key) = (ctx.db(), ctx.now, &args[1][..]);
-    let shared = ctx.shared;
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let Some(e) = locked.get(db, key, now) else {
         return Err(no_key_or_group(key, &args[2]));
     };
@@ -372,8 +370,7 @@ fn reply_claimed(out: &mut cache_protocol::ReplyBuf, s: &Stream, id: StreamId, j
 pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now, key) = (ctx.db(), ctx.now, &args[1][..]);
     let group_name = &args[2][..];
-    let shared = ctx.shared;
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     check_group(&mut locked, db, key, group_name, now)?;
     let minidle = int_arg(&args[4])
         .map_err(|_| CmdError::Msg("ERR Invalid min-idle-time argument for XCLAIM"))?
@@ -504,8 +501,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let (db, now, key) = (ctx.db(), ctx.now, &args[1][..]);
     let group_name = &args[2][..];
-    let shared = ctx.shared;
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     check_group(&mut locked, db, key, group_name, now)?;
     let (s, mut g) = take_group(&mut locked, db, key, group_name, now)?;
     let consumer = &args[3][..];

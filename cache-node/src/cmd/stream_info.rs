@@ -54,8 +54,7 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(subcommand_syntax(args));
     }
     let (db, now, key) = (ctx.db(), ctx.now, &args[2][..]);
-    let shared = ctx.shared;
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let Some(e) = locked.get(db, key, now) else {
         return Err(CmdError::NoSuchKey);
     };

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use cache_protocol::{parse_i64, ReplyBuf};
 use cache_store::stream::{EntryView, Group, Nack, Trim, INVALID_ENTRIES_READ};
-use cache_store::{Entry, Stream, StreamId, Value};
+use cache_store::{Entry, Keyspace, Stream, StreamId, Value};
 
 use super::blocking::BlockOp;
 use super::{int_arg, is, CmdError, CmdResult, Ctx, Notify};
@@ -326,7 +326,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let (db, now, key) = (ctx.db(), ctx.now, &args[1][..]);
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     match locked.peek(db, key, now) {
         Some(e) => {
             as_stream(e)?;
@@ -415,8 +415,7 @@ pub fn xrange(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> CmdResult {
         }
     }
     let (db, now, key) = (ctx.db(), ctx.now, &args[1][..]);
-    let shared = ctx.shared;
-    let mut locked = shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let Some(e) = locked.get(db, key, now) else {
         drop(locked);
         ctx.hit(false);
@@ -446,7 +445,7 @@ fn modify_stream<R>(
     f: impl FnOnce(&mut Stream) -> Result<R, CmdError>,
 ) -> Result<Option<R>, CmdError> {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     if let Some(e) = locked.peek(db, key, now) {
         as_stream(e)?;
     }
@@ -639,8 +638,10 @@ pub fn touch_consumer(group: &mut Group, name: &[u8], now: u64) -> bool {
 
 /// Answers a blocked read whose key is ready: Ok(false) to stay blocked, Err for the
 /// error Redis unblocks it with (the key or the group went away).
+#[allow(clippy::too_many_arguments)]
 pub fn serve_blocked(
     shared: &Shared,
+    store: Keyspace<'_>,
     db: usize,
     now: u64,
     key: &[u8],
@@ -651,7 +652,7 @@ pub fn serve_blocked(
     let Some(index) = keys.iter().position(|k| &k[..] == key) else {
         return Ok(false);
     };
-    let mut locked = shared.store.lock(key);
+    let mut locked = store.lock(key);
     // Decide on a look that changes nothing: a write here would make the key ready again
     // and serve_ready would go round for ever.
     let after = {
@@ -782,11 +783,10 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> CmdResult {
     let keys = &args[streams_at..streams_at + n];
     let id_args = &args[streams_at + n..];
     let (db, now) = (ctx.db(), ctx.now);
-    let shared = ctx.shared;
     // Resolve every key first: a type error or missing group answers before any data.
     let mut ids = Vec::with_capacity(n);
     for (key, id_arg) in keys.iter().zip(id_args) {
-        let mut locked = shared.store.lock(key);
+        let mut locked = ctx.store().lock(key);
         let stream = match locked.get(db, key, now) {
             Some(e) => Some(as_stream(e)?),
             None => None,
@@ -823,7 +823,7 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> CmdResult {
     let mut served = 0;
     let mut created_for = Vec::new();
     for (key, gt) in keys.iter().zip(&ids) {
-        let mut locked = shared.store.lock(key);
+        let mut locked = ctx.store().lock(key);
         let Some((g, c)) = &group else {
             // XREAD: only a read.
             let Some(e) = locked.get(db, key, now) else {

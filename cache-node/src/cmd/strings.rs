@@ -27,7 +27,7 @@ fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
 
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     match locked.get(db, &args[1], now) {
         Some(e) => {
             let s = as_str(e)?;
@@ -195,7 +195,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     if !(nx || xx || get || keep) {
         // Plain SET (the common case): no need to look at the old value first.
         let e = expiry.map_or(Expiry::None, Expiry::At);
@@ -239,7 +239,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let created = !locked.contains(db, &args[1], now);
     if created {
         store_string(ctx, &args[1], &args[2], Expiry::None, &mut locked);
@@ -255,7 +255,7 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
     let name = if unit_ms == 1 { "psetex" } else { "setex" };
     let at = expiry_arg(ctx, &args[2], unit_ms, false, name)?;
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     store_string(ctx, &args[1], &args[3], Expiry::At(at), &mut locked);
     drop(locked);
     notify_stored(ctx, &args[1], true);
@@ -265,7 +265,7 @@ pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64) -> CmdResult {
 
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let old = match locked.get(db, &args[1], now) {
         Some(e) => Some(as_str(e)?.to_vec()),
         None => None,
@@ -282,7 +282,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     if let Some(e) = locked.get(db, &args[1], now) {
         as_str(e)?;
     }
@@ -308,7 +308,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let opts = string_opts(args, 2, false)?;
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let Some(e) = locked.get(db, key, now) else {
         drop(locked);
         ctx.out.null();
@@ -342,7 +342,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let keys = &args[1..];
-    let mut locked = ctx.shared.store.lock_keys(keys.iter().map(|k| &k[..]));
+    let mut locked = ctx.store().lock_keys(keys.iter().map(|k| &k[..]));
     ctx.out.array(keys.len());
     let mut hits = 0;
     for k in keys {
@@ -400,7 +400,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
 pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> CmdResult {
     let delta = delta?;
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let result = match locked.get_mut(db, key, now) {
         Some(e) => {
             let s = as_str(e)?;
@@ -440,7 +440,7 @@ pub fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: Result<i64, CmdError>) -> C
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     // Redis checks the key's type, then its value, and only then parses the increment:
     // `INCRBYFLOAT list x` is WRONGTYPE, not "not a valid float".
     // In C long double, as Redis on x86-64 (see long_double.rs).
@@ -476,7 +476,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
     let max = ctx.shared.config.proto_max_bulk_len.load(Relaxed);
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let len = match locked.get_mut(db, key, now) {
         Some(e) => {
             let s = as_str_mut(e)?;
@@ -501,7 +501,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let len = match locked.get(db, &args[1], now) {
         Some(e) => as_str(e)?.len(),
         None => 0,
@@ -515,7 +515,7 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut start = int_arg(&args[2])?;
     let mut end = int_arg(&args[3])?;
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let Some(e) = locked.get(db, &args[1], now) else {
         drop(locked);
         ctx.out.bulk(b"");
@@ -556,7 +556,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let value = &args[3];
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let exists = match locked.get(db, key, now) {
         Some(e) => {
             as_str(e)?;
@@ -608,7 +608,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     if locked.get(db, key, now).is_none() {
         locked.insert(db, key, Entry::new(Value::raw_string()), now);
     }
@@ -632,7 +632,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn getbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let offset = bit_offset(ctx, &args[2])?;
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let bit = match locked.get(db, &args[1], now) {
         Some(e) => {
             let s = as_str(e)?;
@@ -679,7 +679,7 @@ fn unit_is_bit(arg: &[u8]) -> Result<bool, CmdError> {
 
 pub fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let Some(e) = locked.get(db, &args[1], now) else {
         drop(locked);
         ctx.out.int(0);
@@ -726,7 +726,7 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let want = bit == 1;
     let (db, now) = (ctx.db(), ctx.now);
-    let mut locked = ctx.shared.store.lock(&args[1]);
+    let mut locked = ctx.store().lock(&args[1]);
     let Some(e) = locked.get(db, &args[1], now) else {
         drop(locked);
         ctx.out.int(if want { -1 } else { 0 });

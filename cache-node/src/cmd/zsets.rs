@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use cache_protocol::ReplyBuf;
 use cache_store::zset::NodeId;
-use cache_store::{Entry, Locked, Value, ZSet};
+use cache_store::{Entry, Keyspace, Locked, Value, ZSet};
 
 use super::blocking::{parse_timeout, BlockOp};
 use super::{int_arg, is, parse_float, scan_args, CmdError, CmdResult, Ctx, Notify};
@@ -266,7 +266,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
     }
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let exists = match locked.peek(db, key, now) {
         Some(e) => {
             as_zset(e)?;
@@ -347,7 +347,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
 pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let removed = match locked.get(db, key, now) {
         None => 0,
         Some(e) => {
@@ -523,7 +523,7 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let q = parse_range(args, 3, By::Rank, false, false, true)?;
     let (db, now) = (ctx.db(), ctx.now);
     let (dst, src) = (&args[1][..], &args[2][..]);
-    let mut locked = ctx.shared.store.lock_keys([dst, src]);
+    let mut locked = ctx.store().lock_keys([dst, src]);
     let items = match locked.get(db, src, now) {
         Some(e) => run_range(as_zset(e)?, &q),
         None => Vec::new(),
@@ -577,7 +577,7 @@ pub fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes], by: By) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let removed = match locked.get(db, key, now) {
         None => 0,
         Some(e) => {
@@ -652,7 +652,7 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let key = &args[1][..];
-    let mut locked = ctx.shared.store.lock(key);
+    let mut locked = ctx.store().lock(key);
     let items =
         pop_members(&mut locked, db, key, now, max, count.unwrap_or(1))?.unwrap_or_default();
     drop(locked);
@@ -675,6 +675,7 @@ pub fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
 /// Serves a blocked (or first-try) ZPOP/ZMPOP on `key`.
 pub fn serve(
     shared: &Shared,
+    store: Keyspace<'_>,
     db: usize,
     now: u64,
     key: &[u8],
@@ -686,7 +687,7 @@ pub fn serve(
         BlockOp::ZMPop { max, count } => (*max, *count, true),
         _ => return Ok(false),
     };
-    let mut locked = shared.store.lock(key);
+    let mut locked = store.lock(key);
     let items = pop_members(&mut locked, db, key, now, max, count)?;
     drop(locked);
     let Some(items) = items.filter(|i| !i.is_empty()) else {

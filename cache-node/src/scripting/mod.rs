@@ -625,6 +625,7 @@ fn bridge(lua: &Lua, st: &mut CallState<'_, '_>, args: MultiValue) -> mlua::Resu
             out: &mut out,
             now: ctx.now,
             clock: &mut *ctx.clock,
+            changes: ctx.changes,
         };
         crate::cmd::dispatch(&mut inner, &argv);
     }

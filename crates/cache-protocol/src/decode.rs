@@ -10,6 +10,14 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Longest line we search for a `\r\n` before giving up: Redis's `PROTO_INLINE_MAX_SIZE`.
 pub const MAX_INLINE_LEN: usize = 64 * 1024;
 
+/// Before AUTH, the most arguments of one request (Redis's `networking.c`).
+pub const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
+/// Before AUTH, the largest argument.
+pub const UNAUTHENTICATED_MAX_BULK: i64 = 16384;
+
+/// Bytes a parsed argument costs beyond its payload (its slot in the argument vector).
+const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
+
 /// Size limits enforced while decoding. Defaults are Redis's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -17,6 +25,12 @@ pub struct Limits {
     pub max_bulk_len: usize,
     /// The most arguments in one multibulk request.
     pub max_multibulk_len: usize,
+    /// `client-query-buffer-limit`: the most one partly received request may hold, its
+    /// parsed arguments (with their slots in the argument vector) and unparsed bytes together.
+    pub max_query_len: usize,
+    /// The client must authenticate and has not: at most [`UNAUTHENTICATED_MAX_ARGS`]
+    /// arguments of at most [`UNAUTHENTICATED_MAX_BULK`] bytes, as Redis allows.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
@@ -24,6 +38,8 @@ impl Default for Limits {
         Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: i32::MAX as usize,
+            max_query_len: 1024 * 1024 * 1024,
+            unauthenticated: false,
         }
     }
 }
@@ -50,6 +66,8 @@ enum State {
         remaining: usize,
         args: Vec<Bytes>,
         bulk_len: Option<usize>,
+        /// What `args` holds: payloads plus a slot per argument.
+        held: usize,
     },
 }
 
@@ -72,14 +90,22 @@ impl Decoder {
         self.limits = limits;
     }
 
-    /// How many more bytes the current bulk argument needs, so the caller can reserve the
-    /// whole argument at once instead of growing the buffer read by read.
+    /// Whether the client still has to authenticate (checked per request: a pipelined AUTH
+    /// lifts the limits for the requests after it, as in Redis).
+    pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
+        self.limits.unauthenticated = unauthenticated;
+    }
+
+    /// How much the caller should make room for before its next read: the rest of the
+    /// current bulk argument, but never more than what has already arrived of it, so a
+    /// large argument costs O(its size) in copies while a header alone (`$536870912`, sent
+    /// by anyone) reserves nothing: memory follows the bytes that came, not the claims.
     pub fn bytes_needed(&self, buf: &BytesMut) -> usize {
         match &self.state {
             State::Multibulk {
                 bulk_len: Some(len),
                 ..
-            } => (len + 2).saturating_sub(buf.len()),
+            } => (len + 2).saturating_sub(buf.len()).min(buf.len()),
             _ => 0,
         }
     }
@@ -110,6 +136,9 @@ impl Decoder {
                 if count > 0 && count as u64 > self.limits.max_multibulk_len as u64 {
                     return Err(ProtocolError::new("invalid multibulk length"));
                 }
+                if count > UNAUTHENTICATED_MAX_ARGS && self.limits.unauthenticated {
+                    return Err(ProtocolError::new("unauthenticated multibulk length"));
+                }
                 if count <= 0 {
                     continue;
                 }
@@ -119,12 +148,14 @@ impl Decoder {
                     // Cap the preallocation: the count is only a claim until the bytes arrive.
                     args: Vec::with_capacity(count.min(1024)),
                     bulk_len: None,
+                    held: 0,
                 };
             }
             let State::Multibulk {
                 remaining,
                 args,
                 bulk_len,
+                held,
             } = &mut self.state
             else {
                 unreachable!("state is multibulk here");
@@ -146,13 +177,22 @@ impl Decoder {
                         if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
                             return Err(ProtocolError::new("invalid bulk length"));
                         }
+                        if len > UNAUTHENTICATED_MAX_BULK && self.limits.unauthenticated {
+                            return Err(ProtocolError::new("unauthenticated bulk length"));
+                        }
                         *bulk_len = Some(len as usize);
                         len as usize
                     }
                 };
+                // `*2147483647` and empty arguments would grow the argument vector several
+                // times faster than the bytes sent: what it holds counts against the limit.
+                if held.saturating_add(buf.len().min(len + 2)) > self.limits.max_query_len {
+                    return Err(ProtocolError::new("query buffer limit exceeded"));
+                }
                 if buf.len() < len + 2 {
                     return Ok(None);
                 }
+                *held += len + ARG_OVERHEAD;
                 args.push(buf.split_to(len).freeze());
                 // Like Redis, the two bytes after the payload are skipped, not checked.
                 buf.advance(2);
@@ -401,7 +441,8 @@ mod tests {
         assert_eq!(decoder.decode(&mut buf).unwrap(), None);
         // The headers were consumed; only the partial payload stays buffered.
         assert_eq!(&buf[..], b"abc");
-        assert_eq!(decoder.bytes_needed(&buf), 99);
+        // Room for as much again as arrived, not the 99 declared: the buffer doubles.
+        assert_eq!(decoder.bytes_needed(&buf), 3);
     }
 
     #[test]
@@ -426,16 +467,88 @@ mod tests {
     }
 
     #[test]
+    fn before_auth_redis_limits_apply() {
+        let unauth = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
+        let refused = |input: &[u8]| {
+            let mut decoder = Decoder::new(unauth);
+            decoder
+                .decode(&mut BytesMut::from(input))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(b"*11\r\n"),
+            "Protocol error: unauthenticated multibulk length"
+        );
+        assert_eq!(
+            refused(b"*1\r\n$16385\r\n"),
+            "Protocol error: unauthenticated bulk length"
+        );
+        // A count over the absolute limit keeps Redis's first error.
+        assert_eq!(
+            refused(b"*2147483648\r\n"),
+            "Protocol error: invalid multibulk length"
+        );
+        let mut at_limits = b"*10\r\n$16384\r\n".to_vec();
+        at_limits.extend(std::iter::repeat_n(b'v', 16384));
+        at_limits.extend_from_slice(b"\r\n");
+        for _ in 0..9 {
+            at_limits.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut decoder = Decoder::new(unauth);
+        let args = decoder
+            .decode(&mut BytesMut::from(&at_limits[..]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(args.len(), 10);
+        // Authenticated (set per request), the same decoder takes more.
+        decoder.set_unauthenticated(false);
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bulk_header_reserves_only_what_arrived() {
+        let mut decoder = Decoder::default();
+        let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        assert_eq!(decoder.bytes_needed(&buf), 0);
+        buf.extend_from_slice(&[b'v'; 1000]);
+        assert_eq!(decoder.bytes_needed(&buf), 1000);
+    }
+
+    #[test]
+    fn parsed_arguments_count_against_the_query_limit() {
+        let mut decoder = Decoder::new(Limits {
+            max_query_len: 64 * 1024,
+            ..Limits::default()
+        });
+        let mut buf = BytesMut::from(&b"*100000\r\n"[..]);
+        for _ in 0..3000 {
+            buf.extend_from_slice(b"$0\r\n\r\n");
+        }
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap_err().to_string(),
+            "Protocol error: query buffer limit exceeded"
+        );
+    }
+
+    #[test]
     fn limits_are_enforced_before_allocation() {
         let mut decoder = Decoder::new(Limits {
             max_bulk_len: 10,
             max_multibulk_len: 3,
+            ..Limits::default()
         });
         let mut buf = BytesMut::from(&b"*4\r\n"[..]);
         assert!(decoder.decode(&mut buf).is_err());
         let mut decoder = Decoder::new(Limits {
             max_bulk_len: 10,
             max_multibulk_len: 3,
+            ..Limits::default()
         });
         let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
         assert!(decoder.decode(&mut buf).is_err());

@@ -229,6 +229,8 @@ proptest! {
 const SMALL: Limits = Limits {
     max_bulk_len: 1024,
     max_multibulk_len: 64,
+    max_query_len: 64 * 1024,
+    unauthenticated: false,
 };
 
 /// A `*N` or `$N` header, with or without its CRLF, `N` drawn from values around the limits

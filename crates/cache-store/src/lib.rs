@@ -23,6 +23,7 @@
 //!
 //! Time is passed in (`now_ms`), never read here, so tests control it.
 
+pub mod changes;
 pub mod evict;
 pub mod key;
 pub mod snapshot;
@@ -36,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
 pub use cache_routing::{hash_tag, key_slot, SLOTS};
+pub use changes::{ChangeLog, KeyChange, Keyspace};
 pub use evict::Policy;
 pub use stream::{Stream, StreamId};
 pub use value::{Entry, HashValue, Key, ListValue, SetValue, Value};
@@ -140,8 +142,9 @@ impl Db {
     }
 }
 
-/// Told about key changes, after the shard locks are released: WATCH, blocked clients, and
-/// later client tracking and the backing store hang off this.
+/// Told about key changes, after the shard locks are released: WATCH, blocked clients and
+/// client tracking hang off this. (A backing store reads what a command changed from the
+/// command's own [`ChangeLog`] instead: see [`changes`].)
 pub trait KeyObserver: Send + Sync {
     /// `key` in `db` was written or deleted.
     fn modified(&self, db: usize, key: &[u8]);
@@ -172,8 +175,8 @@ pub struct Shard {
     observed: usize,
     /// Report every expiry (keyspace notifications of class `x` are on).
     report_expiries: bool,
-    /// Report every change (a backing store is on).
-    report_all: bool,
+    /// A [`Locked`] with an armed [`ChangeLog`] holds this shard: every change is noted.
+    logging: bool,
     touched: Vec<Touched>,
     /// TinyLFU's frequency sketch for this shard's keys (empty unless that policy is on).
     sketch: evict::Sketch,
@@ -204,7 +207,7 @@ impl Shard {
             expired_keys: 0,
             observed: 0,
             report_expiries: false,
-            report_all: false,
+            logging: false,
             touched: Vec::new(),
             sketch: evict::Sketch::default(),
         }
@@ -219,19 +222,19 @@ impl Shard {
     }
 
     fn touch(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 || self.report_all {
+        if self.observed > 0 || self.logging {
             self.touched.push((db, key.into(), Change::Modified));
         }
     }
 
     fn touch_expired(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 || self.report_expiries || self.report_all {
+        if self.observed > 0 || self.report_expiries {
             self.touched.push((db, key.into(), Change::Expired));
         }
     }
 
     fn touch_evicted(&mut self, db: usize, key: &[u8]) {
-        if self.observed > 0 || self.report_all {
+        if self.observed > 0 {
             self.touched.push((db, key.into(), Change::Evicted));
         }
     }
@@ -270,7 +273,7 @@ impl Shard {
                 }
                 let key = key.clone();
                 d.remove(&key);
-                if self.observed > 0 || self.report_expiries || self.report_all {
+                if self.observed > 0 || self.report_expiries {
                     self.touched.push((db, key, Change::Expired));
                 }
                 removed += 1;
@@ -294,15 +297,21 @@ enum Guards<'a> {
 pub struct Locked<'a> {
     guards: Guards<'a>,
     store: &'a Store,
+    /// Where this command's changes go, when its log is armed (see [`changes`]).
+    log: Option<&'a ChangeLog>,
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         let mut touched = Vec::new();
         match &mut self.guards {
-            Guards::One(_, g) => touched.append(&mut g.touched),
+            Guards::One(_, g) => {
+                g.logging = false;
+                touched.append(&mut g.touched);
+            }
             Guards::Many(list) => {
                 for (_, g) in list.iter_mut() {
+                    g.logging = false;
                     touched.append(&mut g.touched);
                 }
             }
@@ -310,6 +319,14 @@ impl Drop for Locked<'_> {
         if touched.is_empty() {
             return;
         }
+        if let Some(log) = self.log {
+            for (db, key, change) in &touched {
+                if *change == Change::Modified {
+                    log.push(KeyChange::Key(*db, key.clone()));
+                }
+            }
+        }
+
         // Release the shard locks before calling out: the observer may lock shards itself.
         self.guards = Guards::Many(Vec::new());
         self.store.report(touched);
@@ -317,6 +334,34 @@ impl Drop for Locked<'_> {
 }
 
 impl<'a> Locked<'a> {
+    /// Notes this lock's changes in `log` while it is armed.
+    fn logging(mut self, log: &'a ChangeLog) -> Self {
+        if log.armed() {
+            match &mut self.guards {
+                Guards::One(_, g) => g.logging = true,
+                Guards::Many(list) => list.iter_mut().for_each(|(_, g)| g.logging = true),
+            }
+            self.log = Some(log);
+        }
+        self
+    }
+
+    /// Moves `key` from database `from` to `to`. False if the key is absent or exists in `to`.
+    pub fn move_key(&mut self, key: &[u8], from: usize, to: usize, now_ms: u64) -> bool {
+        let shard = self.shard(key);
+        if shard.lookup(to, key, now_ms).is_some() {
+            return false;
+        }
+        let Some(i) = shard.lookup(from, key, now_ms) else {
+            return false;
+        };
+        let (_, entry) = shard.dbs[from].remove_index(i).expect("index just found");
+        shard.dbs[to].insert(key, entry);
+        shard.touch(from, key);
+        shard.touch(to, key);
+        true
+    }
+
     fn shard(&mut self, key: &[u8]) -> &mut Shard {
         match &mut self.guards {
             Guards::One(i, g) => {
@@ -886,6 +931,7 @@ impl Store {
         Locked {
             guards: Guards::One(i, self.lock_shard(i)),
             store: self,
+            log: None,
         }
     }
 
@@ -899,11 +945,13 @@ impl Store {
             return Locked {
                 guards: Guards::One(ids[0], self.lock_shard(ids[0])),
                 store: self,
+                log: None,
             };
         }
         Locked {
             guards: Guards::Many(ids.into_iter().map(|i| (i, self.lock_shard(i))).collect()),
             store: self,
+            log: None,
         }
     }
 
@@ -912,6 +960,7 @@ impl Store {
         Locked {
             guards: Guards::Many((0..SHARDS).map(|i| (i, self.lock_shard(i))).collect()),
             store: self,
+            log: None,
         }
     }
 
@@ -972,21 +1021,7 @@ impl Store {
 
     /// Moves `key` from database `from` to `to`. False if the key is absent or exists in `to`.
     pub fn move_key(&self, key: &[u8], from: usize, to: usize, now_ms: u64) -> bool {
-        let mut shard = self.lock_shard(shard_of(key));
-        if shard.lookup(to, key, now_ms).is_some() {
-            return false;
-        }
-        let Some(i) = shard.lookup(from, key, now_ms) else {
-            return false;
-        };
-        let (_, entry) = shard.dbs[from].remove_index(i).expect("index just found");
-        shard.dbs[to].insert(key, entry);
-        shard.touch(from, key);
-        shard.touch(to, key);
-        let touched = std::mem::take(&mut shard.touched);
-        drop(shard);
-        self.report(touched);
-        true
+        self.lock(key).move_key(key, from, to, now_ms)
     }
 
     /// All live keys of `db` that `matches` accepts (KEYS passes its glob).
@@ -1033,7 +1068,7 @@ impl Store {
                 for k in gone {
                     d.remove(&k);
                     removed(&k);
-                    if shard.observed > 0 || shard.report_all {
+                    if shard.observed > 0 {
                         shard.touched.push((db, k, Change::Evicted));
                     }
                 }
@@ -1159,14 +1194,6 @@ impl Store {
                     Change::Evicted => observer.evicted(db, &key),
                 }
             }
-        }
-    }
-
-    /// Turns reporting of every change to the observer on or off (a backing store needs to
-    /// see every write, not only those of observed keys).
-    pub fn set_report_all(&self, on: bool) {
-        for i in 0..SHARDS {
-            self.lock_shard(i).report_all = on;
         }
     }
 
@@ -1416,7 +1443,7 @@ mod tests {
     }
 
     #[test]
-    fn report_all_tells_writes_from_expiries_and_evictions() {
+    fn observing_all_tells_writes_from_expiries_and_evictions() {
         use std::sync::{Arc, Mutex};
         #[derive(Default)]
         struct Seen(Mutex<Vec<(char, Vec<u8>)>>);
@@ -1442,7 +1469,7 @@ mod tests {
             seen.0.lock().unwrap().is_empty(),
             "unobserved keys are not reported"
         );
-        store.set_report_all(true);
+        store.observe_all(1);
         store.lock(b"a").insert(0, b"a", s("v"), 0);
         store
             .lock(b"t")

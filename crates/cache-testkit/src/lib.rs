@@ -211,6 +211,24 @@ impl RawConn {
 ///
 /// # Panics
 /// When the address does not accept connections or the reply is not HTTP.
+/// Redis's limits before AUTH (networking.c), on a server that requires a password: more than
+/// 10 arguments, or an argument over 16384 bytes (a bare `$536870912` header), is refused
+/// with Redis's text and the connection closes.
+pub fn assert_unauthenticated_limits(connect: impl Fn() -> RawConn) {
+    for (input, error) in [
+        (&b"*11\r\n"[..], "unauthenticated multibulk length"),
+        (b"*1\r\n$536870912\r\n", "unauthenticated bulk length"),
+        (b"*1\r\n$16385\r\n", "unauthenticated bulk length"),
+    ] {
+        let mut c = connect();
+        c.send(input);
+        assert_eq!(
+            String::from_utf8_lossy(&c.read_to_close()),
+            format!("-ERR Protocol error: {error}\r\n")
+        );
+    }
+}
+
 pub fn http_request(addr: &str, request: &[u8]) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream
