@@ -25,6 +25,7 @@ use crate::backing::{self, Step};
 use crate::client::ClientInfo;
 use crate::cmd::blocking::{self, Outcome};
 use crate::cmd::{dispatch, ConnState, Ctx};
+use crate::config::output::ClientClass;
 use crate::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -148,6 +149,8 @@ async fn serve(
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = ReplyBuf::new();
     let mut carry = Carry::default();
+    // Since when this client's replies are over its class's soft output limit (0: they are not).
+    let soft_since = std::sync::atomic::AtomicU64::new(0);
     loop {
         let now = crate::now_ms();
         let mut clock = Instant::now();
@@ -241,6 +244,27 @@ async fn serve(
             );
         }
         if !out.is_empty() {
+            let class = if conn.subscribed() {
+                ClientClass::PubSub
+            } else {
+                ClientClass::Normal
+            };
+            if let Some(limit) = shared.config.output_limits.exceeded(
+                class,
+                out.len() as u64,
+                &soft_since,
+                crate::now_ms,
+            ) {
+                // As Redis: the reply is dropped with the client, not sent in part.
+                tracing::warn!(
+                    id = info.id,
+                    bytes = out.len(),
+                    ?class,
+                    limit,
+                    "closing client over its output buffer limit"
+                );
+                return Ok(());
+            }
             if !yielded {
                 tokio::task::yield_now().await;
             }

@@ -260,3 +260,69 @@ fn client_kill_filters_and_client_info_match_redis() {
         ":1\r\n"
     );
 }
+
+/// Polls `cond` for up to five seconds.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_reply_over_the_output_limit_closes_its_client_only() {
+    // Redis's hard limit for the normal class, and our cap over every class: the client is
+    // closed with its reply unsent, the node and everyone else go on.
+    for args in [
+        &["--client-output-buffer-limit", "normal 1mb 0 0"][..],
+        &["--client-output-buffer-cap", "1mb"],
+    ] {
+        let node = node(args);
+        let mut c = node.raw();
+        let value = vec![b'v'; 1024];
+        for _ in 0..3 {
+            let mut push: Vec<&[u8]> = vec![b"RPUSH", b"l"];
+            push.extend(std::iter::repeat_n(&value[..], 500));
+            c.cmd(&push);
+        }
+        let small = c.cmd_str(&["LRANGE", "l", "0", "99"]);
+        assert!(small.starts_with(b"*100\r\n"), "{args:?}");
+        c.send(&RawConn::encode(&[b"LRANGE", b"l", b"0", b"-1"]));
+        assert!(c.read_to_close().is_empty(), "{args:?}: reply sent");
+        let mut other = node.raw();
+        assert_eq!(text(&other.cmd_str(&["LLEN", "l"])), ":1500\r\n");
+    }
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_closed_at_its_limits() {
+    let value = vec![b'm'; 10 * 1024];
+    // Hard: past 256 KB queued. Soft: past 64 KB for a second.
+    for (limits, pause) in [
+        ("pubsub 256kb 0 0", Duration::ZERO),
+        ("pubsub 0 64kb 1", Duration::from_millis(1100)),
+    ] {
+        let node = node(&["--client-output-buffer-limit", limits]);
+        let mut sub = node.raw();
+        assert!(sub.cmd_str(&["SUBSCRIBE", "ch"]).starts_with(b"*3\r\n"));
+        let mut publisher = node.raw();
+        let mut published = 0;
+        // The socket buffers take megabytes before anything stays queued.
+        while published < 4000
+            && text(&publisher.cmd_str(&["PUBSUB", "NUMSUB", "ch"])).ends_with(":1\r\n")
+        {
+            for _ in 0..100 {
+                publisher.cmd(&[b"PUBLISH", b"ch", &value]);
+            }
+            published += 100;
+            if published == 2000 && !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+        eventually(&format!("{limits}: subscriber still there"), || {
+            text(&publisher.cmd_str(&["PUBSUB", "NUMSUB", "ch"])) == "*2\r\n$2\r\nch\r\n:0\r\n"
+        });
+        assert!(published < 4000, "{limits}: never closed");
+    }
+}

@@ -7,11 +7,12 @@
 //!  subscriber's connection task ─► writes queued messages as they arrive
 //! ```
 //!
-//! A subscriber that does not read has its queued bytes counted; past the pub/sub output
-//! limit (Redis's 32 MB hard limit) it is disconnected instead of growing memory.
+//! A subscriber that does not read has its queued bytes counted; past its class's output
+//! limit (`client-output-buffer-limit`: pubsub 32 MB hard, 8 MB for 60 s, by default) it is
+//! disconnected instead of growing memory.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -22,9 +23,7 @@ use tokio::sync::mpsc;
 
 use super::{is, CmdError, CmdResult, Ctx};
 use crate::client::ClientInfo;
-
-/// Queued but unwritten bytes a subscriber may have before it is disconnected.
-pub const OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
+use crate::config::output::{ClientClass, OutputLimits};
 
 /// Where messages for one subscribed connection go.
 pub struct Outbox {
@@ -35,6 +34,9 @@ pub struct Outbox {
     /// The connection has at least one subscription (RESP2 pub/sub mode): client tracking
     /// may then redirect invalidations to it as `__redis__:invalidate` messages.
     subscribed: AtomicBool,
+    limits: Arc<OutputLimits>,
+    /// Since when `pending` is over the soft limit (0: it is not).
+    soft_since: AtomicU64,
 }
 
 impl Outbox {
@@ -46,14 +48,25 @@ impl Outbox {
         self.subscribed.load(Relaxed)
     }
 
-    /// Queues a message; disconnects the subscriber instead when it is over the limit.
+    /// Queues a message; disconnects the client instead when that puts it over its output
+    /// limit (a subscriber's are the pubsub class's; MONITOR's and tracking's, normal).
     pub fn send(&self, frame: Bytes) -> bool {
         let pending = self.pending.fetch_add(frame.len(), Relaxed) + frame.len();
-        if pending > OUTPUT_LIMIT {
+        let class = if self.subscribed() {
+            ClientClass::PubSub
+        } else {
+            ClientClass::Normal
+        };
+        if let Some(limit) =
+            self.limits
+                .exceeded(class, pending as u64, &self.soft_since, crate::now_ms)
+        {
             tracing::warn!(
                 id = self.client.id,
                 pending,
-                "closing subscriber over the pub/sub output buffer limit"
+                ?class,
+                limit,
+                "closing client over its output buffer limit"
             );
             self.client.request_kill();
             return false;
@@ -183,6 +196,7 @@ impl PubSub {
 pub fn subscriptions<'c>(ctx: &'c mut Ctx<'_>) -> &'c mut Subscriptions {
     let protocol = ctx.out.protocol;
     let info = ctx.conn.info.clone();
+    let limits = &ctx.shared.config.output_limits;
     ctx.conn.subs.get_or_insert_with(|| {
         let (tx, rx) = mpsc::unbounded_channel();
         let outbox = Arc::new(Outbox {
@@ -191,6 +205,8 @@ pub fn subscriptions<'c>(ctx: &'c mut Ctx<'_>) -> &'c mut Subscriptions {
             client: info.clone(),
             protocol: Mutex::new(protocol),
             subscribed: AtomicBool::new(false),
+            limits: limits.clone(),
+            soft_since: AtomicU64::new(0),
         });
         let _ = info.outbox.set(Arc::downgrade(&outbox));
         Subscriptions {

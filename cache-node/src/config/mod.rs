@@ -4,6 +4,7 @@
 //!
 //! Values read on the hot path (limits) are published to atomics here.
 
+pub mod output;
 mod params;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -51,6 +52,9 @@ pub struct Config {
     pub latency_threshold_ms: AtomicU64,
     /// `stream-node-max-entries` and `stream-node-max-bytes`.
     pub stream_node_max: [AtomicU64; 2],
+    /// `client-output-buffer-limit` and `client-output-buffer-cap` (shared with each
+    /// client's message queue).
+    pub output_limits: std::sync::Arc<output::OutputLimits>,
 }
 
 impl std::fmt::Debug for Config {
@@ -77,6 +81,7 @@ impl Default for Config {
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
             stream_node_max: [AtomicU64::new(0), AtomicU64::new(0)],
+            output_limits: Default::default(),
         };
         for (name, value) in config.values.matching(|_| true) {
             config.publish(name, &value);
@@ -188,6 +193,8 @@ impl Config {
             "latency-monitor-threshold" => self.latency_threshold_ms.store(number(), Relaxed),
             "stream-node-max-entries" => self.stream_node_max[0].store(number(), Relaxed),
             "stream-node-max-bytes" => self.stream_node_max[1].store(number(), Relaxed),
+            "client-output-buffer-limit" => self.output_limits.set_classes(value),
+            "client-output-buffer-cap" => self.output_limits.set_cap(number()),
             "notify-keyspace-events" => self
                 .notify_flags
                 .store(crate::cmd::Notify::parse(value).unwrap_or(0), Relaxed),

@@ -18,7 +18,7 @@ mod param;
 mod source;
 mod values;
 
-pub use param::{parse_memory, Effect, Kind, Param};
+pub use param::{class_limits_of, parse_memory, Effect, Kind, Param};
 pub use source::{load_file, load_toml_pairs, quote, CommandLine, Directive, Format, Origin};
 pub use values::Values;
 

@@ -218,12 +218,12 @@ const CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
 
 /// Merges `<class> <hard> <soft> <seconds>` groups into `current` (Redis's
 /// `client-output-buffer-limit`; `replica` is `slave`).
-fn class_limits(value: &str, current: &str) -> Result<String, ConfigError> {
-    let bad =
-        || ConfigError::Invalid("Wrong number of arguments in buffer limit configuration.".into());
-    let mut limits: Vec<[u64; 3]> = vec![[0; 3]; 3];
-    let old: Vec<&str> = current.split_whitespace().collect();
-    for group in old.chunks(4) {
+/// A `ClassLimits` value as stored (`normal H S SECS slave H S SECS pubsub H S SECS`, bytes):
+/// `[hard, soft, soft seconds]` for the normal, replica and pub/sub classes, in that order.
+pub fn class_limits_of(canonical: &str) -> [[u64; 3]; 3] {
+    let mut limits = [[0; 3]; 3];
+    let words: Vec<&str> = canonical.split_whitespace().collect();
+    for group in words.chunks(4) {
         if let [class, hard, soft, secs] = group {
             if let Some(i) = CLASSES.iter().position(|c| c == class) {
                 limits[i] = [
@@ -234,6 +234,13 @@ fn class_limits(value: &str, current: &str) -> Result<String, ConfigError> {
             }
         }
     }
+    limits
+}
+
+fn class_limits(value: &str, current: &str) -> Result<String, ConfigError> {
+    let bad =
+        || ConfigError::Invalid("Wrong number of arguments in buffer limit configuration.".into());
+    let mut limits = class_limits_of(current);
     let words: Vec<&str> = value.split_whitespace().collect();
     if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err(bad());
