@@ -115,6 +115,13 @@ pub fn merge(merge: Merge, parts: Vec<Bytes>, positions: &[Vec<usize>], resp3: b
             }
             Bytes::from(format!(":{max}\r\n"))
         }
+        Merge::Agree => match first_error() {
+            Some(e) => e,
+            None if parts.windows(2).all(|w| w[0] == w[1]) => {
+                parts.into_iter().next().unwrap_or_else(|| null(resp3))
+            }
+            None => Bytes::from_static(b"-ERR the nodes' values differ: ask a node\r\n"),
+        },
         Merge::Concat => {
             let mut all = Vec::new();
             for part in &parts {
@@ -207,6 +214,23 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn config_get_answers_where_the_nodes_agree() {
+        let same = b("*2\r\n$2\r\nhz\r\n$2\r\n10\r\n");
+        let agreed = merge(Merge::Agree, vec![same.clone(), same.clone()], &[], false);
+        assert_eq!(agreed, same);
+        let differ = merge(
+            Merge::Agree,
+            vec![same, b("*2\r\n$2\r\nhz\r\n$2\r\n50\r\n")],
+            &[],
+            false,
+        );
+        assert_eq!(
+            &differ[..],
+            b"-ERR the nodes' values differ: ask a node\r\n"
+        );
     }
 
     #[test]

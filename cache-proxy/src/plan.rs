@@ -148,6 +148,9 @@ pub enum Merge {
     PairSums,
     /// PUBSUB NUMPAT: the largest integer (every node holds the proxy's patterns).
     Max,
+    /// CONFIG GET: the nodes' common answer; an error when they differ (the proxy cannot
+    /// present two values as one server's).
+    Agree,
 }
 
 /// One node's share of a split command.
@@ -232,12 +235,30 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
         Cmd::Info => plan_of(Action::Info {
             nodes: routing.live_nodes().collect(),
         }),
+        // The nodes' parameters, as if one server's: SET, RESETSTAT and REWRITE on every
+        // node (all must succeed), GET answered where they agree. (The proxy's own
+        // parameters are its command line's.)
+        Cmd::Config if !is_sub(args, b"help") => plan_of(Action::FanOut {
+            nodes: routing.live_nodes().collect(),
+            merge: if is_sub(args, b"get") {
+                Merge::Agree
+            } else {
+                Merge::AllSucceeded
+            },
+            stale_absent: false,
+        }),
+        Cmd::Config => match routing.live_nodes().next() {
+            Some(node) => plan_of(Action::Forward {
+                node,
+                reload: Reload::None,
+            }),
+            None => error(ProxyError::new(ErrorKind::Unsupported(cmd.spec().name))),
+        },
         // Per-database or per-node state the proxy cannot present as one server's; the
         // per-node diagnostics are asked of the node itself (PROXY NODES lists them).
         Cmd::Swapdb
         | Cmd::Move
         | Cmd::Shutdown
-        | Cmd::Config
         | Cmd::Cluster
         | Cmd::Cache
         // Each node snapshots its own keys: ask the node.

@@ -420,3 +420,24 @@ fn every_command_plans() {
         }
     }
 }
+
+#[test]
+fn config_speaks_for_every_node() {
+    for (line, want) in [
+        ("CONFIG SET hz 50", Merge::AllSucceeded),
+        ("CONFIG RESETSTAT", Merge::AllSucceeded),
+        ("CONFIG GET hz", Merge::Agree),
+    ] {
+        match planned(line).action {
+            Action::FanOut { nodes, merge, .. } => {
+                assert_eq!(nodes, vec![0, 1, 2], "{line}");
+                assert_eq!(merge, want, "{line}");
+            }
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        planned("CONFIG HELP").action,
+        Action::Forward { .. }
+    ));
+}

@@ -24,6 +24,19 @@ pub(crate) struct PubSub {
     writers: HashMap<u64, tokio::io::WriteHalf<crate::backend::NodeStream>>,
     /// One unit per confirmation a node sent (the proxy answers the client itself).
     acks: (mpsc::UnboundedSender<()>, mpsc::UnboundedReceiver<()>),
+    /// The tasks reading the per-node connections' read halves.
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PubSub {
+    /// Closes the per-node connections, so the nodes drop the subscriptions now. (A reader
+    /// task holds its connection's read half: left running, it kept the node's
+    /// subscription, and PUBLISH counted a client that was gone, until the next message.)
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
 }
 
 impl PubSub {
@@ -46,9 +59,17 @@ impl Client {
         let subscribing = matches!(cmd, Cmd::Subscribe | Cmd::Psubscribe);
         if self.pubsub.is_none() {
             if !subscribing {
-                // Nothing subscribed: one confirmation with a null name, as Redis does.
+                // Nothing subscribed: a confirmation per name, or one with a null name for
+                // none, as Redis does.
                 let mut reply = BytesMut::new();
-                self.confirm(&mut reply, kind, None, 0);
+                match &args[1..] {
+                    [] => self.confirm(&mut reply, kind, None, 0),
+                    names => {
+                        for name in names {
+                            self.confirm(&mut reply, kind, Some(name), 0);
+                        }
+                    }
+                }
                 self.out.put_slice(&reply);
                 return;
             }
@@ -57,6 +78,7 @@ impl Client {
                 patterns: Default::default(),
                 writers: HashMap::new(),
                 acks: mpsc::unbounded_channel(),
+                readers: Vec::new(),
             });
         }
         let patterns = matches!(cmd, Cmd::Psubscribe | Cmd::Punsubscribe);
@@ -158,7 +180,7 @@ impl Client {
             let (mut reader, writer) = tokio::io::split(conn.stream);
             let mut input = conn.input;
             let acks = pubsub.acks.0.clone();
-            tokio::task::spawn_local(async move {
+            let reader_task = tokio::task::spawn_local(async move {
                 let mut scanner = cache_protocol::ReplyScanner::new();
                 loop {
                     while let Ok(Some(len)) = scanner.scan(&input) {
@@ -178,6 +200,7 @@ impl Client {
                     }
                 }
             });
+            pubsub.readers.push(reader_task);
             pubsub.writers.insert(state.id, writer);
         }
         let writer = pubsub.writers.get_mut(&state.id).expect("inserted above");

@@ -72,8 +72,13 @@ impl Client {
                 }
             }
         }
+        // A transaction of keyless commands (or none at all) runs on any node: the pinned
+        // one below, else the first that is up.
         let node = match same_node(routing, &keys, false) {
             Ok(n) => n,
+            Err(_) if keys.is_empty() && routing.live_nodes().next().is_some() => {
+                routing.live_nodes().next().unwrap_or(0)
+            }
             Err(e) => {
                 self.unwatch().await;
                 return error_bytes(&format!("EXECABORT {e}"));

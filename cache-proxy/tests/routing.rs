@@ -406,9 +406,29 @@ fn local_commands_and_bad_input() {
         raw.cmd_str(&["NOPE", "a"]),
         b"-ERR unknown command 'NOPE', with args beginning with: 'a' \r\n"
     );
+    // CONFIG speaks for every node: SET reaches each, GET answers where they agree.
+    assert_eq!(raw.cmd_str(&["CONFIG", "GET", "x"]), b"*0\r\n");
+    assert_eq!(raw.cmd_str(&["CONFIG", "SET", "hz", "42"]), b"+OK\r\n");
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.raw().cmd_str(&["CONFIG", "GET", "hz"]),
+            b"*2\r\n$2\r\nhz\r\n$2\r\n42\r\n"
+        );
+    }
+    assert_eq!(
+        raw.cmd_str(&["CONFIG", "GET", "hz"]),
+        b"*2\r\n$2\r\nhz\r\n$2\r\n42\r\n"
+    );
     assert!(raw
-        .cmd_str(&["CONFIG", "GET", "x"])
-        .starts_with(b"-ERR 'config' is not supported"));
+        .cmd_str(&["CONFIG", "SET", "hz", "nope"])
+        .starts_with(b"-ERR CONFIG SET failed"));
+    cluster.nodes[0]
+        .raw()
+        .cmd_str(&["CONFIG", "SET", "hz", "10"]);
+    assert_eq!(
+        raw.cmd_str(&["CONFIG", "GET", "hz"]),
+        b"-ERR the nodes' values differ: ask a node\r\n"
+    );
     // Inline commands work (what telnet sends).
     raw.send(b"SET inline 1\r\nGET inline\r\n");
     assert_eq!(raw.read_reply(), b"+OK\r\n");
