@@ -82,9 +82,11 @@ impl Table {
             return Some(std::mem::replace(&mut entries[i as usize].1, entry));
         }
         if entries.len() == entries.capacity() {
-            // Grow by an eighth (at least 16): the default doubling would leave up to half
-            // the vector unused; the extra copies cost about eight moves per entry, once.
-            entries.reserve_exact((entries.len() / 8).max(16));
+            // Grow to fill the allocator's next size class: the default doubling would leave
+            // up to half the vector unused, and a fixed step (an eighth, as before) rounded
+            // up to a class left the rounding unused too, about 9 bytes a key in all.
+            let grown = grown_capacity(entries.capacity(), std::mem::size_of::<(Key, Entry)>());
+            entries.reserve_exact(grown - entries.len());
         }
         let position = entries.len() as u32;
         entries.push((key.into(), entry));
@@ -168,6 +170,28 @@ impl Table {
     }
 }
 
+/// The capacity, in `item`-byte elements, of the next allocation after one of `capacity`:
+/// the largest that fits the next jemalloc size class. Above 16 KiB jemalloc's classes are
+/// four per doubling (2^k × 5/4, 6/4, 7/4, 2), so this grows by 12.5% to 25% and every byte
+/// of the class is capacity; below, a step of 16 elements at least. Another allocator simply
+/// gets an allocation of that size.
+fn grown_capacity(capacity: usize, item: usize) -> usize {
+    const LARGE: usize = 16 * 1024;
+    let bytes = capacity * item;
+    if bytes < LARGE {
+        return capacity + (capacity / 8).max(16);
+    }
+    // The class the vector sits in now (the allocation was rounded up to it), then the next.
+    let next = size_class(size_class(bytes) + 1);
+    (next / item).max(capacity + 1)
+}
+
+/// The smallest large jemalloc size class of at least `bytes` (> 16 KiB).
+fn size_class(bytes: usize) -> usize {
+    let spacing = 1usize << (usize::BITS - 1 - (bytes - 1).leading_zeros() - 2);
+    bytes.div_ceil(spacing) * spacing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +225,22 @@ mod tests {
         for i in 0..t.len() {
             let (k, _) = t.get_index(i).unwrap();
             assert_eq!(t.get_index_of(k), Some(i));
+        }
+    }
+
+    #[test]
+    fn growth_fills_allocator_size_classes() {
+        let item = std::mem::size_of::<(Key, Entry)>();
+        assert_eq!(grown_capacity(0, item), 16);
+        assert_eq!(grown_capacity(160, item), 180);
+        let mut c = grown_capacity(16_384 / item + 1, item);
+        while c < 1_000_000 {
+            let next = grown_capacity(c, item);
+            let bytes = next * item;
+            // Within one element of a class boundary (a multiple of a quarter power of two).
+            assert!(size_class(bytes) - bytes < item, "{c} -> {next}");
+            assert!(next * 8 >= c * 9 && next * 4 <= c * 5 + 4, "{c} -> {next}");
+            c = next;
         }
     }
 
