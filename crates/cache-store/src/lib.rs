@@ -24,6 +24,7 @@
 //! Time is passed in (`now_ms`), never read here, so tests control it.
 
 pub mod evict;
+mod index;
 pub mod key;
 pub mod snapshot;
 pub mod stream;

@@ -1,20 +1,20 @@
-//! The keyspace table: a dense `Vec` of entries plus a hashbrown index of positions.
+//! The keyspace table: a dense `Vec` of entries plus an index of positions ([`Index`]).
 //!
 //! Like `indexmap`, a random entry is one index away (sampling, RANDOMKEY) and removal swaps
 //! the last entry into the hole (which makes the downward SCAN cursor exact). Unlike it, the
-//! entries vector grows by a quarter instead of matching the index's power-of-two capacity,
-//! and no hash is stored per entry (it is recomputed from the key when the index grows): about
+//! entries vector grows to fill the allocator's next size class instead of matching the
+//! index's power-of-two capacity, the index is four bytes a slot at 52-80% load, and no hash
+//! is stored per entry (it is recomputed from the key when the index grows): about
 //! 60 bytes less per key at a million keys, where memory per key is what a cache is judged by.
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
-
+use crate::index::Index;
 use crate::value::{Entry, Key};
 
 #[derive(Default)]
 pub struct Table {
-    index: HashTable<u32>,
+    index: Index,
     entries: Vec<(Key, Entry)>,
     hasher: hashbrown::DefaultHashBuilder,
 }
@@ -42,8 +42,8 @@ impl Table {
         let hash = self.hash(key);
         let entries = &self.entries;
         self.index
-            .find(hash, |&i| *entries[i as usize].0 == *key)
-            .map(|&i| i as usize)
+            .find(hash, |i| *entries[i].0 == *key)
+            .map(|slot| self.index.position_at(slot))
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
@@ -78,9 +78,11 @@ impl Table {
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         let hash = self.hash(key);
         let entries = &mut self.entries;
-        if let Some(&i) = self.index.find(hash, |&i| *entries[i as usize].0 == *key) {
-            return Some(std::mem::replace(&mut entries[i as usize].1, entry));
+        if let Some(slot) = self.index.find(hash, |i| *entries[i].0 == *key) {
+            let i = self.index.position_at(slot);
+            return Some(std::mem::replace(&mut entries[i].1, entry));
         }
+        assert!(entries.len() < crate::index::MAX_ENTRIES, "table full");
         if entries.len() == entries.capacity() {
             // Grow to fill the allocator's next size class: the default doubling would leave
             // up to half the vector unused, and a fixed step (an eighth, as before) rounded
@@ -88,16 +90,13 @@ impl Table {
             let grown = grown_capacity(entries.capacity(), std::mem::size_of::<(Key, Entry)>());
             entries.reserve_exact(grown - entries.len());
         }
-        let position = entries.len() as u32;
+        let position = entries.len();
         entries.push((key.into(), entry));
-        if self.index.len() == self.index.capacity() {
+        if self.index.has_room() {
+            self.index.insert(hash, position);
+        } else {
             self.rebuild_index();
         }
-        let hasher = &self.hasher;
-        let entries = &self.entries;
-        self.index.insert_unique(hash, position, |&i| {
-            hasher.hash_one(&*entries[i as usize].0)
-        });
         None
     }
 
@@ -107,46 +106,38 @@ impl Table {
             return None;
         }
         let hash = self.hash(&self.entries[i].0);
-        let position = i as u32;
-        if let Ok(slot) = self.index.find_entry(hash, |&p| p == position) {
-            slot.remove();
+        if let Some(slot) = self.index.find(hash, |p| p == i) {
+            self.index.remove(slot);
         }
         let last = self.entries.len() - 1;
         if i != last {
             let last_hash = self.hash(&self.entries[last].0);
-            if let Some(p) = self.index.find_mut(last_hash, |&p| p as usize == last) {
-                *p = position;
+            if let Some(slot) = self.index.find(last_hash, |p| p == last) {
+                self.index.set_position(slot, i);
             }
         }
         let removed = self.entries.swap_remove(i);
         // Give memory back when a table shrinks a lot (after deletes or a flush of most keys).
         if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
-            let hasher = &self.hasher;
-            let entries = &self.entries;
-            self.index
-                .shrink_to(entries.len(), |&i| hasher.hash_one(&*entries[i as usize].0));
+        }
+        if self.index.oversized(self.entries.len()) {
+            self.rebuild_index();
         }
         Some(removed)
     }
 
-    /// Rebuilds the index at the size the entries need, before an insert that would grow it.
+    /// Rebuilds the index for every entry, at the size they need (65% full, no tombstones):
+    /// when it has no room for one more, or is far too large for what is left.
     ///
-    /// Removals leave tombstones that count against the index's room, and hashbrown, once
-    /// out of room, doubles unless at most half its capacity is live. Under eviction churn
-    /// (one insert, one removal, the count flat) that doubled the index again and again until
-    /// it sat at under 7/16 load: up to 23 bytes per key instead of 6. Rebuilt from the
-    /// entries in order (one sequential pass, hashes recomputed from the keys), the index is
-    /// as small as the live keys allow plus an eighth of headroom.
+    /// One sequential pass over the entries, hashes recomputed from the keys. Under eviction
+    /// churn (one insert, one removal, the count flat) the tombstones fill the room left in
+    /// about a fifth of the count's inserts: a few rehashed keys per insert, where hashbrown
+    /// doubled its table again and again until it sat under half full.
     fn rebuild_index(&mut self) {
-        let entries = &self.entries;
-        let hasher = &self.hasher;
-        let len = entries.len();
-        let mut index = HashTable::with_capacity(len + len / 8 + 16);
-        for (i, (k, _)) in entries.iter().enumerate().take(self.index.len()) {
-            index.insert_unique(hasher.hash_one(&**k), i as u32, |&p| {
-                hasher.hash_one(&*entries[p as usize].0)
-            });
+        let mut index = Index::with_live(self.entries.len());
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            index.insert(self.hasher.hash_one(&**k), i);
         }
         self.index = index;
     }
@@ -186,8 +177,12 @@ fn grown_capacity(capacity: usize, item: usize) -> usize {
     (next / item).max(capacity + 1)
 }
 
-/// The smallest large jemalloc size class of at least `bytes` (> 16 KiB).
-fn size_class(bytes: usize) -> usize {
+/// The smallest jemalloc size class of at least `bytes` (quarter steps between powers of
+/// two from 128 bytes up; smaller requests as they are).
+pub(crate) fn size_class(bytes: usize) -> usize {
+    if bytes <= 128 {
+        return bytes;
+    }
     let spacing = 1usize << (usize::BITS - 1 - (bytes - 1).leading_zeros() - 2);
     bytes.div_ceil(spacing) * spacing
 }
@@ -246,8 +241,8 @@ mod tests {
 
     #[test]
     fn churn_at_a_flat_count_keeps_the_index_small() {
-        // Eviction's pattern: the key count stays flat while keys come and go. Before the
-        // rebuild, tombstones made hashbrown double the index until it was under half full.
+        // Eviction's pattern: the key count stays flat while keys come and go. With
+        // hashbrown, tombstones doubled the index until it was under half full.
         let mut t = Table::default();
         let n = 20_000u64;
         for i in 0..n {
@@ -256,7 +251,8 @@ mod tests {
                 Entry::new(Value::string(Vec::new())),
             );
         }
-        let filled = t.index.allocation_size();
+        // At most what a fresh index for this count takes.
+        let needed = Index::with_live(n as usize).allocation_size();
         for i in n..n * 20 {
             t.insert(
                 format!("key:{i}").as_bytes(),
@@ -267,8 +263,8 @@ mod tests {
             assert_eq!(t.len(), n as usize);
         }
         assert!(
-            t.index.allocation_size() <= filled,
-            "index grew from {filled} to {} bytes at a flat key count",
+            t.index.allocation_size() <= needed,
+            "index grew to {} bytes at a flat key count ({needed} needed)",
             t.index.allocation_size()
         );
         for i in 0..t.len() {
