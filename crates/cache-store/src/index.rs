@@ -139,14 +139,8 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tinylfu::tests::mix;
     use std::collections::HashMap;
-
-    fn mix(i: u64) -> u64 {
-        let mut x = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    }
 
     #[test]
     fn finds_what_was_inserted_through_removals_and_rebuilds() {

@@ -165,11 +165,12 @@ pub fn touched(freq: u16, epoch: u8) -> u16 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn mix(i: u64) -> u64 {
+    /// A 64-bit mixer (splitmix64's finalizer) for test keys and hashes.
+    pub(crate) fn mix(i: u64) -> u64 {
         let mut x = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
