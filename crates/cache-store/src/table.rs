@@ -117,9 +117,11 @@ impl Table {
             }
         }
         let removed = self.entries.swap_remove(i);
-        // Give memory back when a table shrinks a lot (after deletes or a flush of most keys).
-        if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
-            self.entries.shrink_to(self.entries.len() * 2);
+        // Give memory back once a table is a third below its capacity: shards at maxmemory
+        // drift in size, and one that once held many more keys must not keep their room.
+        let len = self.entries.len();
+        if self.entries.capacity() > 64 && len < self.entries.capacity() * 2 / 3 {
+            self.entries.shrink_to(len + len / 8);
         }
         if self.index.oversized(self.entries.len()) {
             self.rebuild_index();
