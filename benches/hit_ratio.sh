@@ -16,6 +16,12 @@
 #   --samples S         maxmemory-samples of both servers [5]
 #   --rate R            cap the driver at R counted requests/s [0 = unlimited]; see "Time
 #                       scale" below
+#   --policies LIST     cache-node's policies, space-separated ["allkeys-lru allkeys-lfu
+#                       allkeys-random allkeys-tinylfu"]
+#   --redis-policies LIST
+#                       redis-server's policies ["allkeys-lru allkeys-lfu allkeys-random"];
+#                       "" for none
+#   --workloads LIST    which workloads ["zipf-0.99 zipf-0.8 zipf-0.99+scan"]
 #   --node-bin PATH     cache-node binary [<repo>/target/release/cache-node, or if
 #                       that does not exist /work/target-main/release/cache-node]
 #   --quick             the ~2 minute version (smaller maxmemory, keys and requests)
@@ -64,9 +70,11 @@ RUN_TMO=300
 CLI_TMO=10
 REDIS_POLICIES="allkeys-lru allkeys-lfu allkeys-random"
 NODE_POLICIES="allkeys-lru allkeys-lfu allkeys-random allkeys-tinylfu"
+WORKLOADS="zipf-0.99 zipf-0.8 zipf-0.99+scan"
 
 parse_options --maxmemory=MAXMEM --keys=KEYS --requests=REQUESTS --value-size=VSIZE \
   --scan-every=SCAN_EVERY --scan-length=SCAN_LEN --samples=SAMPLES --rate=RATE --node-bin=NODE_BIN \
+  --policies=NODE_POLICIES --redis-policies=REDIS_POLICIES --workloads=WORKLOADS \
   --quick=QUICK=1 -- "$@"
 
 if [ "$QUICK" = 1 ]; then
@@ -119,7 +127,12 @@ start_server() {  # server policy -> sets SRV_PID PORT LOG
 
 # ---- runs ---------------------------------------------------------------------------
 RES=$TMP/results.tsv; : >"$RES"
-WORKLOADS="zipf-0.99 zipf-0.8 zipf-0.99+scan"
+for wl in $WORKLOADS; do
+  case "$wl" in zipf-0.99|zipf-0.8|zipf-0.99+scan) ;; *) die "unknown workload: $wl" ;; esac
+done
+[ -n "${WORKLOADS// /}" ] || die "--workloads is empty"
+# Every policy either server runs, cache-node's order first, each once.
+ALL_POLICIES=$(tr ' ' '\n' <<<"$NODE_POLICIES $REDIS_POLICIES" | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 RUN_ID=0
 redis_version=$(redis_server_version)
 nruns=$(( $(wc -w <<<"$WORKLOADS") * ($(wc -w <<<"$REDIS_POLICIES") + $(wc -w <<<"$NODE_POLICIES")) ))
@@ -134,9 +147,10 @@ for wl in $WORKLOADS; do
     zipf-0.8) args+=(--alpha 0.8) ;;
     zipf-0.99+scan) args+=(--alpha 0.99 --scan-every "$SCAN_EVERY" --scan-length "$SCAN_LEN") ;;
   esac
-  for policy in $NODE_POLICIES; do
+  for policy in $ALL_POLICIES; do
     for server in redis node; do
       if [ "$server" = redis ] && [[ " $REDIS_POLICIES " != *" $policy "* ]]; then continue; fi
+      if [ "$server" = node ] && [[ " $NODE_POLICIES " != *" $policy "* ]]; then continue; fi
       RUN_ID=$((RUN_ID + 1))
       echo "[$(date +%T)] run $RUN_ID/$nruns: $wl $policy $server" >&2
       start_server "$server" "$policy"

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cache_net::metrics::{Histogram, HistogramSnapshot};
@@ -31,8 +31,10 @@ pub struct Stripe {
     pub writes: AtomicU64,
     pub per_command: Box<[CommandCounters]>,
     /// Per-command latency histograms, in `all_specs()` order; empty unless the metrics
-    /// endpoint is on (they are what it exports, and cost an increment per command).
-    pub latency: Box<[Histogram]>,
+    /// endpoint is on (they are what it exports, and cost an increment per command). Each is
+    /// made on its command's first call: most of the ~240 commands never run, and eight
+    /// stripes of all of them took about 0.4 MB of a fresh node's 2 MB.
+    pub latency: Box<[OnceLock<Box<Histogram>>]>,
 }
 
 impl Stripe {
@@ -45,7 +47,7 @@ impl Stripe {
             writes: AtomicU64::new(0),
             per_command: (0..n).map(|_| CommandCounters::default()).collect(),
             latency: (0..if histograms { n } else { 0 })
-                .map(|_| Histogram::default())
+                .map(|_| OnceLock::new())
                 .collect(),
         }
     }
@@ -137,7 +139,7 @@ impl Stats {
     pub fn latency(&self, index: usize) -> HistogramSnapshot {
         let mut total = HistogramSnapshot::default();
         for s in self.stripes.iter() {
-            if let Some(h) = s.latency.get(index) {
+            if let Some(h) = s.latency.get(index).and_then(OnceLock::get) {
                 total.add(&h.snapshot());
             }
         }
@@ -193,7 +195,7 @@ impl Stats {
                 c.rejected.store(0, Relaxed);
                 c.failed.store(0, Relaxed);
             }
-            for h in s.latency.iter() {
+            for h in s.latency.iter().filter_map(OnceLock::get) {
                 h.reset();
             }
         }

@@ -830,7 +830,7 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     counters.usec.fetch_add(usec, Relaxed);
     // Each a relaxed load and a compare unless its feature is on.
     if let Some(histogram) = stripe.latency.get(stat) {
-        histogram.record(usec);
+        histogram.get_or_init(Box::default).record(usec);
     }
     slowlog::observe(ctx, cmd, args, usec);
     latency::observe(ctx, sub.unwrap_or(spec), usec);

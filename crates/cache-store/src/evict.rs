@@ -10,10 +10,11 @@
 //! an LRU clock in milliseconds, or for LFU a 16-bit minute stamp and an 8-bit log counter.
 //!
 //! `allkeys-tinylfu` / `volatile-tinylfu` add a per-shard count-min sketch of 4-bit counters
-//! that sees every lookup, hits and misses alike, and is halved periodically so it forgets.
-//! Victims are the sampled keys the sketch thinks least frequent (LRU breaks ties), and a new
-//! key is only admitted when the sketch thinks it more frequent than the victim it would
-//! displace: a one-off scan cannot flush the hot set.
+//! that sees every lookup, hits and misses alike, and is halved periodically so it forgets,
+//! and a count per resident key that ages with it (see [`crate::tinylfu`]). Victims are the
+//! sampled keys with the lowest count (LRU breaks ties), and a new key is only admitted when
+//! the sketch thinks it more frequent than the victim it would displace: a one-off scan
+//! cannot flush the hot set.
 
 /// An eviction policy, with Redis's names plus ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,88 +180,6 @@ pub fn lru_idle_ms(access: u32, now_ms: u64) -> u32 {
     lru_clock(now_ms).wrapping_sub(access)
 }
 
-/// A count-min sketch of 4-bit counters in four rows, halved every `10 × width` additions.
-#[derive(Debug, Default, Clone)]
-pub struct Sketch {
-    rows: [Vec<u64>; 4],
-    /// Counters per row minus one (a power of two minus one).
-    mask: u64,
-    additions: usize,
-    period: usize,
-}
-
-const SEEDS: [u64; 4] = [
-    0x9E37_79B9_7F4A_7C15,
-    0xC2B2_AE3D_27D4_EB4F,
-    0x1656_67B1_9E37_79F9,
-    0x27D4_EB2F_1656_67C5,
-];
-
-impl Sketch {
-    /// Makes room for about `items` distinct keys (resizing forgets what was counted).
-    pub fn ensure_capacity(&mut self, items: usize) {
-        let width = items.max(256).next_power_of_two() as u64;
-        if width <= self.mask + 1 && !self.rows[0].is_empty() {
-            return;
-        }
-        let words = (width as usize).div_ceil(16);
-        for row in self.rows.iter_mut() {
-            *row = vec![0; words];
-        }
-        self.mask = width - 1;
-        self.additions = 0;
-        self.period = 10 * width as usize;
-    }
-
-    fn slot(&self, row: usize, hash: u64) -> (usize, u32) {
-        let h = (hash ^ SEEDS[row]).wrapping_mul(SEEDS[(row + 1) % 4]);
-        let index = (h >> 20) & self.mask;
-        ((index / 16) as usize, ((index % 16) * 4) as u32)
-    }
-
-    pub fn increment(&mut self, hash: u64) {
-        if self.rows[0].is_empty() {
-            return;
-        }
-        for row in 0..4 {
-            let (word, shift) = self.slot(row, hash);
-            let w = &mut self.rows[row][word];
-            if (*w >> shift) & 0xF < 15 {
-                *w += 1 << shift;
-            }
-        }
-        // Every access counts toward aging, even one that found its counters saturated:
-        // otherwise a saturated sketch would stop forgetting.
-        self.additions += 1;
-        if self.additions >= self.period {
-            self.halve();
-        }
-    }
-
-    pub fn frequency(&self, hash: u64) -> u32 {
-        if self.rows[0].is_empty() {
-            return 0;
-        }
-        (0..4)
-            .map(|row| {
-                let (word, shift) = self.slot(row, hash);
-                ((self.rows[row][word] >> shift) & 0xF) as u32
-            })
-            .min()
-            .unwrap_or(0)
-    }
-
-    /// Ages every counter by half, so the sketch follows a changing popularity.
-    fn halve(&mut self) {
-        for row in self.rows.iter_mut() {
-            for w in row.iter_mut() {
-                *w = (*w >> 1) & 0x7777_7777_7777_7777;
-            }
-        }
-        self.additions /= 2;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,24 +208,5 @@ mod tests {
         assert!((15..60).contains(&counter), "{counter}");
         // Ten minutes later, ten decay steps.
         assert_eq!(lfu_decayed(access, now + 10 * 60_000, 1), counter - 10);
-    }
-
-    #[test]
-    fn sketch_tells_hot_from_cold() {
-        let mut s = Sketch::default();
-        s.ensure_capacity(1000);
-        for _ in 0..10 {
-            s.increment(42);
-        }
-        s.increment(7);
-        assert!(s.frequency(42) >= 10);
-        assert!(s.frequency(7) >= 1 && s.frequency(7) < 10);
-        assert_eq!(s.frequency(12345), 0);
-        // Aging halves.
-        // Aging: after `period` accesses (to a few other keys) every counter is halved.
-        for i in 0..10_240u64 {
-            s.increment((i % 100 + 1000).wrapping_mul(0x9E37_79B9));
-        }
-        assert!(s.frequency(42) <= 7, "{}", s.frequency(42));
     }
 }

@@ -25,10 +25,12 @@
 
 pub mod changes;
 pub mod evict;
+mod index;
 pub mod key;
 pub mod snapshot;
 pub mod stream;
 pub mod table;
+pub mod tinylfu;
 pub mod value;
 pub mod zset;
 
@@ -179,7 +181,7 @@ pub struct Shard {
     logging: bool,
     touched: Vec<Touched>,
     /// TinyLFU's frequency sketch for this shard's keys (empty unless that policy is on).
-    sketch: evict::Sketch,
+    sketch: tinylfu::Sketch,
 }
 
 /// What happened to a key, for the observer.
@@ -209,7 +211,7 @@ impl Shard {
             report_expiries: false,
             logging: false,
             touched: Vec::new(),
-            sketch: evict::Sketch::default(),
+            sketch: tinylfu::Sketch::default(),
         }
     }
 
@@ -217,7 +219,7 @@ impl Shard {
     fn count_access(&mut self, key: &[u8]) {
         let hash = sketch_hash(key);
         let len: usize = self.dbs.iter().map(Db::len).sum();
-        self.sketch.ensure_capacity(len.max(1024));
+        self.sketch.fit(len);
         self.sketch.increment(hash);
     }
 
@@ -391,8 +393,12 @@ impl<'a> Locked<'a> {
         }
         let i = shard.lookup(db, key, now_ms)?;
         let random = if policy.lfu() { shard.random() } else { 0 };
+        let epoch = shard.sketch.epoch();
         let entry = shard.dbs[db].map.entry_at(i);
         entry.access = touched_access(settings, policy, entry.access, now_ms, random);
+        if policy.tinylfu() {
+            entry.freq = tinylfu::touched(entry.freq, epoch);
+        }
         Some(entry)
     }
 
@@ -534,6 +540,11 @@ impl<'a> Locked<'a> {
             evict::lru_clock(now_ms)
         };
         let shard = self.shard(key);
+        if policy.tinylfu() {
+            // A new key's count starts where the sketch has it (the misses that led to it).
+            let seen = shard.sketch.frequency(sketch_hash(key));
+            entry.freq = tinylfu::stamp(seen, shard.sketch.epoch());
+        }
         // A plain store (SET, MSET, RENAME's destination...) is a change like any other:
         // without this report a client WATCHing the key never saw another client's SET.
         shard.touch(db, key);
@@ -697,14 +708,7 @@ impl Store {
     }
 
     /// Scores a sampled entry for eviction under `policy` (higher = evict sooner).
-    fn score(
-        &self,
-        policy: Policy,
-        shard: &Shard,
-        key: &[u8],
-        e: &Entry,
-        now_ms: u64,
-    ) -> (u64, u32) {
+    fn score(&self, policy: Policy, shard: &Shard, e: &Entry, now_ms: u64) -> (u64, u32) {
         match policy {
             Policy::AllKeysLfu | Policy::VolatileLfu => {
                 let decay = self.eviction.lfu_decay_time.load(Relaxed);
@@ -717,7 +721,7 @@ impl Store {
             // The sampled key with the highest random score: a uniformly random victim.
             Policy::AllKeysRandom | Policy::VolatileRandom => (thread_random(), 0),
             Policy::AllKeysTinyLfu | Policy::VolatileTinyLfu => {
-                let f = shard.sketch.frequency(sketch_hash(key));
+                let f = tinylfu::decayed(e.freq, shard.sketch.epoch());
                 // Least frequent first; among equals, least recently used.
                 (
                     ((15 - u64::from(f.min(15))) << 32)
@@ -732,13 +736,32 @@ impl Store {
     /// Samples one random shard into the eviction pool, which stays sorted best-last.
     fn sample_into_pool(&self, policy: Policy, now_ms: u64, pool: &mut Vec<Candidate>) {
         let samples = self.eviction.samples.load(Relaxed).clamp(1, 64);
-        let start = thread_random() as usize;
+        let start = thread_random() as usize % SHARDS;
         let qualifies = |db: &Db| {
             if policy.volatile_only() {
                 db.volatile_len() > 0
             } else {
                 !db.is_empty()
             }
+        };
+        // Of two random shards, the one with more eligible keys: victims drawn from one random
+        // shard take as many keys from a small shard as from a large one, so shard sizes drift
+        // apart (a random walk) and every shard's table is sized for the largest it ever was.
+        // The power of two choices keeps them level.
+        let other = (thread_random() as usize) % SHARDS;
+        let eligible_keys = |si: usize| -> usize {
+            let shard = self.lock_shard(si);
+            let count = if policy.volatile_only() {
+                Db::volatile_len
+            } else {
+                Db::len
+            };
+            shard.dbs.iter().map(count).sum()
+        };
+        let start = if eligible_keys(other) > eligible_keys(start) {
+            other
+        } else {
+            start
         };
         for step in 0..SHARDS {
             let si = (start + step) % SHARDS;
@@ -780,7 +803,7 @@ impl Store {
                         }
                         (k, e)
                     };
-                let (score, frequency) = self.score(policy, &shard, key, entry, now_ms);
+                let (score, frequency) = self.score(policy, &shard, entry, now_ms);
                 if pool.len() >= POOL_SIZE && pool[0].score >= score {
                     continue;
                 }
@@ -815,7 +838,13 @@ impl Store {
         }
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..4 {
-            if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+            // TinyLFU's counts are per shard (each shard's sketch halves on its own schedule,
+            // at its own width), so candidates kept from other shards are not comparable: a
+            // victim from this round's shard only, which also keeps the shards level (held
+            // across rounds, the pool drained shards that had just halved, and their tables
+            // kept the room: 17% more bytes a key at 1M × 32 B).
+            if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) || policy.tinylfu()
+            {
                 pool.clear();
             }
             self.sample_into_pool(policy, now_ms, &mut pool);

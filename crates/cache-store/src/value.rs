@@ -268,7 +268,14 @@ pub struct Entry {
     pub expires_at: u64,
     /// Last access, in seconds of the store's clock (for OBJECT IDLETIME and LRU).
     pub access: u32,
+    /// TinyLFU's count of this key and the sketch epoch it was set in (see [`tinylfu`]); it
+    /// sits in what was padding, so it costs no memory.
+    ///
+    /// [`tinylfu`]: crate::tinylfu
+    pub freq: u16,
 }
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
 impl Entry {
     pub fn new(value: Value) -> Self {
@@ -276,6 +283,7 @@ impl Entry {
             value,
             expires_at: 0,
             access: 0,
+            freq: 0,
         }
     }
 
@@ -284,6 +292,7 @@ impl Entry {
             value,
             expires_at,
             access: 0,
+            freq: 0,
         }
     }
 
