@@ -103,9 +103,10 @@ pub fn info_text(cluster: &Cluster, routing: &Routing) -> String {
     );
     let _ = write!(
         text,
-        "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+        "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
         stats.admission.connected(),
         config.maxclients,
+        stats.blocked.load(Relaxed),
     );
     let _ = write!(
         text,

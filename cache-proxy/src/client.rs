@@ -27,6 +27,7 @@ use crate::cluster::{Cluster, Routing};
 use crate::plan::{self, Action, Alone, Merge, Plan, Reload, View};
 use crate::pubsub::PubSub;
 use crate::reply::error_bytes;
+use crate::session::ReplyMode;
 use crate::tracking::{self, PushQueue, Tracking};
 use crate::{admin, merge};
 use cache_net::tls::send;
@@ -87,7 +88,7 @@ impl Worker {
 }
 
 /// How one request's reply is produced from the batch.
-enum Item {
+pub(crate) enum Item {
     Ready(Bytes),
     Reply(u32),
     /// A reply nobody asked for (the SCRIPT LOAD sent ahead of an EVALSHA).
@@ -112,6 +113,8 @@ enum Item {
         node: usize,
         members: Vec<bool>,
     },
+    /// A reply CLIENT REPLY OFF or SKIP keeps from the client (its parts are still taken).
+    Muted(Box<Item>),
     Info {
         text: String,
         parts: Vec<u32>,
@@ -140,10 +143,12 @@ pub struct Client {
     pub(crate) caching_next: Option<bool>,
     /// What `CLIENT CACHING` said for the command being planned.
     pub(crate) caching: Option<bool>,
+    /// `CLIENT REPLY ON|OFF|SKIP`.
+    pub(crate) replies: ReplyMode,
     /// Keys this batch read while tracking, recorded again when the replies are in.
     pub(crate) tracked_reads: Vec<Bytes>,
     batch: Rc<Batch>,
-    items: Vec<Item>,
+    pub(crate) items: Vec<Item>,
     pub(crate) out: BytesMut,
     pub(crate) quit: bool,
 }
@@ -165,6 +170,7 @@ pub async fn serve(worker: Rc<Worker>, mut stream: impl cache_net::tls::Stream, 
         pushes: None,
         caching_next: None,
         caching: None,
+        replies: ReplyMode::On,
         tracked_reads: Vec::new(),
         batch: Batch::new(),
         items: Vec::new(),
@@ -294,12 +300,17 @@ impl Client {
             if self.quit {
                 break;
             }
+            let mute = self.mutes(&args);
+            let items = self.items.len();
             let Some((alone, call)) = self.step(&routing, &args) else {
+                self.mute_from(mute, items, self.out.len());
                 continue;
             };
             // A command that waits on its own: finish the batch so far, then run it.
             self.flush(&routing).await;
+            let out = self.out.len();
             self.run_alone(&routing, alone, call, args).await;
+            self.mute_from(mute, 0, out);
             routing = self.worker.routing();
         }
         self.flush(&routing).await;
@@ -646,6 +657,12 @@ impl Client {
             Item::Info { text, parts } => {
                 let parts: Vec<Bytes> = parts.iter().map(|s| batch.take(*s)).collect();
                 merge::info(text, &parts, self.resp3)
+            }
+            Item::Muted(item) => {
+                let len = self.out.len();
+                self.assemble(item);
+                self.out.truncate(len);
+                return;
             }
         };
         self.out.put_slice(&reply);

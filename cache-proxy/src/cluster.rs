@@ -164,6 +164,8 @@ pub struct Stats {
     /// maxclients and protected mode at accept time; the connection counts INFO reports.
     pub admission: Arc<cache_net::admission::Admission>,
     pub commands: AtomicU64,
+    /// Clients waiting in a blocking command now (INFO's blocked_clients).
+    pub blocked: AtomicU64,
 }
 
 pub struct Cluster {

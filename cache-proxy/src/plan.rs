@@ -182,6 +182,10 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
     let cmd = call.cmd;
     let ok = || plan_of(Action::Reply(Bytes::from_static(b"+OK\r\n")));
     match cmd {
+        // PING's arity (-1) admits any count; Redis's own check is in the command.
+        Cmd::Ping if args.len() > 2 => error(ProxyError::client(
+            "ERR wrong number of arguments for 'ping' command",
+        )),
         Cmd::Ping if view.subscribed => {
             let msg = args.get(1).map_or(Bytes::new(), Bytes::clone);
             let mut reply = b"*2\r\n$4\r\npong\r\n".to_vec();

@@ -54,6 +54,10 @@ fn error_text(plan: &Plan) -> String {
 fn answered_here() {
     assert!(matches!(planned("PING").action, Action::Reply(ref b) if &b[..] == b"+PONG\r\n"));
     assert!(matches!(planned("ECHO hi").action, Action::Reply(ref b) if &b[..] == b"$2\r\nhi\r\n"));
+    assert_eq!(
+        error_text(&planned("PING x y z")),
+        "ERR wrong number of arguments for 'ping' command"
+    );
     assert!(matches!(planned("SELECT 0").action, Action::Reply(_)));
     assert_eq!(
         error_text(&planned("SELECT 1")),

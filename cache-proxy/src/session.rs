@@ -6,7 +6,7 @@ use cache_protocol::admit::Resolved;
 use cache_protocol::command::flags;
 use cache_protocol::Cmd;
 
-use crate::client::Client;
+use crate::client::{Client, Item};
 use crate::merge::null;
 use crate::reply::{self, bulk_bytes, error_bytes};
 use crate::tracking::{self, Mode, PushQueue, Tracked};
@@ -57,6 +57,7 @@ impl Client {
         self.pubsub = None;
         self.worker.tracking.disable(self.id);
         self.caching_next = None;
+        self.replies = ReplyMode::On;
         self.resp3 = false;
         self.name = None;
         self.user = self.worker.cluster.acl.default_user();
@@ -157,6 +158,17 @@ impl Client {
                 None => self.ready(null(self.resp3)),
             },
             (b"id", 2) => self.ready(Bytes::from(format!(":{}\r\n", self.id))),
+            // OFF and SKIP are not answered; ON is (`mutes` lets CLIENT REPLY through).
+            (b"reply", 3) => match &args[2].to_ascii_lowercase()[..] {
+                b"on" => {
+                    self.replies = ReplyMode::On;
+                    self.ready(Bytes::from_static(b"+OK\r\n"));
+                }
+                b"off" => self.replies = ReplyMode::Off,
+                b"skip" if self.replies == ReplyMode::On => self.replies = ReplyMode::Skip,
+                b"skip" => {}
+                _ => self.error("ERR syntax error"),
+            },
             // Client libraries send their name and version on connect; nothing to keep.
             (b"setinfo", 4) => self.ready(Bytes::from_static(b"+OK\r\n")),
             (b"caching", 3) => {
@@ -344,4 +356,54 @@ fn tracking_info(info: Option<(Mode, bool, Vec<Bytes>)>, resp3: bool) -> Bytes {
             o.bulk(p);
         }
     })
+}
+
+/// `CLIENT REPLY`: whether replies reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyMode {
+    On,
+    Off,
+    /// The next command's reply is dropped, then replies are on again.
+    Skip,
+}
+
+impl Client {
+    /// Whether the reply of `args`, about to run, is kept from the client. CLIENT REPLY's
+    /// own answer is its own business (ON answers, OFF and SKIP do not), and subscription
+    /// confirmations are pushes, which CLIENT REPLY does not hold back (as Redis's
+    /// CLIENT_PUSHING), in RESP2 too.
+    pub(crate) fn mutes(&mut self, args: &[Bytes]) -> bool {
+        if args.len() > 1
+            && args[0].eq_ignore_ascii_case(b"client")
+            && args[1].eq_ignore_ascii_case(b"reply")
+        {
+            return false;
+        }
+        let muted = match self.replies {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::Skip => {
+                self.replies = ReplyMode::On;
+                true
+            }
+        };
+        muted
+            && !matches!(
+                Cmd::lookup(&args[0]),
+                Some(Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe)
+            )
+    }
+
+    /// Drops what a muted command answered: items planned from `items` on, and what it
+    /// wrote directly after `out`.
+    pub(crate) fn mute_from(&mut self, mute: bool, items: usize, out: usize) {
+        if !mute {
+            return;
+        }
+        for item in &mut self.items[items..] {
+            let inner = std::mem::replace(item, Item::Ready(Bytes::new()));
+            *item = Item::Muted(Box::new(inner));
+        }
+        self.out.truncate(out);
+    }
 }

@@ -192,11 +192,24 @@ impl Client {
         };
         let mut encoded = BytesMut::new();
         encode_command(&mut encoded, args);
+        // Counted while it waits, however the wait ends (a client that goes away drops it).
+        struct Blocked<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Blocked<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stats = &self.worker.cluster.stats;
+        stats
+            .blocked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let blocked = Blocked(&stats.blocked);
         let result = async {
             conn.send(&encoded).await?;
             conn.next_reply().await
         }
         .await;
+        drop(blocked);
         match result {
             Ok(reply) => {
                 self.blocking.insert(state.id, conn);

@@ -429,6 +429,11 @@ fn local_commands_and_bad_input() {
         raw.cmd_str(&["CONFIG", "GET", "hz"]),
         b"-ERR the nodes' values differ: ask a node\r\n"
     );
+    // CLIENT REPLY OFF / SKIP keep replies from the client, ON answers and restores them.
+    raw.send(b"CLIENT REPLY OFF\r\nSET quiet 1\r\nGET quiet\r\nCLIENT REPLY ON\r\n");
+    assert_eq!(raw.read_reply(), b"+OK\r\n");
+    raw.send(b"CLIENT REPLY SKIP\r\nINCR quiet\r\nGET quiet\r\n");
+    assert_eq!(raw.read_reply(), b"$1\r\n2\r\n");
     // Inline commands work (what telnet sends).
     raw.send(b"SET inline 1\r\nGET inline\r\n");
     assert_eq!(raw.read_reply(), b"+OK\r\n");

@@ -2,7 +2,11 @@
 # Runs Redis 7.0.15's own Tcl test suite (../shared/redis-suite, beside the repository) against
 # fresh cache-nodes and fails when a unit passes fewer tests than its floor in floors.txt.
 #
-#   tests/redis-suite/run.sh [NODE_BIN]      (default: target/debug/cache-node)
+#   tests/redis-suite/run.sh [NODE_BIN]             (default: target/debug/cache-node)
+#   tests/redis-suite/run.sh NODE_BIN PROXY_BIN     through a proxy in front of three nodes
+#
+# Through a proxy the suite runs with --singledb (the proxy serves database 0 only) against
+# floors-proxy.txt; each group gets three fresh nodes and a fresh proxy.
 #
 # Each group of floors.txt (separated by a blank line) runs against one fresh node, in the
 # suite's own order: the default units share one server as upstream's external mode expects
@@ -15,7 +19,14 @@ SUITE=${FERROCACHE_REDIS_SUITE:-$ROOT/../shared/redis-suite}
 # A clone elsewhere on the development machine still finds the shared copy.
 [ -x "$SUITE/run.sh" ] || SUITE=/work/shared/redis-suite
 NODE_BIN=${1:-$ROOT/target/debug/cache-node}
+PROXY_BIN=${2:-}
 FLOORS=$HERE/floors.txt
+EXTRA=${TCL_EXTRA_ARGS---ignore-encoding}
+if [ -n "$PROXY_BIN" ]; then
+  FLOORS=$HERE/floors-proxy.txt
+  EXTRA="--ignore-encoding --singledb"
+  [ -x "$PROXY_BIN" ] || { echo "redis suite: no proxy binary at $PROXY_BIN" >&2; exit 1; }
+fi
 LOGS=${TMPDIR:-/tmp}/ferrocache-redis-suite-$$
 
 if [ ! -x "$SUITE/run.sh" ]; then
@@ -48,21 +59,37 @@ for line in "${LINES[@]}"; do
   group="$group $1"
 done
 
-# Runs one group against a fresh node; the suite's output goes to $out.
-run_group() {
-  local port dir node
-  port=$(free_port)
-  dir=$(mktemp -d)
-  "$NODE_BIN" --port "$port" --dir "$dir" --loglevel warning >"$dir/node.log" 2>&1 &
-  node=$!
+wait_for() {
   for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    redis-cli -p "$1" ping >/dev/null 2>&1 && return
     sleep 0.1
   done
+}
+
+# Runs one group against a fresh node (or a fresh proxy and three nodes); the suite's output
+# goes to $out.
+run_group() {
+  local port dir pids=() node_args=() n
+  dir=$(mktemp -d)
+  for n in 1 2 3; do
+    port=$(free_port)
+    mkdir -p "$dir/$n"
+    "$NODE_BIN" --port "$port" --dir "$dir/$n" --loglevel warning >"$dir/node$n.log" 2>&1 &
+    pids+=($!)
+    wait_for "$port"
+    node_args+=(--node "127.0.0.1:$port")
+    [ -n "$PROXY_BIN" ] || break
+  done
+  if [ -n "$PROXY_BIN" ]; then
+    port=$(free_port)
+    "$PROXY_BIN" --port "$port" "${node_args[@]}" >"$dir/proxy.log" 2>&1 &
+    pids+=($!)
+    wait_for "$port"
+  fi
   # shellcheck disable=SC2086
-  out=$(TCL_LOG_DIR="$LOGS" TCL_BASEPORT=${FERROCACHE_SUITE_BASEPORT:-21079} "$SUITE/run.sh" 127.0.0.1 "$port" $1 2>&1)
-  kill "$node" 2>/dev/null
-  wait "$node" 2>/dev/null
+  out=$(TCL_EXTRA_ARGS="$EXTRA" TCL_LOG_DIR="$LOGS" TCL_BASEPORT=${FERROCACHE_SUITE_BASEPORT:-21079} "$SUITE/run.sh" 127.0.0.1 "$port" $1 2>&1)
+  kill "${pids[@]}" 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
   rm -rf "$dir"
 }
 
