@@ -40,6 +40,7 @@
 //! assert!(router.node_for_key(b"user:42").is_some());
 //! ```
 
+mod cluster_table;
 mod ketama;
 mod key_hash;
 mod node;
@@ -48,6 +49,7 @@ mod router;
 mod slot;
 mod slot_set;
 
+pub use cluster_table::{ClusterNode, ClusterTable, TableError, NODE_ID_LEN};
 pub use ketama::HashTag;
 pub use key_hash::KeyHash;
 pub use node::{NodeSpec, TwemproxyServer};
