@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use cache_protocol::admit::Resolved;
 use cache_protocol::command::Cmd;
+use cache_routing::cluster_reply::Endpoint;
 use cache_routing::{key_slot, ClusterNode, ClusterTable, SLOTS};
 
 use crate::cmd::ConnState;
@@ -44,12 +45,9 @@ pub struct ClusterState {
 
 impl ClusterState {
     pub fn new(enabled: bool) -> ClusterState {
-        let myid = (0..cache_routing::NODE_ID_LEN)
-            .map(|_| char::from(b"0123456789abcdef"[fastrand::usize(..16)]))
-            .collect();
         ClusterState {
             enabled,
-            myid,
+            myid: cache_routing::random_node_id(),
             installed: RwLock::new(Arc::new(Installed {
                 table: ClusterTable::empty(),
                 me: None,
@@ -148,36 +146,14 @@ impl ClusterState {
     }
 }
 
-/// `cluster-preferred-endpoint-type`: what MOVED and CLUSTER SLOTS name a node by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Ip,
-    Hostname,
-    Unknown,
-}
-
-impl Endpoint {
-    pub fn configured(shared: &Shared) -> Endpoint {
-        match shared
+/// `cluster-preferred-endpoint-type`.
+pub fn endpoint(shared: &Shared) -> Endpoint {
+    Endpoint::parse(
+        &shared
             .config
             .get("cluster-preferred-endpoint-type")
-            .as_deref()
-        {
-            Some("hostname") => Endpoint::Hostname,
-            Some("unknown-endpoint") => Endpoint::Unknown,
-            _ => Endpoint::Ip,
-        }
-    }
-
-    /// Redis's `getPreferredEndpoint`.
-    pub fn of(self, node: &ClusterNode) -> &str {
-        match self {
-            Endpoint::Ip => &node.ip,
-            Endpoint::Hostname if node.hostname.is_empty() => "?",
-            Endpoint::Hostname => &node.hostname,
-            Endpoint::Unknown => "",
-        }
-    }
+            .unwrap_or_default(),
+    )
 }
 
 fn yes(shared: &Shared, name: &str) -> bool {
@@ -252,7 +228,7 @@ pub fn redirect(
     let node = &held.table.nodes[owner];
     Err(format!(
         "MOVED {slot} {}:{}",
-        Endpoint::configured(shared).of(node),
+        endpoint(shared).of(node),
         node.port
     ))
 }

@@ -185,6 +185,10 @@ pub struct Cluster {
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Scripts and function libraries seen, to restore on nodes that lack them.
     pub scripts: crate::scripts::Scripts,
+    /// The client port's address (set once at start): what CLUSTER SLOTS lists.
+    pub listen_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The proxy's node id in CLUSTER SLOTS / NODES / MYID.
+    pub node_id: String,
 }
 
 impl Cluster {
@@ -223,6 +227,8 @@ impl Cluster {
             node_tls,
             metrics_addr: std::sync::OnceLock::new(),
             scripts: Default::default(),
+            listen_addr: std::sync::OnceLock::new(),
+            node_id: cache_routing::random_node_id(),
         })
     }
 

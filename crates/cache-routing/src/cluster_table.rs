@@ -256,6 +256,13 @@ impl ClusterTable {
     }
 }
 
+/// A fresh node id: 40 random hexadecimal characters, as Redis makes them.
+pub fn random_node_id() -> String {
+    (0..NODE_ID_LEN)
+        .map(|_| char::from(b"0123456789abcdef"[fastrand::usize(..16)]))
+        .collect()
+}
+
 fn valid_id(id: &str) -> bool {
     id.len() == NODE_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
