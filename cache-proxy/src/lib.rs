@@ -19,6 +19,7 @@ mod change_feed;
 mod client;
 pub mod cluster;
 mod cluster_mode;
+mod cluster_push;
 pub mod config;
 pub mod error;
 mod merge;

@@ -110,6 +110,8 @@ pub enum Reload {
     Script(Bytes),
     /// FCALL: on "Function not found", load the libraries the proxy has seen and retry.
     Functions,
+    /// Nodes in cluster mode: on `-MOVED`, the same request to the node named.
+    Moved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
