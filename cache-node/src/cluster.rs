@@ -13,6 +13,9 @@
 //! The check reads the table under a read lock that installs take briefly; nothing else
 //! on the request path changes in cluster mode.
 
+use std::cell::RefCell;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -23,6 +26,8 @@ use cache_routing::{key_slot, ClusterNode, ClusterTable, SLOTS};
 
 use crate::cmd::ConnState;
 use crate::Shared;
+
+static NEXT_STATE: AtomicU64 = AtomicU64::new(0);
 
 /// The table this node holds and where it is in it.
 #[derive(Debug)]
@@ -41,6 +46,11 @@ pub struct ClusterState {
     /// 40 hexadecimal characters, chosen at start.
     pub myid: String,
     installed: RwLock<Arc<Installed>>,
+    /// Bumped by every install: worker threads keep the table they last read until it moves
+    /// (no shared lock or counter written per request).
+    version: AtomicU64,
+    /// Tells this state's tables from another's in a thread's cache (nodes in one process).
+    unique: u64,
 }
 
 impl ClusterState {
@@ -53,7 +63,30 @@ impl ClusterState {
                 me: None,
                 at_ms: crate::now_ms(),
             })),
+            version: AtomicU64::new(0),
+            unique: NEXT_STATE.fetch_add(1, Relaxed),
         }
+    }
+
+    /// Runs `f` with the table held, read from this thread's cache unless an install has
+    /// happened since.
+    fn with_current<R>(&self, f: impl FnOnce(&Installed) -> R) -> R {
+        type Cached = Option<(u64, u64, Arc<Installed>)>;
+        thread_local! {
+            static CACHE: RefCell<Cached> = const { RefCell::new(None) };
+        }
+        let version = self.version.load(Acquire);
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let fresh = matches!(&*cache, Some((u, v, _)) if *u == self.unique && *v == version);
+            if !fresh {
+                *cache = Some((self.unique, version, self.current()));
+            }
+            match &*cache {
+                Some((_, _, held)) => f(held),
+                None => f(&self.current()),
+            }
+        })
     }
 
     pub fn current(&self) -> Arc<Installed> {
@@ -96,6 +129,7 @@ impl ClusterState {
             me,
             at_ms: crate::now_ms(),
         });
+        self.version.fetch_add(1, Release);
         // Under the write lock: no request is admitted by the old table meanwhile.
         let removed = shared.store.drop_slots(|s| !ours[usize::from(s)]);
         drop(held);
@@ -210,7 +244,13 @@ pub fn redirect(
     let Some((_, slot)) = first else {
         return Ok(());
     };
-    let held = shared.cluster.current();
+    shared
+        .cluster
+        .with_current(|held| route(shared, held, slot, write))
+}
+
+/// Where `slot` is served by the table held: here (`Ok`) or a redirection.
+fn route(shared: &Shared, held: &Installed, slot: u16, write: bool) -> Result<(), String> {
     let Some(owner) = held.table.owner_index(slot) else {
         return Err("CLUSTERDOWN Hash slot not served".into());
     };

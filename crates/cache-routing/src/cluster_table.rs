@@ -67,6 +67,8 @@ pub struct ClusterTable {
     pub epoch: u64,
     pub nodes: Vec<ClusterNode>,
     owner: Vec<u16>,
+    /// How many slots have an owner (asked on every request by a node in cluster mode).
+    assigned: usize,
 }
 
 /// Why a table was refused (the text follows `ERR `).
@@ -99,6 +101,7 @@ impl ClusterTable {
             epoch: 0,
             nodes: Vec::new(),
             owner: vec![UNOWNED; SLOTS],
+            assigned: 0,
         }
     }
 
@@ -131,10 +134,12 @@ impl ClusterTable {
                 return Err(TableError::DuplicateNode(node.id.clone()));
             }
         }
+        let assigned = owner.iter().filter(|&&o| o != UNOWNED).count();
         Ok(ClusterTable {
             epoch,
             nodes,
             owner,
+            assigned,
         })
     }
 
@@ -228,7 +233,7 @@ impl ClusterTable {
 
     /// How many slots have an owner.
     pub fn assigned(&self) -> usize {
-        self.owner.iter().filter(|&&o| o != UNOWNED).count()
+        self.assigned
     }
 
     /// Nodes owning at least one slot (Redis's `cluster_size`).
