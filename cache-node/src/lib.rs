@@ -14,6 +14,7 @@
 
 mod backing;
 mod client;
+mod cluster;
 mod cmd;
 mod config;
 mod conn;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub scripts: scripting::Scripts,
     /// Snapshots: SAVE, BGSAVE, save points, LASTSAVE, INFO persistence.
     pub persist: persist::Persistence,
+    /// Cluster mode: the slot table and this node's id.
+    pub cluster: cluster::ClusterState,
 }
 
 impl Shared {
@@ -94,6 +97,8 @@ impl Shared {
         let metrics = !config.get("metrics-addr").unwrap_or_default().is_empty();
         // LATENCY HISTOGRAM reads the same per-command histograms the metrics endpoint exports.
         let histograms = metrics || config.get("latency-tracking").as_deref() == Some("yes");
+        let cluster =
+            cluster::ClusterState::new(config.get("cluster-enabled").as_deref() == Some("yes"));
         let shared = Arc::new_cyclic(|weak| {
             store.set_observer(Arc::new(Observer {
                 shared: weak.clone(),
@@ -122,6 +127,7 @@ impl Shared {
                 latency: Default::default(),
                 scripts: Default::default(),
                 persist: Default::default(),
+                cluster,
             }
         });
         shared.persist.init(Arc::downgrade(&shared));

@@ -398,33 +398,7 @@ fn scripts_inside_multi_match_redis() {
 #[test]
 fn redis_py_lock_works() {
     let node = node(&[]);
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let output = std::process::Command::new("python3")
-        .arg("tests/clients/redis_py_lock.py")
-        .arg(node.addr.to_string())
-        .current_dir(root)
-        .output();
-    let required = std::env::var("FERROCACHE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1");
-    let output = match output {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            eprintln!("SKIPPED redis-py lock: python3 is not installed");
-            return;
-        }
-        Err(e) => panic!("cannot run python3: {e}"),
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.code() == Some(3) && !required {
-        eprintln!("{}", stdout.trim());
-        return;
-    }
-    assert!(
-        output.status.success(),
-        "redis_py_lock.py failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    common::python_client("redis_py_lock.py", &node.addr.to_string());
 }
 
 /// A script's write reaches WATCH like a client's: another connection's EXEC aborts.

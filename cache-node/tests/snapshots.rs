@@ -5,104 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cache_testkit::{have_redis_server, RedisServer, TempDir};
 use common::observe;
 use redis::Connection;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "ferro-snap-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("dump.rdb")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn have_redis_server(test: &str) -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED {test}: redis-server is not installed");
-    }
-    ok
-}
-
-/// A throwaway redis-server on a free port, saving to `dir`.
-struct RedisServer {
-    port: u16,
-    child: Child,
-}
-
-impl RedisServer {
-    fn start(dir: &str) -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--dir", dir, "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let server = RedisServer { port, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // Up, and done loading its file (LOADING replies until then).
-        loop {
-            if let Ok(mut c) = server.try_client() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn try_client(&self) -> redis::RedisResult<Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
-    }
-
-    fn client(&self) -> Connection {
-        self.try_client().expect("redis-server connection")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn select(c: &mut Connection, db: u32) {
     let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
@@ -273,12 +182,12 @@ fn our_snapshot_passes_redis_check_rdb_and_loads_in_redis() {
     let r: String = redis::cmd("SAVE").query(&mut ours).unwrap();
     assert_eq!(r, "OK");
     let check = Command::new("redis-check-rdb")
-        .arg(dir.file())
+        .arg(dir.file("dump.rdb"))
         .output()
         .expect("redis-check-rdb");
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(report.contains("RDB looks OK"), "{report}");
-    let redis = RedisServer::start(dir.path());
+    let redis = RedisServer::start(dir.path(), &[]);
     let mut theirs = redis.client();
     assert_same(&mut ours, &mut theirs, &keys);
 }
@@ -289,7 +198,7 @@ fn a_snapshot_redis_wrote_loads_here() {
         return;
     }
     let dir = TempDir::new("theirs");
-    let redis = RedisServer::start(dir.path());
+    let redis = RedisServer::start(dir.path(), &[]);
     let mut theirs = redis.client();
     let keys = populate(&mut theirs);
     let _: String = redis::cmd("SAVE").query(&mut theirs).unwrap();
@@ -340,12 +249,12 @@ fn kill_9_during_bgsave_leaves_the_previous_snapshot() {
     let mut c = node.client();
     fill(&mut c, "first:", 1000, 10);
     let _: String = redis::cmd("SAVE").query(&mut c).unwrap();
-    let before = std::fs::read(dir.file()).unwrap();
+    let before = std::fs::read(dir.file("dump.rdb")).unwrap();
     fill(&mut c, "second:", 200_000, 200);
     let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
     // Kill once the temp file exists: the save is under way.
     wait_for("the temp file", Duration::from_secs(20), || {
-        std::fs::read_dir(&dir.0).unwrap().any(|e| {
+        std::fs::read_dir(dir.path()).unwrap().any(|e| {
             e.unwrap()
                 .file_name()
                 .to_string_lossy()
@@ -356,7 +265,7 @@ fn kill_9_during_bgsave_leaves_the_previous_snapshot() {
     drop(c);
     drop(node);
     assert_eq!(
-        std::fs::read(dir.file()).unwrap(),
+        std::fs::read(dir.file("dump.rdb")).unwrap(),
         before,
         "dump.rdb changed"
     );
@@ -423,7 +332,7 @@ fn shutdown_save_and_restart_keeps_the_data() {
     fill(&mut c, "k:", 500, 20);
     let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("SAVE").query(&mut c);
     assert!(node.wait_exit(Duration::from_secs(20)), "node did not exit");
-    assert!(Path::new(&dir.file()).exists());
+    assert!(Path::new(&dir.file("dump.rdb")).exists());
     let node = common::node(&["--dir", dir.path(), "--save", "60 1000"]);
     let mut c = node.client();
     let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();

@@ -397,9 +397,12 @@ impl Client {
             Action::Reply(bytes) => self.ready(bytes),
             Action::Error(e) => self.ready(e.reply()),
             Action::Local => self.local(call, args),
-            Action::Forward { node, reload } => {
+            Action::Forward { node, mut reload } => {
                 if let Reload::Script(sha) = &reload {
                     self.preload(routing, node, sha);
+                }
+                if reload == Reload::None && self.worker.cluster.cluster_mode.load(Relaxed) {
+                    reload = Reload::Moved;
                 }
                 let slot = self.forward(routing, node, args);
                 self.items.push(match reload {
@@ -584,6 +587,10 @@ impl Client {
         reload: &Reload,
         first: Bytes,
     ) -> Bytes {
+        if first.starts_with(b"-MOVED ") {
+            let cluster = self.worker.cluster.clone();
+            return cluster.follow_moved(first, args).await;
+        }
         let scripts = &self.worker.cluster.scripts;
         let restore: Vec<Vec<Bytes>> = match reload {
             Reload::Script(sha) if first.starts_with(b"-NOSCRIPT") => match scripts.script(sha) {

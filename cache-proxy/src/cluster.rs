@@ -35,6 +35,8 @@ pub struct NodeState {
     pub removed: AtomicBool,
     /// A Redis server without our `CLUSTER DROPSLOTS`: drops fall back to SCAN + UNLINK.
     pub plain_redis: AtomicBool,
+    /// Its id when it is a cache-node in cluster mode (the proxy pushes it the slot table).
+    pub cluster_id: Mutex<Option<String>>,
     /// Slots that received writes elsewhere while this node was out.
     pub dirty: Mutex<SlotSet>,
     pub last_error: Mutex<String>,
@@ -55,6 +57,7 @@ impl NodeState {
             ejected: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             plain_redis: AtomicBool::new(false),
+            cluster_id: Mutex::new(None),
             dirty: Mutex::new(SlotSet::new()),
             last_error: Mutex::new(String::new()),
             latency: Default::default(),
@@ -187,6 +190,12 @@ pub struct Cluster {
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Scripts and function libraries seen, to restore on nodes that lack them.
     pub scripts: crate::scripts::Scripts,
+    /// The client port's address (set once at start): what CLUSTER SLOTS lists.
+    pub listen_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The proxy's node id in CLUSTER SLOTS / NODES / MYID.
+    pub node_id: String,
+    /// Every member is a cache-node in cluster mode and gets the slot table pushed.
+    pub cluster_mode: AtomicBool,
 }
 
 impl Cluster {
@@ -225,6 +234,9 @@ impl Cluster {
             node_tls,
             metrics_addr: std::sync::OnceLock::new(),
             scripts: Default::default(),
+            listen_addr: std::sync::OnceLock::new(),
+            node_id: cache_routing::random_node_id(),
+            cluster_mode: AtomicBool::new(false),
         })
     }
 
@@ -250,12 +262,16 @@ impl Cluster {
     /// Finds out which nodes are plain Redis servers (no slot drop); logs it, as the
     /// fallback (SCAN + UNLINK) is much slower.
     pub async fn detect_node_kinds(self: Arc<Self>) {
-        for node in self.routing().nodes.clone() {
+        let _change = self.change.lock().await;
+        let routing = self.routing();
+        for node in routing.nodes.clone() {
             self.detect_kind(&node).await;
         }
+        self.push_table(&routing).await;
     }
 
     async fn detect_kind(&self, node: &NodeState) {
+        crate::cluster_push::learn_id(self, node).await;
         if let Ok(reply) = self
             .node_command(&node.addr, &["CLUSTER", "DROPSLOTS"])
             .await
@@ -302,6 +318,7 @@ impl Cluster {
             node.ejections.fetch_add(1, Relaxed);
             tracing::warn!(node = %node.addr, "ejecting node after {} failures", node.failures());
             let next = build_routing(&self.config, current.nodes.clone(), current.epoch + 1);
+            self.push_table(&next).await;
             self.publish(next);
         }
         self.probe(node).await;
@@ -368,6 +385,9 @@ impl Cluster {
             self.publish(next);
         }
         tracing::info!(node = %node.addr, "node readmitted");
+        // (Pushed after the switch: the dirty lock cannot be held across it. Until the
+        // stand-ins have it they still serve the slots a direct cluster client sends them.)
+        self.push_table(&self.routing()).await;
         // The nodes that stood in for it now hold orphan copies of those slots; a later
         // ejection would make them serve those copies again, so drop them now.
         if matches!(self.config.distribution, Distribution::Rendezvous) && !dropped.is_empty() {
@@ -414,6 +434,7 @@ impl Cluster {
                 .await
                 .map_err(|e| format!("ERR cannot prepare node {}: {e}", spec.name))?;
         }
+        self.push_table(&next).await;
         self.publish(next);
         tracing::info!(node = %spec.name, "node added");
         // Orphans on the old owners.
@@ -454,6 +475,10 @@ impl Cluster {
             }
         }
         removed.removed.store(true, Relaxed);
+        self.push_table(&next).await;
+        if self.cluster_mode.load(Relaxed) {
+            self.push_table_to(&next, &[&removed]).await;
+        }
         self.publish(next);
         tracing::info!(node = %addr, "node removed");
         Ok(())

@@ -18,6 +18,8 @@ mod backend;
 mod change_feed;
 mod client;
 pub mod cluster;
+mod cluster_mode;
+mod cluster_push;
 pub mod config;
 pub mod error;
 mod merge;
@@ -102,6 +104,7 @@ impl Proxy {
             }
         };
         let workers = start_workers(&cluster)?;
+        let _ = cluster.listen_addr.set(addr);
         tracing::info!(%addr, nodes = cluster.config.nodes.len(), "cache-proxy listening");
         let task = tokio::spawn(accept(
             listener,

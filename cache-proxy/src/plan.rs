@@ -110,6 +110,8 @@ pub enum Reload {
     Script(Bytes),
     /// FCALL: on "Function not found", load the libraries the proxy has seen and retry.
     Functions,
+    /// Nodes in cluster mode: on `-MOVED`, the same request to the node named.
+    Moved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +211,9 @@ pub fn plan(routing: &Routing, view: &View, call: Resolved, args: &[Bytes]) -> P
         Cmd::Unwatch => plan_of(Action::Alone(Alone::Unwatch)),
         Cmd::Reset => plan_of(Action::Alone(Alone::Reset)),
         Cmd::Proxy => plan_of(Action::Alone(Alone::Proxy)),
+        // A cluster client given the proxy's address sees one node owning every slot.
+        Cmd::Cluster if crate::cluster_mode::answers(args) => plan_of(Action::Local),
+        Cmd::Asking | Cmd::Readonly | Cmd::Readwrite => ok(),
         Cmd::Subscribe | Cmd::Psubscribe | Cmd::Unsubscribe | Cmd::Punsubscribe => {
             plan_of(Action::Alone(Alone::Subscribe))
         }

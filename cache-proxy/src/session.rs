@@ -22,6 +22,7 @@ impl Client {
             Cmd::Auth => self.auth(args),
             Cmd::Hello => self.hello(args),
             Cmd::Client => self.client_command(args),
+            Cmd::Cluster => self.cluster_command(args),
             Cmd::Multi => {
                 if self.multi.is_some() {
                     self.error("ERR MULTI calls can not be nested");

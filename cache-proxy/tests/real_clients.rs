@@ -38,6 +38,17 @@ fn redis_py_through_proxy() {
     );
 }
 
+/// redis-py's `RedisCluster` given the proxy's address: CLUSTER SLOTS lists the proxy as the
+/// one node owning every slot, so the cluster client works unchanged through it.
+#[test]
+fn redis_py_cluster_client_through_proxy() {
+    run_script(
+        "python3",
+        &["tests/clients/redis_py_cluster.py"],
+        &Target::proxy(),
+    );
+}
+
 #[test]
 fn ioredis_through_node() {
     run_script("node", &["tests/clients/ioredis_app.js"], &Target::node());

@@ -16,6 +16,7 @@ import uuid
 try:
     import redis
     from redis.exceptions import LockError, LockNotOwnedError
+    from checks import run_checks
 except ImportError:
     print("SKIPPED redis-py lock: python module 'redis' is not installed")
     sys.exit(3)
@@ -130,19 +131,11 @@ CHECKS = [check_acquire_release, check_contention, check_extend, check_not_owned
 
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
-    failed = 0
-    for protocol in (2, 3):
-        r = redis.Redis(host=host, port=int(port), protocol=protocol)
-        for check in CHECKS:
-            name = f"lua:lock:{uuid.uuid4().hex}"
-            try:
-                check(r, name)
-                print(f"ok   resp{protocol} {check.__name__}")
-            except Exception as e:  # noqa: BLE001 - report every failure
-                failed += 1
-                print(f"FAIL resp{protocol} {check.__name__}: {e!r}")
-    print(f"{2 * len(CHECKS) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    run_checks(
+        CHECKS,
+        lambda protocol: redis.Redis(host=host, port=int(port), protocol=protocol),
+        lambda: f"lua:lock:{uuid.uuid4().hex}",
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! CLUSTER KEYSLOT / COUNTKEYSINSLOT / GETKEYSINSLOT (Redis's per-slot key index, answered
-//! for the current database) and CLUSTER DROPSLOTS, ferrocache's own: cache-proxy drops the
+//! for the current database, in cluster mode or not), the cluster-mode subcommands
+//! (`cluster_view`) and CLUSTER DROPSLOTS, ferrocache's own: cache-proxy drops the
 //! slots that moved or were written elsewhere before a node takes their traffic. Also
 //! CACHE INVALIDATE, the explicit invalidation by pattern (deploys, schema changes).
 
@@ -7,6 +8,8 @@ use bytes::Bytes;
 use cache_protocol::glob::glob_match;
 use cache_store::SLOTS;
 
+use super::cluster_view;
+pub use super::cluster_view::connection_mode;
 use super::connection::help;
 use super::{int_arg, is, CmdError, CmdResult, Ctx};
 
@@ -18,6 +21,23 @@ const CLUSTER_HELP: &[&str] = &[
     "    Return key names stored by current node in a slot.",
     "KEYSLOT <key>",
     "    Return the hash slot for <key>.",
+    "INFO",
+    "    Return information about the cluster.",
+    "MYID",
+    "    Return the node id.",
+    "NODES",
+    "    Return cluster configuration seen by node. Output format:",
+    "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+    "SLOTS",
+    "    Return information about slots range mappings. Each range is made of:",
+    "    start, end, master and replicas IP addresses, ports and ids",
+    "SHARDS",
+    "    Return information about slot range mappings and the nodes associated with them.",
+    "LINKS",
+    "    Return information about all network links between this node and its peers.",
+    "    Output format is an array where each array element is a map containing attributes of a link",
+    "SETTABLE <epoch> [<node-id> <ip> <port> <hostname|-> <start-end,...|->] ...",
+    "    Install the cluster's slot table (cluster mode); an older epoch is refused.",
     "DROPSLOTS [<start-slot> <end-slot> ...]",
     "    Remove from memory every key of the slot ranges (inclusive); return how many.",
     "HELP",
@@ -35,6 +55,7 @@ pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     if is(sub, "help") {
         help(ctx, CLUSTER_HELP);
+    } else if cluster_view::subcommand(ctx, sub, args)? {
     } else if is(sub, "keyslot") {
         ctx.out.int(i64::from(cache_store::key_slot(&args[2])));
     } else if is(sub, "countkeysinslot") {

@@ -55,6 +55,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         std::mem::swap(ctx.out, &mut sink);
     }
     select_db(ctx, 0);
+    ctx.conn.readonly = false;
     ctx.shared.tracking.disable(ctx.shared, &ctx.conn.info);
     ctx.shared.monitors.remove(ctx.conn.info.id);
     set_protocol(ctx, Protocol::Resp2);
@@ -93,7 +94,16 @@ pub fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
 }
 
 pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let db = db_index(ctx, &args[1])?;
+    // As Redis: in cluster mode any index but 0 is refused before its range is checked.
+    let cluster = ctx.shared.cluster.enabled;
+    let db = match db_index(ctx, &args[1]) {
+        Err(CmdError::DbIndex) if cluster => None,
+        r => Some(r?),
+    };
+    if cluster && db != Some(0) {
+        return Err(CmdError::Msg("ERR SELECT is not allowed in cluster mode"));
+    }
+    let db = db.unwrap_or(0);
     select_db(ctx, db);
     ctx.out.ok();
     Ok(())
@@ -178,7 +188,11 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         b"redis",
         crate::cmd::server::REDIS_VERSION.as_bytes(),
         id,
-        b"standalone",
+        if ctx.shared.cluster.enabled {
+            b"cluster"
+        } else {
+            b"standalone"
+        },
     );
     Ok(())
 }

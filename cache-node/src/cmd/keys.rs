@@ -115,6 +115,11 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let (db, now) = (ctx.db(), ctx.now);
+    if ctx.shared.cluster.enabled && target_db != db {
+        return Err(CmdError::Msg(
+            "ERR Copying to another database is not allowed in cluster mode",
+        ));
+    }
     if src == dst && db == target_db {
         return Err(CmdError::Msg(
             "ERR source and destination objects are the same",
@@ -138,6 +143,9 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if ctx.shared.cluster.enabled {
+        return Err(CmdError::Msg("ERR MOVE is not allowed in cluster mode"));
+    }
     let to = db_index(ctx, &args[2])?;
     if to == ctx.db() {
         return Err(CmdError::Msg(

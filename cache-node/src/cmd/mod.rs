@@ -7,6 +7,7 @@
 pub mod bitops;
 pub mod blocking;
 pub mod cluster;
+pub mod cluster_view;
 pub mod connection;
 pub mod dump;
 pub mod geo;
@@ -91,6 +92,9 @@ pub struct ConnState {
     pub in_script: bool,
     /// The running script called a read command (its declared keys are then tracked).
     pub script_read: bool,
+    /// Cluster mode: READONLY was sent (reads may be served by a replica; there are none
+    /// yet, so it changes no redirection).
+    pub readonly: bool,
 }
 
 impl ConnState {
@@ -114,6 +118,7 @@ impl ConnState {
             script: None,
             in_script: false,
             script_read: false,
+            readonly: false,
         }
     }
 
@@ -659,6 +664,10 @@ impl cache_protocol::admit::Session for NodeSession<'_, '_> {
         })
     }
 
+    fn cluster_redirect(&mut self, call: Resolved, args: &[Bytes]) -> Result<(), String> {
+        crate::cluster::redirect(self.ctx.shared, self.ctx.conn, call, args)
+    }
+
     fn out_of_memory(&mut self, call: Resolved, _args: &[Bytes]) -> bool {
         // A command that runs now is admitted by `memory::before_command` (which also evicts
         // for every command); queueing, and EXEC of a queue that may grow
@@ -905,6 +914,7 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Persist => keys::persist(ctx, args),
         Object => keys::object(ctx, args),
         Cluster => cluster::cluster(ctx, args),
+        Asking | Readonly | Readwrite => cluster::connection_mode(ctx, cmd),
         Cache => cluster::cache(ctx, args),
         // Admission refuses the proxy's commands on a node (`Role::Node`).
         Proxy => Err(CmdError::Owned(cache_protocol::command::unknown_command(

@@ -54,6 +54,9 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if ctx.shared.cluster.enabled {
+        return Err(CmdError::Msg("ERR SWAPDB is not allowed in cluster mode"));
+    }
     // C ints, as Redis reads them (a value past i32 is "invalid", not "out of range").
     let int = |a: &[u8]| super::parse_i64(a).filter(|v| i32::try_from(*v).is_ok());
     let a = int(&args[1]).ok_or(CmdError::Msg("ERR invalid first DB index"))?;
@@ -284,6 +287,7 @@ const SECTIONS: &[&str] = &[
     "replication",
     "backing",
     "cpu",
+    "cluster",
     "keyspace",
     "commandstats",
 ];
@@ -325,8 +329,9 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
     let _ = match section {
         "server" => write!(
             t,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nferrocache_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nferrocache_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
             env!("CARGO_PKG_VERSION"),
+            if shared.cluster.enabled { "cluster" } else { "standalone" },
             std::env::consts::OS,
             std::env::consts::ARCH,
             std::process::id(),
@@ -426,6 +431,11 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
             crate::backing::info(shared, t);
             Ok(())
         }
+        "cluster" => write!(
+            t,
+            "# Cluster\r\ncluster_enabled:{}\r\n",
+            u8::from(shared.cluster.enabled)
+        ),
         "keyspace" => {
             let _ = write!(t, "# Keyspace\r\n");
             for (db, (keys, expires)) in shared.store.keyspace_counts().into_iter().enumerate() {

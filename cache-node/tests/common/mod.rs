@@ -100,3 +100,36 @@ pub fn observe(c: &mut redis::Connection, key: &str) -> Vec<redis::Value> {
     }
     out
 }
+
+/// Runs `python3 tests/clients/SCRIPT ADDR` from the workspace root and asserts it passed
+/// (its last line `N passed, 0 failed`). A missing python3 or redis module (exit 3) is a
+/// skip, unless `FERROCACHE_REQUIRE_CLIENTS=1`. The script bounds its own run time.
+pub fn python_client(script: &str, addr: &str) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let output = std::process::Command::new("python3")
+        .arg(format!("tests/clients/{script}"))
+        .arg(addr)
+        .current_dir(root)
+        .output();
+    let required = std::env::var("FERROCACHE_REQUIRE_CLIENTS").is_ok_and(|v| v == "1");
+    let output = match output {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            eprintln!("SKIPPED {script}: python3 is not installed");
+            return;
+        }
+        Err(e) => panic!("cannot run python3: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(3) && !required {
+        eprintln!("{}", stdout.trim());
+        return;
+    }
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  args ─► resolve (name, arity, subcommand, served here?) ─► NOAUTH ─► no_multi ─► ACL
-//!       ─► OOM (node) ─► RESP2 subscribed mode ─► MULTI queueing ─► Run | Queue | Refuse
+//!       ─► cluster redirection (node in cluster mode) ─► OOM (node) ─► RESP2 subscribed mode ─► MULTI queueing ─► Run | Queue | Refuse
 //! ```
 //!
 //! A refusal inside MULTI makes the transaction fail at EXEC (Redis's `flagTransaction`);
@@ -55,6 +55,11 @@ pub trait Session {
     /// memory is over the limit and nothing could be evicted. The proxy holds no data.
     fn out_of_memory(&mut self, _call: Resolved, _args: &[bytes::Bytes]) -> bool {
         false
+    }
+    /// Cluster mode: Redis Cluster's redirection of a keyed request (EXEC: of its queue),
+    /// `Err` carrying the whole `-MOVED` / `-CROSSSLOT` / `-CLUSTERDOWN` message.
+    fn cluster_redirect(&mut self, _call: Resolved, _args: &[bytes::Bytes]) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -128,6 +133,14 @@ pub fn admit(role: Role, args: &[bytes::Bytes], session: &mut impl Session) -> A
     }
     if let Err(denied) = session.acl_check(call, args) {
         return refuse(denied);
+    }
+    if let Err(error) = session.cluster_redirect(call, args) {
+        // As Redis: a redirected EXEC discards the transaction with the redirection itself
+        // (no EXECABORT); a redirected command inside MULTI fails the EXEC.
+        return Admission::Refuse {
+            error,
+            call: Some(call),
+        };
     }
     if refused_when_oom(call, queueing, session.queued_denyoom())
         && session.out_of_memory(call, args)
@@ -267,6 +280,45 @@ mod tests {
             error(Role::Node, &mut s, "SHUTDOWN"),
             "ERR Command not allowed inside a transaction"
         );
+    }
+
+    #[test]
+    fn cluster_redirection_follows_the_acl_and_is_not_an_execabort() {
+        struct Redirecting(Fake);
+        impl Session for Redirecting {
+            fn authenticated(&self) -> bool {
+                self.0.authenticated()
+            }
+            fn acl_check(&mut self, call: Resolved, args: &[Bytes]) -> Result<(), String> {
+                self.0.acl_check(call, args)
+            }
+            fn resp2_subscribed(&self) -> bool {
+                false
+            }
+            fn queueing(&self) -> bool {
+                self.0.multi
+            }
+            fn cluster_redirect(&mut self, call: Resolved, _: &[Bytes]) -> Result<(), String> {
+                Err(format!("MOVED 1 h:1 ({})", call.name()))
+            }
+        }
+        let mut s = Redirecting(open());
+        s.0.denied = true;
+        assert!(matches!(
+            admit(Role::Node, &args("GET a"), &mut s),
+            Admission::Refuse { error, .. } if error == "NOPERM get"
+        ));
+        s.0.denied = false;
+        s.0.multi = true;
+        for (words, want) in [
+            ("GET a", "MOVED 1 h:1 (get)"),
+            ("EXEC", "MOVED 1 h:1 (exec)"),
+        ] {
+            assert!(matches!(
+                admit(Role::Node, &args(words), &mut s),
+                Admission::Refuse { error, .. } if error == want
+            ));
+        }
     }
 
     #[test]

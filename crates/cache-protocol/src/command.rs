@@ -135,6 +135,9 @@ pub const EXTRA_CATEGORIES: &[(&str, u32)] = {
         ("info", DANGEROUS),
         ("lastsave", ADMIN | DANGEROUS),
         ("restore", DANGEROUS),
+        ("asking", CONNECTION),
+        ("readonly", CONNECTION),
+        ("readwrite", CONNECTION),
     ]
 };
 
@@ -551,6 +554,9 @@ commands! {
     Pubsub => "pubsub", -2, 0, 0, 0, 0, "pubsub", "A container for Pub/Sub commands.", subs = PUBSUB_SUBCOMMANDS;
     // cluster: the per-slot key index (and the proxy's slot drop)
     Cluster => "cluster", -2, 0, 0, 0, 0, "cluster", "A container for Redis Cluster commands.", subs = CLUSTER_SUBCOMMANDS;
+    Asking => "asking", 1, FAST, 0, 0, 0, "cluster", "Signals that a cluster client is following an -ASK redirect.";
+    Readonly => "readonly", 1, FAST | LOADING | STALE, 0, 0, 0, "cluster", "Enables read-only queries for a connection to a Redis Cluster replica node.";
+    Readwrite => "readwrite", 1, FAST | LOADING | STALE, 0, 0, 0, "cluster", "Enables read-write queries for a connection to a Reids Cluster replica node.";
     // ferrocache's own
     Cache => "cache", -2, NODE_ONLY, 0, 0, 0, "server", "A container for ferrocache cache-management commands.", subs = CACHE_SUBCOMMANDS;
     Proxy => "proxy", -2, PROXY_ONLY, 0, 0, 0, "server", "A container for cache-proxy's cluster-management commands.", subs = PROXY_SUBCOMMANDS;
@@ -688,6 +694,13 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("cluster|getkeysinslot", 4, STALE, 0, 0, 0, "cluster", "Returns the key names in a hash slot."),
     spec!("cluster|dropslots", -2, ADMIN | WRITE | NODE_ONLY | STALE, 0, 0, 0, "cluster", "Removes from memory every key of the given slot ranges (start end ...); used by cache-proxy after a ring change."),
     spec!("cluster|help", 2, LOADING | STALE, 0, 0, 0, "cluster", "Returns helpful text about the different subcommands."),
+    spec!("cluster|info", 2, STALE, 0, 0, 0, "cluster", "Returns information about the state of a node."),
+    spec!("cluster|links", 2, STALE, 0, 0, 0, "cluster", "Returns a list of all TCP links to and from peer nodes."),
+    spec!("cluster|myid", 2, STALE, 0, 0, 0, "cluster", "Returns the ID of a node."),
+    spec!("cluster|nodes", 2, STALE, 0, 0, 0, "cluster", "Returns the cluster configuration for a node."),
+    spec!("cluster|shards", 2, STALE, 0, 0, 0, "cluster", "Returns the mapping of cluster slots to shards."),
+    spec!("cluster|slots", 2, STALE, 0, 0, 0, "cluster", "Returns the mapping of cluster slots to nodes."),
+    spec!("cluster|settable", -3, ADMIN | NODE_ONLY | NOSCRIPT | LOADING | STALE, 0, 0, 0, "cluster", "Installs the cluster's slot table (epoch, then node-id ip port hostname ranges per node); an older epoch is refused. Sent by cache-proxy."),
 ];
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[

@@ -1,4 +1,5 @@
-//! Which node holds a key: the proxy's routing, with no I/O and no other crate of ours.
+//! Which node holds a key: the proxy's routing and the cluster-mode slot table, with no I/O
+//! (cache-protocol only for the cluster replies' encoder).
 //!
 //! ```text
 //!                        ┌─ Rendezvous: key ─CRC16({tag})─► slot ─► table[slot] ──► node
@@ -40,6 +41,8 @@
 //! assert!(router.node_for_key(b"user:42").is_some());
 //! ```
 
+pub mod cluster_reply;
+mod cluster_table;
 mod ketama;
 mod key_hash;
 mod node;
@@ -48,6 +51,7 @@ mod router;
 mod slot;
 mod slot_set;
 
+pub use cluster_table::{random_node_id, ClusterNode, ClusterTable, TableError, NODE_ID_LEN};
 pub use ketama::HashTag;
 pub use key_hash::KeyHash;
 pub use node::{NodeSpec, TwemproxyServer};

@@ -6,6 +6,10 @@
 //!       ──RawConn──► exact reply bytes, compared with the reference Redis's
 //! ```
 
+mod redis_server;
+
+pub use redis_server::{have_redis_server, RedisServer, TempDir};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
