@@ -14,7 +14,7 @@
 //! databases take one lock. Locks are `std::sync::Mutex`, held for one command and never across
 //! an `.await`; multi-key commands lock their shards in ascending order.
 //!
-//! Each table is a dense vector of entries with a hashbrown index of positions (see
+//! Each table is a dense vector of entries with an index of positions (u32 slots, see
 //! [`table`]), so that a random entry is one index away
 //! (RANDOMKEY, eviction sampling) and SCAN can walk positions downwards: `swap_remove` only moves
 //! the last entry into a hole, so a cursor that walks from the top never misses a key that was
