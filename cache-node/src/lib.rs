@@ -21,6 +21,7 @@ mod gate;
 mod memory;
 mod metrics;
 mod persist;
+mod replica;
 mod scripting;
 mod stats;
 #[doc(hidden)]
@@ -76,6 +77,8 @@ pub struct Shared {
     pub scripts: scripting::Scripts,
     /// Snapshots: SAVE, BGSAVE, save points, LASTSAVE, INFO persistence.
     pub persist: persist::Persistence,
+    /// Following a Redis master (REPLICAOF).
+    pub replica: replica::Replica,
 }
 
 impl Shared {
@@ -122,9 +125,13 @@ impl Shared {
                 latency: Default::default(),
                 scripts: Default::default(),
                 persist: Default::default(),
+                replica: Default::default(),
             }
         });
         shared.persist.init(Arc::downgrade(&shared));
+        shared
+            .replica
+            .set_node(Arc::downgrade(&shared), &shared.run_id);
         shared.apply_eviction_config();
         shared
             .store
@@ -361,6 +368,10 @@ impl Node {
                 .map_err(std::io::Error::other)?
                 .map_err(std::io::Error::other)?;
         }
+        shared
+            .replica
+            .set_runtime(tokio::runtime::Handle::current());
+        replica::start_from_config(&shared).map_err(std::io::Error::other)?;
         let workers = start_workers(&shared)?;
         tracing::info!(%addr, workers = workers.len(), "ready to accept connections");
         let task = tokio::spawn(run(listener, tls, shared.clone(), workers));
@@ -398,8 +409,13 @@ fn tune_allocator() {
 }
 
 fn run_id() -> String {
-    // 40 hex characters as Redis's; unique enough from time and pid.
-    let seed = now_ms() ^ (u64::from(std::process::id()) << 32);
+    random_id(0)
+}
+
+/// 40 hex characters as Redis's run and replication ids; unique enough from time, pid and
+/// `salt`.
+pub(crate) fn random_id(salt: u64) -> String {
+    let seed = now_ms() ^ (u64::from(std::process::id()) << 32) ^ salt;
     let mut x = seed | 1;
     (0..5)
         .map(|_| {
