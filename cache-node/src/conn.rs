@@ -77,9 +77,10 @@ pub fn spawn(
     tokio::spawn(client.instrument(span));
 }
 
-struct Registration<'a> {
-    shared: &'a Shared,
-    id: u64,
+/// Unregisters a client however its task ends.
+pub(crate) struct Registration<'a> {
+    pub shared: &'a Shared,
+    pub id: u64,
 }
 
 impl Drop for Registration<'_> {
@@ -371,8 +372,6 @@ pub(crate) fn run_batch(
         parked: None,
         after: None,
     };
-    // What each write command changed, for the backing store (armed only there).
-    let changes = ChangeLog::default();
     // Shared hold on the transaction gate for this batch; never held across .await.
     let mut gate = Some(shared.gate.read());
     loop {
@@ -389,56 +388,7 @@ pub(crate) fn run_batch(
                 }
             },
         };
-        let mut ctx = Ctx {
-            shared,
-            conn: &mut *conn,
-            out: &mut *out,
-            now,
-            clock: &mut *clock,
-            changes: &changes,
-        };
-        let mut step = if shared.backing.is_none() {
-            dispatch(&mut ctx, &args);
-            Step::Done
-        } else {
-            backing::run_frame(&mut ctx, &args)
-        };
-        if let Some(queue) = ctx.conn.exec_queue.take() {
-            // EXEC runs alone: trade the shared hold for an exclusive one.
-            drop(gate.take());
-            let exclusive = shared.gate.write();
-            if shared.backing.is_none() {
-                crate::cmd::multi::run(&mut ctx, queue);
-            } else {
-                step = backing::run_exec(&mut ctx, queue);
-            }
-            if shared.monitors.active() {
-                crate::cmd::monitor::feed(&ctx, &args);
-            }
-            drop(exclusive);
-            gate = Some(shared.gate.read());
-            if shared.backing.is_none() {
-                // (With a backing store, run_exec served them: their pops are its writes.)
-                blocking::serve_ready(shared, ctx.store(), now);
-            }
-        }
-        if let Some(script) = ctx.conn.script.take() {
-            // A script runs alone too, like EXEC.
-            drop(gate.take());
-            let exclusive = shared.gate.write();
-            let keys = script.keys.clone();
-            if shared.backing.is_none() {
-                crate::scripting::run(&mut ctx, *script);
-            } else {
-                step = backing::run_script(&mut ctx, *script);
-            }
-            crate::tracking::after_script(&mut ctx, &keys);
-            drop(exclusive);
-            gate = Some(shared.gate.read());
-            if shared.backing.is_none() {
-                blocking::serve_ready(shared, ctx.store(), now);
-            }
-        }
+        let step = run_request(shared, conn, &args, out, now, clock, &mut gate);
         match step {
             Step::Done => {}
             Step::Journaled(seq) => {
@@ -466,6 +416,74 @@ pub(crate) fn run_batch(
     drop(gate);
     crate::tracking::flush_pending();
     end
+}
+
+/// Runs one request through the command path a client's request takes (admission, dispatch,
+/// EXEC and scripts under the exclusive gate), appending its reply to `out`. `gate` is the
+/// batch's shared hold, traded for an exclusive one while EXEC or a script runs. The replica
+/// applies its master's stream through here too.
+pub(crate) fn run_request<'s>(
+    shared: &'s Shared,
+    conn: &mut ConnState,
+    args: &[Bytes],
+    out: &mut ReplyBuf,
+    now: u64,
+    clock: &mut Instant,
+    gate: &mut Option<crate::gate::GateRead<'s>>,
+) -> Step {
+    // What a write command changed, for the backing store (armed only there).
+    let changes = ChangeLog::default();
+    let mut ctx = Ctx {
+        shared,
+        conn: &mut *conn,
+        out: &mut *out,
+        now,
+        clock: &mut *clock,
+        changes: &changes,
+    };
+    let mut step = if shared.backing.is_none() {
+        dispatch(&mut ctx, args);
+        Step::Done
+    } else {
+        backing::run_frame(&mut ctx, args)
+    };
+    if let Some(queue) = ctx.conn.exec_queue.take() {
+        // EXEC runs alone: trade the shared hold for an exclusive one.
+        drop(gate.take());
+        let exclusive = shared.gate.write();
+        if shared.backing.is_none() {
+            crate::cmd::multi::run(&mut ctx, queue);
+        } else {
+            step = backing::run_exec(&mut ctx, queue);
+        }
+        if shared.monitors.active() {
+            crate::cmd::monitor::feed(&ctx, args);
+        }
+        drop(exclusive);
+        *gate = Some(shared.gate.read());
+        if shared.backing.is_none() {
+            // (With a backing store, run_exec served them: their pops are its writes.)
+            blocking::serve_ready(shared, ctx.store(), now);
+        }
+    }
+    if let Some(script) = ctx.conn.script.take() {
+        // A script runs alone too, like EXEC.
+        drop(gate.take());
+        let exclusive = shared.gate.write();
+        let keys = script.keys.clone();
+        if shared.backing.is_none() {
+            crate::scripting::run(&mut ctx, *script);
+        } else {
+            step = backing::run_script(&mut ctx, *script);
+        }
+        crate::tracking::after_script(&mut ctx, &keys);
+        drop(exclusive);
+        *gate = Some(shared.gate.read());
+        if shared.backing.is_none() {
+            blocking::serve_ready(shared, ctx.store(), now);
+        }
+    }
+    step
 }
 
 /// Waits for a blocked command's outcome and appends its reply. Input that arrives meanwhile

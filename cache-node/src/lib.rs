@@ -22,6 +22,7 @@ mod gate;
 mod memory;
 mod metrics;
 mod persist;
+mod replica;
 mod scripting;
 mod stats;
 #[doc(hidden)]
@@ -79,6 +80,8 @@ pub struct Shared {
     pub persist: persist::Persistence,
     /// Cluster mode: the slot table and this node's id.
     pub cluster: cluster::ClusterState,
+    /// Following a Redis master (REPLICAOF).
+    pub replica: replica::Replica,
 }
 
 impl Shared {
@@ -128,9 +131,13 @@ impl Shared {
                 scripts: Default::default(),
                 persist: Default::default(),
                 cluster,
+                replica: Default::default(),
             }
         });
         shared.persist.init(Arc::downgrade(&shared));
+        shared
+            .replica
+            .set_node(Arc::downgrade(&shared), &shared.run_id);
         shared.apply_eviction_config();
         shared
             .store
@@ -360,6 +367,10 @@ impl Node {
                 .map_err(std::io::Error::other)?
                 .map_err(std::io::Error::other)?;
         }
+        shared
+            .replica
+            .set_runtime(tokio::runtime::Handle::current());
+        replica::start_from_config(&shared).map_err(std::io::Error::other)?;
         let workers = start_workers(&shared)?;
         tracing::info!(%addr, workers = workers.len(), "ready to accept connections");
         let task = tokio::spawn(run(listener, tls, shared.clone(), workers));
@@ -397,8 +408,13 @@ fn tune_allocator() {
 }
 
 fn run_id() -> String {
-    // 40 hex characters as Redis's; unique enough from time and pid.
-    let seed = now_ms() ^ (u64::from(std::process::id()) << 32);
+    random_id(0)
+}
+
+/// 40 hex characters as Redis's run and replication ids; unique enough from time, pid and
+/// `salt`.
+pub(crate) fn random_id(salt: u64) -> String {
+    let seed = now_ms() ^ (u64::from(std::process::id()) << 32) ^ salt;
     let mut x = seed | 1;
     (0..5)
         .map(|_| {

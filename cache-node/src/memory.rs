@@ -125,6 +125,11 @@ pub fn before_command(
     if maxmemory == 0 || ctx.conn.in_script {
         return Ok(Admission::Done);
     }
+    // A replica with replica-ignore-maxmemory leaves eviction to its master (Redis's
+    // performEvictions); its master's writes are obeyed whatever memory says.
+    if ctx.conn.from_master || crate::replica::ignores_maxmemory(ctx.shared) {
+        return Ok(Admission::Done);
+    }
     let used = counted(ctx.shared, ctx.now);
     let store = &ctx.shared.store;
     let policy = store.eviction.policy();

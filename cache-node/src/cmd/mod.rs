@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -95,6 +96,9 @@ pub struct ConnState {
     /// Cluster mode: READONLY was sent (reads may be served by a replica; there are none
     /// yet, so it changes no redirection).
     pub readonly: bool,
+    /// The replica's link to its master: its writes pass READONLY, ACL and maxmemory, as
+    /// Redis obeys its master.
+    pub from_master: bool,
 }
 
 impl ConnState {
@@ -119,6 +123,7 @@ impl ConnState {
             in_script: false,
             script_read: false,
             readonly: false,
+            from_master: false,
         }
     }
 
@@ -637,7 +642,7 @@ impl cache_protocol::admit::Session for NodeSession<'_, '_> {
 
     fn acl_check(&mut self, call: Resolved, args: &[Bytes]) -> Result<(), String> {
         // One relaxed load while the only user is an unrestricted `default`.
-        if !self.ctx.shared.acl.restricted() {
+        if !self.ctx.shared.acl.restricted() || self.ctx.conn.from_master {
             return Ok(());
         }
         self.ctx
@@ -719,6 +724,15 @@ fn deliver_own_invalidations(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Keeps a request for EXEC.
+fn queue(ctx: &mut Ctx<'_>, call: Resolved, args: &[Bytes]) {
+    tracing::debug!(cmd = call.name(), args = args.len(), "queued");
+    if let Some(queue) = ctx.conn.multi.as_mut() {
+        queue.push(args.to_vec());
+    }
+    ctx.out.simple("QUEUED");
+}
+
 /// Admits one request and runs it.
 fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let stats = &ctx.shared.stats;
@@ -726,15 +740,22 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let queueing = ctx.conn.multi.is_some() && !ctx.conn.in_exec;
     let admission = admit(Role::Node, args, &mut NodeSession { ctx: &mut *ctx });
     let call = match admission {
-        Admission::Run(call) => call,
-        Admission::Queue(call) => {
-            tracing::debug!(cmd = call.name(), args = args.len(), "queued");
-            if let Some(queue) = ctx.conn.multi.as_mut() {
-                queue.push(args.to_vec());
+        Admission::Run(call) | Admission::Queue(call)
+            if ctx.shared.replica.active() && !ctx.conn.from_master =>
+        {
+            match crate::replica::refusal(ctx.shared, call.spec(), call.cmd.spec()) {
+                None if queueing => return queue(ctx, call, args),
+                None => call,
+                Some(error) => {
+                    ctx.conn.multi_failed |= queueing;
+                    stripe.per_command[call.id()].rejected.fetch_add(1, Relaxed);
+                    ctx.out.error(error);
+                    return;
+                }
             }
-            ctx.out.simple("QUEUED");
-            return;
         }
+        Admission::Run(call) => call,
+        Admission::Queue(call) => return queue(ctx, call, args),
         Admission::Refuse { error, call } => {
             // Redis's flagTransaction: any refusal while queueing fails the EXEC; a refused
             // EXEC ends the transaction.
@@ -761,7 +782,7 @@ fn run_admitted(ctx: &mut Ctx<'_>, args: &[Bytes]) {
         "command"
     );
     ctx.conn.info.set_last_command(stat);
-    if spec.is_write() && crate::persist::writes_stopped(ctx.shared) {
+    if spec.is_write() && !ctx.conn.from_master && crate::persist::writes_stopped(ctx.shared) {
         stripe.per_command[stat].rejected.fetch_add(1, Relaxed);
         ctx.out.error(crate::persist::MISCONF);
         return;
@@ -882,6 +903,8 @@ fn run(ctx: &mut Ctx<'_>, cmd: Cmd, args: &[Bytes]) -> CmdResult {
         Config => server::config(ctx, args),
         Time => server::time(ctx, args),
         Lastsave => persistence::lastsave(ctx, args),
+        Replicaof | Slaveof => replication::replicaof(ctx, args),
+        Role => replication::role(ctx, args),
         Save => persistence::save(ctx, args),
         Bgsave => persistence::bgsave(ctx, args),
         Monitor => monitor::monitor(ctx, args),

@@ -415,11 +415,10 @@ fn write_section(ctx: &Ctx<'_>, section: &str, t: &mut String) {
                 shared.tracking.total_prefixes(),
             )
         }
-        "replication" => write!(
-            t,
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-            shared.run_id
-        ),
+        "replication" => {
+            t.push_str(&crate::replica::info_section(shared));
+            Ok(())
+        }
         "cpu" => {
             let (user, sys) = cpu_seconds();
             write!(

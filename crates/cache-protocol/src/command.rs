@@ -134,6 +134,7 @@ pub const EXTRA_CATEGORIES: &[(&str, u32)] = {
         ("keys", DANGEROUS),
         ("info", DANGEROUS),
         ("lastsave", ADMIN | DANGEROUS),
+        ("role", ADMIN | DANGEROUS),
         ("restore", DANGEROUS),
         ("asking", CONNECTION),
         ("readonly", CONNECTION),
@@ -346,6 +347,9 @@ commands! {
     Acl => "acl", -2, 0, 0, 0, 0, "server", "A container for Access List Control commands.", subs = ACL_SUBCOMMANDS;
     Slowlog => "slowlog", -2, 0, 0, 0, 0, "server", "A container for slow log commands.", subs = SLOWLOG_SUBCOMMANDS;
     Latency => "latency", -2, 0, 0, 0, 0, "server", "A container for latency diagnostics commands.", subs = LATENCY_SUBCOMMANDS;
+    Replicaof => "replicaof", 3, ADMIN | NOSCRIPT | STALE | NODE_ONLY, 0, 0, 0, "server", "Configures a server as replica of another, or promotes it to a master.";
+    Slaveof => "slaveof", 3, ADMIN | NOSCRIPT | STALE | NODE_ONLY, 0, 0, 0, "server", "Sets a Redis server as a replica of another, or promotes it to being a master.";
+    Role => "role", 1, NOSCRIPT | LOADING | STALE | FAST | NODE_ONLY, 0, 0, 0, "server", "Returns the replication role.";
     // generic
     Del => "del", -2, WRITE, 1, -1, 1, "generic", "Deletes one or more keys.";
     Unlink => "unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "Asynchronously deletes one or more keys.";
